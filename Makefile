@@ -1,0 +1,44 @@
+# tradepipe: every target creates or refreshes the virtual environment it needs.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install run test test-fast test-slow bench lint format clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## run: the most complete main job the project has, on embedded defaults, ending with a summary.
+run: $(STAMP)
+	$(BIN)/tradepipe demo
+
+## test: lint, then the fast suite, then the slow (multiprocess, fault, long property) suite.
+test: lint test-fast test-slow
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+## bench: every benchmark in quick mode (see perf/README.md for full runs).
+bench: $(STAMP)
+	$(BIN)/python perf/bench_ring.py --quick
+
+clean:
+	-$(BIN)/tradepipe clean
+	rm -rf .pytest_cache .ruff_cache .hypothesis build *.egg-info
