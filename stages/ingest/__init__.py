@@ -1,0 +1,1 @@
+"""Sources that turn outside input (files, feeds, gateways) into sequenced command batches."""
