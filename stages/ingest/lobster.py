@@ -1,0 +1,235 @@
+"""LOBSTER message and orderbook files: compiled CSV reading and writing.
+
+Users compare tradepipe's books with LOBSTER's (lobsterdata.com) reconstructions of NASDAQ
+books, so both of LOBSTER's CSV files are read and the orderbook format is written back:
+
+* message file, one row per event: ``Time,Type,OrderID,Size,Price,Direction``; time in seconds
+  after midnight with up to 9 decimals (kept here as integer ns), price in dollars × 10000,
+  direction 1 = buy limit order, -1 = sell limit order. Types: 1 new limit order, 2 partial
+  cancel, 3 delete, 4 visible execution, 5 hidden execution, 6 cross trade, 7 trading halt
+  (price -1 halt, 0 quoting resumes, 1 trading resumes).
+* orderbook file, one row per message, the book after it: ``AskPrice1,AskSize1,BidPrice1,
+  BidSize1,AskPrice2,...``; an empty level is written as ask price 9999999999, bid price
+  -9999999999, size 0.
+
+CSV parsing and writing run in compiled loops (numba): ``np.loadtxt`` manages a few hundred
+thousand rows per second, the replay target is a million messages per second.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import IO
+
+import numba
+import numpy as np
+
+#: One parsed message-file row; ``time_ns`` is the time column in integer nanoseconds.
+MESSAGE_DTYPE = np.dtype(
+    [
+        ("time_ns", "<i8"),
+        ("type", "<i8"),
+        ("order_id", "<i8"),
+        ("size", "<i8"),
+        ("price", "<i8"),
+        ("direction", "<i8"),
+    ]
+)
+MESSAGE_COLUMNS = 6
+
+NEW_LIMIT = 1
+PARTIAL_CANCEL = 2
+DELETE = 3
+VISIBLE_EXECUTION = 4
+HIDDEN_EXECUTION = 5
+CROSS_TRADE = 6
+TRADING_HALT = 7
+MESSAGE_TYPES = {
+    NEW_LIMIT: "new limit order",
+    PARTIAL_CANCEL: "partial cancel",
+    DELETE: "delete",
+    VISIBLE_EXECUTION: "visible execution",
+    HIDDEN_EXECUTION: "hidden execution",
+    CROSS_TRADE: "cross trade",
+    TRADING_HALT: "trading halt",
+}
+HALT_PRICE = -1  # type 7 with this price: trading halts
+QUOTE_RESUME_PRICE = 0  # quoting resumes (trading still halted)
+TRADE_RESUME_PRICE = 1  # trading resumes
+
+EMPTY_ASK_PRICE = 9999999999
+EMPTY_BID_PRICE = -9999999999
+
+# Parse outcome codes.
+PARSE_OK = 0
+PARSE_BAD_CHARACTER = 1
+PARSE_TOO_FEW_COLUMNS = 2
+PARSE_TOO_MANY_COLUMNS = 3
+PARSE_EMPTY_FIELD = 4
+_PROBLEMS = {
+    PARSE_BAD_CHARACTER: "unexpected character",
+    PARSE_TOO_FEW_COLUMNS: "too few columns",
+    PARSE_TOO_MANY_COLUMNS: "too many columns",
+    PARSE_EMPTY_FIELD: "empty field",
+}
+
+
+class LobsterFormatError(ValueError):
+    """A LOBSTER file is malformed at ``line`` (1-based), byte ``offset``."""
+
+    def __init__(self, path: str, line: int, offset: int, problem: str, expected: str) -> None:
+        self.path = path
+        self.line = line
+        self.offset = offset
+        self.problem = problem
+        super().__init__(
+            f"{path}: line {line} (byte offset {offset}): {problem}; expected {expected}"
+        )
+
+
+@numba.njit(cache=True, nogil=True)
+def _parse_csv(buf, ncols, time_col, out):
+    """Parse rows of ``ncols`` integers (column ``time_col`` a decimal -> ns) into ``out``.
+
+    Returns (rows, status, byte offset of the problem, line of the problem).
+    """
+    size = buf.shape[0]
+    pos = 0
+    row = 0
+    line = 1
+    while pos < size:
+        c = buf[pos]
+        if c == 10 or c == 13:  # blank line (or the \n of \r\n)
+            if c == 10:
+                line += 1
+            pos += 1
+            continue
+        for col in range(ncols):
+            negative = False
+            if pos < size and buf[pos] == 45:  # '-'
+                negative = True
+                pos += 1
+            value = np.int64(0)
+            digits = 0
+            while pos < size and 48 <= buf[pos] <= 57:
+                value = value * 10 + (buf[pos] - 48)
+                digits += 1
+                pos += 1
+            if col == time_col:
+                frac = np.int64(0)
+                frac_digits = 0
+                if pos < size and buf[pos] == 46:  # '.'
+                    pos += 1
+                    while pos < size and 48 <= buf[pos] <= 57:
+                        if frac_digits < 9:
+                            frac = frac * 10 + (buf[pos] - 48)
+                            frac_digits += 1
+                        digits += 1
+                        pos += 1
+                while frac_digits < 9:
+                    frac *= 10
+                    frac_digits += 1
+                value = value * 1_000_000_000 + frac
+            if digits == 0:
+                return row, PARSE_EMPTY_FIELD, pos, line
+            out[row, col] = -value if negative else value
+            at_end = pos >= size or buf[pos] == 10 or buf[pos] == 13
+            if col < ncols - 1:
+                if at_end:
+                    return row, PARSE_TOO_FEW_COLUMNS, pos, line
+                if buf[pos] != 44:  # ','
+                    return row, PARSE_BAD_CHARACTER, pos, line
+                pos += 1
+            elif not at_end:
+                if buf[pos] == 44:
+                    return row, PARSE_TOO_MANY_COLUMNS, pos, line
+                return row, PARSE_BAD_CHARACTER, pos, line
+        row += 1
+    return row, PARSE_OK, pos, line
+
+
+def _parse(path: str | Path, ncols: int, time_col: int, expected: str) -> np.ndarray:
+    buf = np.fromfile(path, dtype=np.uint8)
+    capacity = int(np.count_nonzero(buf == 10)) + 1
+    out = np.empty((capacity, ncols), dtype=np.int64)
+    rows, status, offset, line = _parse_csv(buf, ncols, time_col, out)
+    if status != PARSE_OK:
+        raise LobsterFormatError(str(path), int(line), int(offset), _PROBLEMS[status], expected)
+    return out[:rows]
+
+
+def read_messages(path: str | Path) -> np.ndarray:
+    """Every row of a LOBSTER message file as a ``MESSAGE_DTYPE`` array.
+
+    Raises ``LobsterFormatError`` naming the line and byte offset of a malformed row.
+    """
+    table = _parse(path, MESSAGE_COLUMNS, 0, "Time,Type,OrderID,Size,Price,Direction")
+    return np.ascontiguousarray(table).view(MESSAGE_DTYPE).reshape(-1)
+
+
+def read_orderbook(path: str | Path, levels: int | None = None) -> np.ndarray:
+    """A LOBSTER orderbook file as an int64 array of shape (rows, 4 × levels).
+
+    ``levels`` defaults to what the first row holds; a row of another width is an error.
+    """
+    if levels is None:
+        with open(path, "rb") as stream:
+            first = stream.readline()
+        cells = first.count(b",") + 1
+        if cells % 4:
+            raise LobsterFormatError(
+                str(path), 1, 0, f"{cells} columns", "4 per level (ask price, size, bid ...)"
+            )
+        levels = cells // 4
+    return _parse(path, 4 * levels, -1, f"{4 * levels} integer columns")
+
+
+@numba.njit(cache=True, nogil=True)
+def _format_rows(table, out):
+    """ASCII CSV of an int64 table into ``out``; returns the number of bytes written."""
+    pos = 0
+    digits = np.empty(20, dtype=np.uint8)
+    for r in range(table.shape[0]):
+        for c in range(table.shape[1]):
+            value = table[r, c]
+            if value < 0:
+                out[pos] = 45
+                pos += 1
+                value = -value
+            n = 0
+            while True:
+                digits[n] = 48 + value % 10
+                n += 1
+                value //= 10
+                if value == 0:
+                    break
+            for k in range(n - 1, -1, -1):
+                out[pos] = digits[k]
+                pos += 1
+            out[pos] = 44 if c < table.shape[1] - 1 else 10
+            pos += 1
+    return pos
+
+
+def format_orderbook(rows: np.ndarray) -> bytes:
+    """Orderbook-file text for an int64 (rows, 4 × levels) array; one line per row.
+
+    Hot: one compiled pass; the output buffer is sized for the widest possible number.
+    """
+    table = np.ascontiguousarray(rows, dtype=np.int64)
+    out = np.empty(table.size * 21 + 1, dtype=np.uint8)
+    n = _format_rows(table, out)
+    return out[:n].tobytes()
+
+
+def write_orderbook(stream: IO[bytes], rows: np.ndarray) -> None:
+    """Append ``rows`` (see ``format_orderbook``) to a binary stream."""
+    stream.write(format_orderbook(rows))
+
+
+def empty_book_rows(n: int, levels: int) -> np.ndarray:
+    """``n`` orderbook rows of an empty book, as LOBSTER writes empty levels."""
+    rows = np.zeros((n, 4 * levels), dtype=np.int64)
+    rows[:, 0::4] = EMPTY_ASK_PRICE
+    rows[:, 2::4] = EMPTY_BID_PRICE
+    return rows

@@ -1,0 +1,95 @@
+"""LOBSTER CSV reading and writing: exact values, line endings, errors naming line and offset."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stages.ingest import lobster
+from tests.feedwriters import lobster_book_row, lobster_message_rows
+
+
+def test_message_rows_parse_exactly(tmp_path) -> None:
+    path = tmp_path / "m.csv"
+    path.write_text(
+        lobster_message_rows(
+            [
+                ("34200.004241176", 1, 16113575, 18, 5853300, 1),
+                ("34200.1", 3, 16113575, 18, 5853300, -1),
+                ("34201", 7, 0, 0, -1, -1),
+            ]
+        )
+    )
+    rows = lobster.read_messages(path)
+    assert rows.dtype == lobster.MESSAGE_DTYPE
+    assert list(rows["time_ns"]) == [34200_004241176, 34200_100000000, 34201_000000000]
+    assert list(rows["type"]) == [1, 3, 7]
+    assert list(rows["order_id"]) == [16113575, 16113575, 0]
+    assert list(rows["price"]) == [5853300, 5853300, -1]
+    assert list(rows["direction"]) == [1, -1, -1]
+
+
+def test_crlf_and_missing_final_newline(tmp_path) -> None:
+    path = tmp_path / "m.csv"
+    path.write_bytes(b"1.5,1,2,3,4,1\r\n2.25,2,2,1,4,1")
+    rows = lobster.read_messages(path)
+    assert list(rows["time_ns"]) == [1_500_000_000, 2_250_000_000]
+    assert list(rows["size"]) == [3, 1]
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "offset", "problem"),
+    [
+        ("1.0,1,2,3,4,1\n1.0,1,2,3,4\n", 2, 25, "too few columns"),
+        ("1.0,1,2,3,4,1,9\n", 1, 13, "too many columns"),
+        ("1.0,1,x,3,4,1\n", 1, 6, "empty field"),
+        ("1.0,1,2;3,4,1\n", 1, 7, "unexpected character"),
+    ],
+)
+def test_malformed_rows_name_line_and_offset(tmp_path, text, line, offset, problem) -> None:
+    path = tmp_path / "m.csv"
+    path.write_text(text)
+    with pytest.raises(lobster.LobsterFormatError) as info:
+        lobster.read_messages(path)
+    assert (info.value.line, info.value.offset, info.value.problem) == (line, offset, problem)
+    assert "Time,Type,OrderID,Size,Price,Direction" in str(info.value)
+
+
+def test_orderbook_file_levels_are_inferred(tmp_path) -> None:
+    path = tmp_path / "b.csv"
+    rows = [
+        lobster_book_row([(1186600, 9484)], [(118500, 8800), (118400, 10)], 2),
+        lobster_book_row([], [], 2),
+    ]
+    path.write_text("\n".join(rows) + "\n")
+    book = lobster.read_orderbook(path)
+    assert book.shape == (2, 8)
+    assert list(book[0]) == [1186600, 9484, 118500, 8800, 9999999999, 0, 118400, 10]
+    assert list(book[1]) == list(lobster.empty_book_rows(1, 2)[0])
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.integers(1, 4).flatmap(
+        lambda levels: st.lists(
+            st.lists(st.integers(-(10**12), 10**12), min_size=4 * levels, max_size=4 * levels),
+            min_size=1,
+            max_size=20,
+        )
+    )
+)
+def test_written_orderbook_reads_back_and_matches_python_formatting(rows) -> None:
+    table = np.array(rows, dtype=np.int64)
+    text = lobster.format_orderbook(table)
+    assert text.decode() == "".join(",".join(map(str, r)) + "\n" for r in rows)
+
+
+def test_written_orderbook_round_trips_through_the_reader(tmp_path) -> None:
+    table = lobster.empty_book_rows(3, 5)
+    table[1, :4] = [100, 5, 99, 7]
+    path = tmp_path / "out.csv"
+    with open(path, "wb") as stream:
+        lobster.write_orderbook(stream, table)
+    assert np.array_equal(lobster.read_orderbook(path), table)
