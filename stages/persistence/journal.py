@@ -1,0 +1,940 @@
+"""The append-only, segmented, checksummed journal of fixed-size numpy records.
+
+The journal is what makes "acknowledged" mean something: the sequenced command stream is
+written here before anything is acknowledged, and replaying it rebuilds the deterministic
+state. It is generic over the record layout (a numpy structured dtype with an int64 ``seq``
+field); the pipeline journals ``stages.records.COMMAND_DTYPE``.
+
+On disk (``docs/journal.md`` is the reference): a directory of segment files named by their
+first sequence (``00000000000000000001.tpj``), each a checksummed file header (magic, version,
+record layout and its fingerprint, first sequence) followed by blocks (a 32-byte checksummed
+header: length, record count, first sequence, crc32c of the records; then the records).
+Sequences are contiguous across blocks and segments, and the writer never rewrites accepted
+data.
+
+Faults are values the caller can see, never silent: a torn last block (a crash mid-write) is
+truncated with a :class:`TornTailWarning` naming file and offset; anything wrong before the
+tail raises :class:`JournalCorruptError` naming file, offset and sequence; a full disk raises
+:class:`JournalFullError` and leaves the journal valid up to the last whole block; a journal
+written with another record layout raises :class:`JournalLayoutError` saying what differs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import errno
+import hashlib
+import json
+import os
+import re
+import struct
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import crc32c
+import numpy as np
+
+MAGIC = b"TPJOURNL"
+VERSION = 1
+SEGMENT_SUFFIX = ".tpj"
+DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
+DEFAULT_FSYNC_INTERVAL_MS = 5.0
+
+#: magic, version, header_size, record_size, block_header_size, fingerprint, first_seq,
+#: created (unix ns), layout_len, header_crc -- followed by the layout JSON, zero-padded so
+#: the whole header is a multiple of 64 bytes.
+FILE_HEADER = struct.Struct("<8sIIII16sqqII")
+#: magic, length (header + records), count, records_crc, first_seq, reserved, header_crc.
+BLOCK_HEADER = struct.Struct("<IIIIqII")
+BLOCK_MAGIC = int.from_bytes(b"TPBK", "little")
+MAX_BLOCK_BYTES = 1 << 30  # keeps ``length`` far from the u32 limit and blocks readable
+
+assert FILE_HEADER.size == 64
+assert BLOCK_HEADER.size == 32
+
+_SEGMENT_NAME = re.compile(r"^(\d{20})\.tpj$")
+_FULL_DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+#: The write and sync calls, module attributes so fault tests can inject ENOSPC or EIO.
+_writev = os.writev
+_fdatasync = os.fdatasync
+
+
+class JournalError(Exception):
+    """Something about a journal is wrong; the message names the journal and what to do."""
+
+
+class JournalLayoutError(JournalError):
+    """The journal was written with another record layout than the one asked for."""
+
+
+class JournalCorruptError(JournalError):
+    """Data before the tail fails its checks; recovery must stop, never skip it."""
+
+    def __init__(self, message: str, path: Path, offset: int, seq: int | None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.offset = offset
+        self.seq = seq
+
+
+class JournalFullError(JournalError):
+    """The disk is full; the journal is valid up to ``valid_seq`` and the writer is closed."""
+
+    def __init__(self, message: str, valid_seq: int, durable_seq: int) -> None:
+        super().__init__(message)
+        self.valid_seq = valid_seq
+        self.durable_seq = durable_seq
+
+
+class TornTailWarning(UserWarning):
+    """The last block of the journal was torn by a crash and has been (or would be) cut off."""
+
+
+class FsyncPolicy(enum.StrEnum):
+    """When the writer forces written blocks to stable storage."""
+
+    BATCH = "batch"  # after every append (group commit: one append = what accumulated)
+    INTERVAL = "interval"  # when at least fsync_interval_ms passed since the last sync
+    NEVER = "never"  # leave it to the OS: survives a process crash, not a power loss
+
+
+@dataclass(frozen=True)
+class TornTail:
+    """Where a torn tail starts, why it was judged torn, and whether it was cut off."""
+
+    path: Path
+    offset: int
+    seq: int
+    reason: str
+    truncated: bool
+
+    def describe(self) -> str:
+        action = "truncated" if self.truncated else "would be truncated (read-only)"
+        return (
+            f"torn tail in journal segment {self.path} at offset {self.offset} "
+            f"(from seq {self.seq}): {self.reason}; {action}"
+        )
+
+
+@dataclass
+class JournalReport:
+    """What :func:`verify_journal` found: extent, counts and any torn tail."""
+
+    directory: Path
+    segments: int = 0
+    blocks: int = 0
+    records: int = 0
+    first_seq: int | None = None
+    last_seq: int | None = None
+    bytes: int = 0
+    torn: list[TornTail] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------------------------
+# record layout: canonical description, fingerprint and a readable difference
+
+
+def _descr_to_json(descr: Any) -> Any:
+    if isinstance(descr, list):
+        return [_descr_to_json(item) for item in descr]
+    if isinstance(descr, tuple):
+        return [_descr_to_json(item) for item in descr]
+    return descr
+
+
+def _descr_from_json(value: Any) -> Any:
+    if isinstance(value, list) and value and all(isinstance(v, list) for v in value):
+        fields = []
+        for entry in value:
+            name, fmt, *shape = entry
+            fmt = _descr_from_json(fmt) if isinstance(fmt, list) else fmt
+            fields.append((name, fmt, tuple(shape[0])) if shape else (name, fmt))
+        return fields
+    return value
+
+
+def layout_bytes(dtype: np.dtype) -> bytes:
+    """The canonical JSON of a record layout (its ``descr`` and itemsize), stored in headers."""
+    layout = {"descr": _descr_to_json(dtype.descr), "itemsize": dtype.itemsize}
+    return json.dumps(layout, separators=(",", ":"), sort_keys=True).encode()
+
+
+def dtype_from_layout(data: bytes) -> np.dtype:
+    """The dtype a header's layout JSON describes."""
+    layout = json.loads(data)
+    dtype = np.dtype(_descr_from_json(layout["descr"]))
+    if dtype.itemsize != layout["itemsize"]:
+        raise ValueError(f"layout itemsize {layout['itemsize']} != rebuilt {dtype.itemsize}")
+    return dtype
+
+
+def dtype_fingerprint(dtype: np.dtype) -> bytes:
+    """A stable 16-byte hash of the record layout: same fields, types, order and size."""
+    return hashlib.blake2b(layout_bytes(dtype), digest_size=16).digest()
+
+
+def describe_layout_difference(found: np.dtype, expected: np.dtype) -> str:
+    """A person-readable account of how the journal's layout differs from the expected one."""
+
+    def fields(dtype: np.dtype) -> dict[str, str]:
+        return {entry[0]: str(entry[1:]) for entry in _descr_to_json(dtype.descr)}
+
+    have, want = fields(found), fields(expected)
+    parts = []
+    missing = [name for name in want if name not in have]
+    extra = [name for name in have if name not in want]
+    if missing:
+        parts.append(f"fields missing from the journal: {', '.join(missing)}")
+    if extra:
+        parts.append(f"fields only in the journal: {', '.join(extra)}")
+    for name in want:
+        if name in have and have[name] != want[name]:
+            parts.append(f"field {name!r} is {have[name]} in the journal, {want[name]} expected")
+    if not parts and list(have) != list(want):
+        parts.append(f"field order differs: journal {list(have)}, expected {list(want)}")
+    if found.itemsize != expected.itemsize:
+        parts.append(f"record size {found.itemsize} in the journal, {expected.itemsize} expected")
+    return "; ".join(parts) or "layouts differ in alignment or offsets"
+
+
+def _check_dtype(dtype: np.dtype) -> np.dtype:
+    dtype = np.dtype(dtype)
+    if dtype.names is None or "seq" not in dtype.names:
+        raise JournalLayoutError(
+            f"journal record dtype {dtype} has no 'seq' field; a journal needs an int64 'seq'"
+        )
+    if dtype.fields["seq"][0] != np.dtype("<i8"):
+        raise JournalLayoutError(
+            f"journal record field 'seq' is {dtype.fields['seq'][0]}, expected little-endian int64"
+        )
+    return dtype
+
+
+# --------------------------------------------------------------------------------------------
+# segment files
+
+
+def segment_name(first_seq: int) -> str:
+    """The file name of the segment whose first record has sequence ``first_seq``."""
+    return f"{first_seq:020d}{SEGMENT_SUFFIX}"
+
+
+def list_segments(directory: Path) -> list[Path]:
+    """The segment files of a journal directory, oldest first."""
+    return sorted(p for p in directory.iterdir() if _SEGMENT_NAME.match(p.name))
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def build_file_header(dtype: np.dtype, first_seq: int, created_ns: int | None = None) -> bytes:
+    """The header bytes of a new segment (fixed part + layout JSON, padded to 64 bytes)."""
+    layout = layout_bytes(dtype)
+    size = FILE_HEADER.size + len(layout)
+    size += -size % 64
+    created = time.time_ns() if created_ns is None else created_ns
+    fixed = FILE_HEADER.pack(
+        MAGIC,
+        VERSION,
+        size,
+        dtype.itemsize,
+        BLOCK_HEADER.size,
+        dtype_fingerprint(dtype),
+        first_seq,
+        created,
+        len(layout),
+        0,
+    )
+    tail = layout + bytes(size - FILE_HEADER.size - len(layout))
+    crc = crc32c.crc32c(tail, crc32c.crc32c(fixed[:60]))  # every header byte but the crc
+    return fixed[:60] + struct.pack("<I", crc) + tail
+
+
+@dataclass(frozen=True)
+class SegmentHeader:
+    """A segment's validated file header."""
+
+    path: Path
+    header_size: int
+    record_size: int
+    fingerprint: bytes
+    first_seq: int
+    created_ns: int
+    dtype: np.dtype
+
+
+class _ShortHeader(Exception):
+    """The file holds no header (short or zero-filled): a segment whose creation was cut off."""
+
+
+def read_segment_header(path: Path, data: bytes) -> SegmentHeader:
+    """Parse and check a segment header from the first bytes of its file."""
+    if len(data) < FILE_HEADER.size or data.count(0) == len(data):
+        raise _ShortHeader(len(data))
+    (magic, version, header_size, record_size, block_header_size, fingerprint, first_seq,
+     created, layout_len, crc) = FILE_HEADER.unpack_from(data)  # fmt: skip
+    if magic != MAGIC:
+        raise JournalCorruptError(
+            f"journal segment {path} at offset 0: magic {magic!r} is not a journal's "
+            f"({MAGIC!r}); is this a journal directory?",
+            path,
+            0,
+            None,
+        )
+    if version != VERSION:
+        raise JournalError(
+            f"journal segment {path}: format version {version}, this code reads {VERSION}"
+        )
+    if header_size < FILE_HEADER.size or header_size > 1 << 20 or header_size % 64:
+        raise JournalCorruptError(
+            f"journal segment {path} at offset 8: header size {header_size} is impossible "
+            "(a multiple of 64 from 64 to 1 MiB expected)",
+            path,
+            8,
+            None,
+        )
+    if len(data) < header_size:
+        raise JournalCorruptError(
+            f"journal segment {path} at offset 12: header size {header_size} but the file "
+            f"holds only {len(data)} bytes",
+            path,
+            12,
+            None,
+        )
+    tail = data[FILE_HEADER.size : header_size]
+    if crc32c.crc32c(tail, crc32c.crc32c(data[:60])) != crc:
+        raise JournalCorruptError(
+            f"journal segment {path} at offset 0: file header checksum mismatch",
+            path,
+            0,
+            None,
+        )
+    if block_header_size != BLOCK_HEADER.size or layout_len > header_size - FILE_HEADER.size:
+        raise JournalCorruptError(
+            f"journal segment {path}: block header size {block_header_size} or layout "
+            f"length {layout_len} inconsistent with format version {VERSION}",
+            path,
+            0,
+            None,
+        )
+    dtype = dtype_from_layout(tail[:layout_len])
+    if dtype_fingerprint(dtype) != fingerprint or dtype.itemsize != record_size:
+        raise JournalCorruptError(
+            f"journal segment {path}: stored layout does not match its fingerprint",
+            path,
+            24,
+            None,
+        )
+    name = _SEGMENT_NAME.match(path.name)
+    if name and int(name.group(1)) != first_seq:
+        raise JournalCorruptError(
+            f"journal segment {path}: header says first seq {first_seq}, "
+            f"the file name says {int(name.group(1))}",
+            path,
+            40,
+            first_seq,
+        )
+    return SegmentHeader(path, header_size, record_size, fingerprint, first_seq, created, dtype)
+
+
+def _read_header_of(path: Path) -> SegmentHeader:
+    with open(path, "rb") as f:
+        head = f.read(FILE_HEADER.size)
+        if len(head) == FILE_HEADER.size:
+            (header_size,) = struct.unpack_from("<I", head, 12)
+            if FILE_HEADER.size < header_size <= 1 << 20:
+                head += f.read(header_size - FILE_HEADER.size)
+    return read_segment_header(path, head)
+
+
+def _check_layout(header: SegmentHeader, dtype: np.dtype | None) -> None:
+    if dtype is not None and header.fingerprint != dtype_fingerprint(dtype):
+        raise JournalLayoutError(
+            f"journal segment {header.path} was written with another record layout: "
+            f"{describe_layout_difference(header.dtype, dtype)}; open it with the layout "
+            "it was written with (or a matching version of the code)"
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# block scanning: the one place that decides "valid", "torn tail" or "corrupt"
+
+
+class _Torn(Exception):
+    def __init__(self, offset: int, seq: int, reason: str) -> None:
+        super().__init__(reason)
+        self.offset = offset
+        self.seq = seq
+        self.reason = reason
+
+
+def _rest_is_zero(f: Any, offset: int, size: int) -> bool:
+    f.seek(offset)
+    remaining = size - offset
+    while remaining > 0:
+        chunk = f.read(min(remaining, 1 << 20))
+        if not chunk or chunk.count(0) != len(chunk):
+            return False
+        remaining -= len(chunk)
+    return True
+
+
+def _scan_blocks(
+    f: Any,
+    header: SegmentHeader,
+    file_size: int,
+    *,
+    is_last: bool,
+    skip_before: int | None = None,
+) -> Iterator[tuple[int, int, int, np.ndarray | None]]:
+    """Yield ``(offset, first_seq, count, records)`` for each verified block of an open segment.
+
+    Blocks that end before ``skip_before`` are checked by their header checksum only and
+    yielded with ``records=None``. Raises :class:`_Torn` when the segment's tail is torn
+    (only possible in the last segment) and :class:`JournalCorruptError` otherwise.
+    """
+    path = header.path
+    dtype = header.dtype
+    rs = header.record_size
+    offset = header.header_size
+    seq = header.first_seq
+    f.seek(offset)
+
+    def bad(reason: str, *, tail_ok: bool) -> None:
+        if is_last and tail_ok:
+            raise _Torn(offset, seq, reason)
+        raise JournalCorruptError(
+            f"journal segment {path} at offset {offset} (seq {seq}): {reason}; the journal "
+            "is corrupt before its tail and cannot be replayed past this point",
+            path,
+            offset,
+            seq,
+        )
+
+    while offset < file_size:
+        raw = f.read(BLOCK_HEADER.size)
+        if len(raw) < BLOCK_HEADER.size:
+            bad(f"incomplete block header ({len(raw)} of {BLOCK_HEADER.size} bytes)", tail_ok=True)
+        magic, length, count, records_crc, first, _reserved, header_crc = BLOCK_HEADER.unpack(raw)
+        if magic != BLOCK_MAGIC or crc32c.crc32c(raw[:28]) != header_crc:
+            zero = _rest_is_zero(f, offset, file_size)
+            bad(
+                "zero-filled tail (blocks not yet flushed at the crash)"
+                if zero
+                else "block header checksum mismatch",
+                tail_ok=zero,
+            )
+        if first != seq:
+            bad(f"block starts at seq {first}, seq {seq} expected", tail_ok=False)
+        if count == 0 or length != BLOCK_HEADER.size + count * rs:
+            bad(f"block length {length} does not hold {count} records of {rs} bytes", tail_ok=False)
+        end = offset + length
+        if end > file_size:
+            bad(
+                f"block of {length} bytes runs past the end of the file ({file_size} bytes)",
+                tail_ok=True,
+            )
+        if skip_before is not None and first + count <= skip_before:
+            f.seek(end)
+            yield offset, first, count, None
+        else:
+            records = np.empty(count, dtype=dtype)
+            raw_records = records.view(np.uint8)
+            got = f.readinto(raw_records)
+            if got != count * rs:
+                bad("block shorter than its header says", tail_ok=True)
+            if crc32c.crc32c(raw_records) != records_crc:
+                bad("records checksum mismatch", tail_ok=end == file_size)
+            seqs = records["seq"]
+            if seqs[0] != first or seqs[-1] != first + count - 1 or np.any(np.diff(seqs) != 1):
+                bad("record seq fields are not contiguous with the block header", tail_ok=False)
+            yield offset, first, count, records
+        offset = end
+        seq = first + count
+
+
+def _handle_torn(path: Path, torn: _Torn, *, repair: bool) -> TornTail:
+    info = TornTail(path, torn.offset, torn.seq, torn.reason, repair)
+    if repair:
+        os.truncate(path, torn.offset)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    warnings.warn(info.describe(), TornTailWarning, stacklevel=3)
+    return info
+
+
+def _drop_torn_segment(path: Path, size: int, *, repair: bool) -> TornTail:
+    info = TornTail(
+        path, 0, -1, f"segment header incomplete ({size} bytes): creation was cut off", repair
+    )
+    if repair:
+        path.unlink()
+        _fsync_dir(path.parent)
+    warnings.warn(info.describe(), TornTailWarning, stacklevel=3)
+    return info
+
+
+# --------------------------------------------------------------------------------------------
+# writer
+
+
+class JournalWriter:
+    """The single writer of a journal directory: appends verified-contiguous batches.
+
+    Opening a directory that already holds a journal continues it: the layout must match, the
+    last segment is verified and a torn tail is truncated (with a :class:`TornTailWarning`);
+    the next append must start at ``next_seq``.
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        dtype: np.dtype,
+        *,
+        fsync: FsyncPolicy | str = FsyncPolicy.BATCH,
+        fsync_interval_ms: float = DEFAULT_FSYNC_INTERVAL_MS,
+        segment_bytes: int = DEFAULT_SEGMENT_BYTES,
+        first_seq: int = 1,
+    ) -> None:
+        self.directory = Path(directory)
+        self.dtype = _check_dtype(dtype)
+        try:
+            self.fsync = FsyncPolicy(fsync)
+        except ValueError:
+            raise ValueError(
+                f"journal fsync policy {fsync!r} is unknown; use one of "
+                f"{', '.join(p.value for p in FsyncPolicy)}"
+            ) from None
+        if fsync_interval_ms <= 0:
+            raise ValueError(f"journal fsync_interval_ms={fsync_interval_ms} must be > 0")
+        self._header = build_file_header(self.dtype, 0)  # size only; rebuilt per segment
+        minimum = len(self._header) + BLOCK_HEADER.size + self.dtype.itemsize
+        if segment_bytes < minimum:
+            raise ValueError(
+                f"journal segment_bytes={segment_bytes} is too small: at least {minimum} "
+                "(header + one block of one record) is needed"
+            )
+        self.segment_bytes = segment_bytes
+        self._interval_ns = int(fsync_interval_ms * 1e6)
+        self._record_size = self.dtype.itemsize
+        self._max_block_records = (MAX_BLOCK_BYTES - BLOCK_HEADER.size) // self._record_size
+        self._fd = -1
+        self._failed: str | None = None
+        self.repairs: list[TornTail] = []
+        self.directory.mkdir(parents=True, exist_ok=True)
+        for stale in self.directory.glob(".*.tpj.tmp"):
+            stale.unlink()
+        segments = list_segments(self.directory)
+        if segments:
+            self._open_existing(segments)
+        else:
+            if first_seq < 0:
+                raise ValueError(f"journal first_seq={first_seq} must be >= 0")
+            self._next_seq = first_seq
+            self._create_segment(first_seq)
+            _fsync_dir(self.directory)
+        self._synced_seq = self._next_seq - 1
+        self._last_sync_ns = time.monotonic_ns()
+
+    # -- state ---------------------------------------------------------------------------------
+
+    @property
+    def next_seq(self) -> int:
+        """The sequence the next appended record must carry."""
+        return self._next_seq
+
+    @property
+    def written_seq(self) -> int:
+        """The highest sequence handed to the OS (survives a process crash)."""
+        return self._next_seq - 1
+
+    @property
+    def synced_seq(self) -> int:
+        """The highest sequence forced to stable storage by fsync (survives a power loss)."""
+        return self._synced_seq
+
+    @property
+    def durable_seq(self) -> int:
+        """The highest sequence durable under the configured policy: what may be acknowledged.
+
+        ``batch`` and ``interval``: fsynced. ``never``: written, which survives the crash of
+        any process but not of the machine; that is the promise of that policy.
+        """
+        return self.written_seq if self.fsync is FsyncPolicy.NEVER else self._synced_seq
+
+    @property
+    def segment_path(self) -> Path:
+        """The segment file currently appended to."""
+        return self._path
+
+    # -- opening ---------------------------------------------------------------------------------
+
+    def _open_existing(self, segments: list[Path]) -> None:
+        last = segments[-1]
+        size = last.stat().st_size
+        try:
+            header = _read_header_of(last)
+        except _ShortHeader:
+            self.repairs.append(_drop_torn_segment(last, size, repair=True))
+            segments = segments[:-1]
+            if not segments:  # the first segment's creation was cut off: start it again
+                self._next_seq = int(last.name[:20])
+                self._create_segment(self._next_seq)
+                _fsync_dir(self.directory)
+                return
+            last = segments[-1]
+            size = last.stat().st_size
+            header = _read_header_of(last)
+        _check_layout(header, self.dtype)
+        next_seq = header.first_seq
+        with open(last, "rb") as f:
+            try:
+                for _offset, first, count, _records in _scan_blocks(f, header, size, is_last=True):
+                    next_seq = first + count
+            except _Torn as torn:
+                self.repairs.append(_handle_torn(last, torn, repair=True))
+                next_seq = torn.seq
+        self._next_seq = next_seq
+        self._path = last
+        self._fd = os.open(last, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+        self._offset = os.fstat(self._fd).st_size
+
+    def _create_segment(self, first_seq: int) -> None:
+        """Write a new segment's header under a temporary name, fsync it, then rename it."""
+        path = self.directory / segment_name(first_seq)
+        tmp = self.directory / f".{path.name}.tmp"
+        header = build_file_header(self.dtype, first_seq)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        try:
+            done = 0
+            while done < len(header):
+                done += os.write(fd, header[done:])
+            if self.fsync is not FsyncPolicy.NEVER:
+                _fdatasync(fd)
+        except OSError as exc:
+            os.close(fd)
+            tmp.unlink(missing_ok=True)
+            self._fail_write(exc, f"creating segment {path}")
+        os.close(fd)
+        os.rename(tmp, path)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+        self._fd = fd
+        self._path = path
+        self._offset = len(header)
+
+    def _rotate(self) -> None:
+        if self.fsync is not FsyncPolicy.NEVER:
+            self._sync_fd()
+        os.close(self._fd)
+        self._fd = -1
+        self._create_segment(self._next_seq)
+        if self.fsync is not FsyncPolicy.NEVER:
+            _fsync_dir(self.directory)
+
+    # -- appending -------------------------------------------------------------------------------
+
+    def append(self, batch: np.ndarray) -> int:
+        """Append a batch whose ``seq`` runs from ``next_seq`` on; return the last seq written.
+
+        Hot path: one vectorised contiguity check, then one ``writev`` of (block header,
+        the array's own buffer) per block, no copy of the records and no per-record Python
+        work; then the fsync policy. Must not be given a batch it has to convert per record.
+        """
+        if self._failed is not None:
+            raise JournalError(f"journal {self.directory} is closed for writing: {self._failed}")
+        n = len(batch)
+        if n == 0:
+            return self.written_seq
+        if batch.dtype != self.dtype:
+            raise JournalLayoutError(
+                f"journal {self.directory}: batch has another record layout: "
+                f"{describe_layout_difference(batch.dtype, self.dtype)}"
+            )
+        seqs = batch["seq"]
+        first = self._next_seq
+        if seqs[0] != first or seqs[-1] != first + n - 1 or (n > 2 and np.any(np.diff(seqs) != 1)):
+            raise ValueError(
+                f"journal {self.directory}: batch seqs {int(seqs[0])}..{int(seqs[-1])} "
+                f"(n={n}) are not contiguous from the expected next seq {first}"
+            )
+        if not batch.flags.c_contiguous:
+            batch = np.ascontiguousarray(batch)
+        raw = batch.view(np.uint8)
+        rs = self._record_size
+        done = 0
+        while done < n:
+            room = (self.segment_bytes - self._offset - BLOCK_HEADER.size) // rs
+            if room <= 0:
+                self._rotate()
+                continue
+            k = min(n - done, room, self._max_block_records)
+            self._write_block(first + done, k, raw[done * rs : (done + k) * rs])
+            done += k
+            self._next_seq = first + done
+        if self.fsync is FsyncPolicy.BATCH:
+            self._sync_fd()
+        elif self.fsync is FsyncPolicy.INTERVAL:
+            self.maybe_sync()
+        return self._next_seq - 1
+
+    def _write_block(self, first_seq: int, count: int, payload: np.ndarray) -> None:
+        length = BLOCK_HEADER.size + payload.nbytes
+        head = struct.pack(
+            "<IIIIqI", BLOCK_MAGIC, length, count, crc32c.crc32c(payload), first_seq, 0
+        )
+        head += struct.pack("<I", crc32c.crc32c(head))
+        written = 0
+        try:
+            written = _writev(self._fd, [head, payload])
+            while written < length:  # a short write: finish the block
+                if written < len(head):
+                    written += _writev(self._fd, [head[written:], payload])
+                else:
+                    written += os.write(self._fd, payload[written - len(head) :])
+        except OSError as exc:
+            if written:
+                os.ftruncate(self._fd, self._offset)  # never leave half a block behind
+            self._fail_write(exc, f"writing seqs {first_seq}..{first_seq + count - 1}")
+        self._offset += length
+
+    def _fail_write(self, exc: OSError, what: str) -> None:
+        valid = self._next_seq - 1
+        if exc.errno in _FULL_DISK_ERRNOS and self.fsync is not FsyncPolicy.NEVER:
+            with contextlib.suppress(OSError, JournalError):  # make what was accepted durable
+                self._sync_fd()
+        where = f"to {self._path} at offset {self._offset}" if self._fd >= 0 else ""
+        self._failed = f"{what} failed: {exc.strerror or exc}"
+        self.close_quietly()
+        if exc.errno in _FULL_DISK_ERRNOS:
+            raise JournalFullError(
+                f"journal {self.directory}: disk full ({errno.errorcode.get(exc.errno, exc.errno)}) "
+                f"{what} {where}; the journal is valid up to seq {valid} (fsynced up to "
+                f"{self._synced_seq}); free space, then reopen the journal to continue",
+                valid,
+                self._synced_seq,
+            ) from exc
+        raise JournalError(
+            f"journal {self.directory}: {what} {where} failed: {exc}; "
+            f"the journal is valid up to seq {valid}; reopen it to continue"
+        ) from exc
+
+    # -- durability ----------------------------------------------------------------------------
+
+    def _sync_fd(self) -> None:
+        target = self._next_seq - 1
+        if target <= self._synced_seq:
+            self._last_sync_ns = time.monotonic_ns()
+            return
+        try:
+            _fdatasync(self._fd)
+        except OSError as exc:
+            # after a failed fsync the page cache state is unknown: stop accepting writes
+            self._failed = f"fsync failed: {exc}"
+            self.close_quietly()
+            raise JournalError(
+                f"journal {self.directory}: fsync of {self._path} failed ({exc}); writes "
+                f"after seq {self._synced_seq} may not be durable; reopen to recover"
+            ) from exc
+        self._synced_seq = target
+        self._last_sync_ns = time.monotonic_ns()
+
+    def sync(self) -> int:
+        """Force everything written to stable storage now; return ``durable_seq``."""
+        if self._failed is None and self._fd >= 0:
+            self._sync_fd()
+        return self.durable_seq
+
+    def maybe_sync(self) -> int:
+        """Under the ``interval`` policy, sync if the interval has passed; call it when idle."""
+        if (
+            self.fsync is FsyncPolicy.INTERVAL
+            and self._fd >= 0
+            and time.monotonic_ns() - self._last_sync_ns >= self._interval_ns
+        ):
+            self._sync_fd()
+        return self.durable_seq
+
+    # -- closing -------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Sync (unless the policy is ``never``) and close the current segment."""
+        if self._fd >= 0:
+            if self.fsync is not FsyncPolicy.NEVER and self._failed is None:
+                self._sync_fd()
+            self.close_quietly()
+
+    def close_quietly(self) -> None:
+        """Close the file without syncing (after a failure, or to simulate a crash)."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> JournalWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# --------------------------------------------------------------------------------------------
+# reader
+
+
+class JournalReader:
+    """Reads a journal directory as verified numpy batches, from any sequence.
+
+    Every yielded record has passed its block's crc32c and the sequence checks; a torn tail
+    ends the iteration with a :class:`TornTailWarning` (and is cut off if ``repair``); any
+    other fault raises :class:`JournalCorruptError`. ``dtype=None`` reads the layout stored
+    in the journal; otherwise a journal of another layout raises :class:`JournalLayoutError`.
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        dtype: np.dtype | None = None,
+        *,
+        repair: bool = False,
+    ) -> None:
+        self.directory = Path(directory)
+        if not self.directory.is_dir():
+            raise JournalError(f"journal directory {self.directory} does not exist")
+        self.repair = repair
+        self.repairs: list[TornTail] = []
+        self._segments: list[SegmentHeader] = []
+        paths = list_segments(self.directory)
+        for i, path in enumerate(paths):
+            try:
+                header = _read_header_of(path)
+            except _ShortHeader:
+                if i != len(paths) - 1:
+                    raise JournalCorruptError(
+                        f"journal segment {path} at offset 0: header incomplete but later "
+                        "segments exist",
+                        path,
+                        0,
+                        None,
+                    ) from None
+                self.repairs.append(_drop_torn_segment(path, path.stat().st_size, repair=repair))
+                continue
+            _check_layout(header, dtype)
+            if self._segments and header.fingerprint != self._segments[0].fingerprint:
+                raise JournalCorruptError(
+                    f"journal segment {path} has another record layout than "
+                    f"{self._segments[0].path}: "
+                    f"{describe_layout_difference(header.dtype, self._segments[0].dtype)}",
+                    path,
+                    24,
+                    header.first_seq,
+                )
+            self._segments.append(header)
+        self.dtype = self._segments[0].dtype if self._segments else dtype
+
+    @property
+    def first_seq(self) -> int | None:
+        """The first sequence the journal holds (None for an empty directory)."""
+        return self._segments[0].first_seq if self._segments else None
+
+    @property
+    def segments(self) -> list[SegmentHeader]:
+        return list(self._segments)
+
+    def batches(
+        self, from_seq: int | None = None, to_seq: int | None = None
+    ) -> Iterator[np.ndarray]:
+        """Yield verified batches (one per block, trimmed to ``from_seq..to_seq`` inclusive)."""
+        start = 0
+        if from_seq is not None:
+            for i, header in enumerate(self._segments):
+                if header.first_seq <= from_seq:
+                    start = i
+        for _path, _offset, records in self._blocks(start, from_seq):
+            if records is None:
+                continue
+            first = int(records["seq"][0])
+            lo = 0 if from_seq is None or from_seq <= first else from_seq - first
+            hi = len(records)
+            if to_seq is not None:
+                if first > to_seq:
+                    return
+                hi = min(hi, to_seq - first + 1)
+            if lo < hi:
+                yield records[lo:hi] if (lo, hi) != (0, len(records)) else records
+
+    def records(self, from_seq: int | None = None, to_seq: int | None = None) -> Iterator[np.void]:
+        """Yield verified records one by one (the slow path: inspection, tests)."""
+        for batch in self.batches(from_seq, to_seq):
+            yield from batch
+
+    def read(self, from_seq: int | None = None, to_seq: int | None = None) -> np.ndarray:
+        """All verified records of a range as one array (for tests and small journals)."""
+        parts = list(self.batches(from_seq, to_seq))
+        if not parts:
+            return np.empty(0, dtype=self.dtype)
+        return np.concatenate(parts)
+
+    def _blocks(
+        self, start: int, skip_before: int | None
+    ) -> Iterator[tuple[Path, int, np.ndarray | None]]:
+        """Every block from segment ``start`` on, with segment continuity checked."""
+        expected: int | None = None
+        for i in range(start, len(self._segments)):
+            header = self._segments[i]
+            is_last = i == len(self._segments) - 1
+            if expected is not None and header.first_seq != expected:
+                raise JournalCorruptError(
+                    f"journal segment {header.path} at offset {header.header_size}: starts at "
+                    f"seq {header.first_seq} but the previous segment ends before seq {expected}",
+                    header.path,
+                    header.header_size,
+                    expected,
+                )
+            size = header.path.stat().st_size
+            next_seq = header.first_seq
+            with open(header.path, "rb", buffering=1 << 20) as f:
+                try:
+                    for offset, first, count, records in _scan_blocks(
+                        f, header, size, is_last=is_last, skip_before=skip_before
+                    ):
+                        next_seq = first + count
+                        yield header.path, offset, records
+                except _Torn as torn:
+                    self.repairs.append(_handle_torn(header.path, torn, repair=self.repair))
+                    return
+            expected = next_seq
+
+
+def verify_journal(
+    directory: str | os.PathLike[str], dtype: np.dtype | None = None, *, repair: bool = False
+) -> JournalReport:
+    """Check every block's checksum and every sequence of a journal; return what was found.
+
+    Raises :class:`JournalCorruptError` or :class:`JournalLayoutError` for a journal that
+    cannot be replayed; a torn tail is reported in ``torn`` (and cut off if ``repair``).
+    """
+    reader = JournalReader(directory, dtype, repair=repair)
+    report = JournalReport(Path(directory), segments=len(reader.segments))
+    for header in reader.segments:
+        report.bytes += header.path.stat().st_size if header.path.exists() else 0
+    for batch in reader.batches():
+        report.blocks += 1
+        report.records += len(batch)
+        if report.first_seq is None:
+            report.first_seq = int(batch["seq"][0])
+        report.last_seq = int(batch["seq"][-1])
+    report.torn = list(reader.repairs)
+    return report
