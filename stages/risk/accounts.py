@@ -1,0 +1,218 @@
+"""Balances, holds and settlement: how risk moves money, exactly, from matching's events.
+
+Every account holds, per asset, a ``free`` and a ``held`` integer balance. Pre-trade moves an
+order's worst-case cost from free to held; this module's post-trade pass settles each event
+of matching against the order table (``orders.py``) so that, whenever no replace is waiting
+for matching's answer, an order's hold is exactly ``hold_amount`` of its open quantity at its
+price: trades pay from the hold (price improvement and unused fee go back to free), cancels
+and rejections release, replaces re-size. Fees go to the fee account (account 0), in the
+quote asset: floored when charged, ceiled when held, so a hold always covers a fill.
+
+Money is conserved per asset: settlement only moves amounts between accounts and between
+free and held; only DEPOSIT / WITHDRAW (applied pre-trade, in sequence) change the total.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from stages.risk import orders
+from stages.risk.layout import (
+    ACC_OPEN_ORDERS,
+    BPS,
+    BUY,
+    EV_BOOK_TOP,
+    EV_CANCELLED,
+    EV_REJECTED,
+    EV_REPLACED,
+    EV_TRADE,
+    F_DONE,
+    F_MAKER,
+    FEE_ACCOUNT,
+    FREE,
+    G_OPEN_ORDERS,
+    HELD,
+    O_ACCOUNT,
+    O_HELD,
+    O_NEW_SEQ,
+    O_OPEN,
+    O_PRICE,
+    O_REP_SEQ,
+    O_SIDE,
+    O_SYMBOL,
+    POS_NET,
+    POS_OPEN_BUY,
+    POS_OPEN_SELL,
+    SYM_BASE,
+    SYM_BASE_PER_LOT,
+    SYM_BEST_ASK,
+    SYM_BEST_BID,
+    SYM_LAST_PRICE,
+    SYM_MAKER_BPS,
+    SYM_QUOTE,
+    SYM_QUOTE_SCALE,
+    SYM_TAKER_BPS,
+)
+
+
+@njit(cache=True, inline="always")
+def fee_floor(amount: int, bps: int) -> int:
+    """floor(amount × bps / 10000) without overflowing int64 (bps <= 10000)."""
+    return (amount // BPS) * bps + ((amount % BPS) * bps) // BPS
+
+
+@njit(cache=True, inline="always")
+def fee_ceil(amount: int, bps: int) -> int:
+    """ceil(amount × bps / 10000) without overflowing int64 (bps <= 10000)."""
+    part = (amount % BPS) * bps
+    return (amount // BPS) * bps + part // BPS + (1 if part % BPS else 0)
+
+
+@njit(cache=True, inline="always")
+def hold_amount(symbols: np.ndarray, s: int, side: int, price: int, qty: int) -> int:
+    """What an order of ``qty`` lots at ``price`` holds: quote (+ fee) for a buy, base for a sell.
+
+    The fee part uses the larger of the maker and taker rates: the order may end up either.
+    """
+    if qty <= 0:
+        return 0
+    if side == BUY:
+        notional = price * qty * symbols[s, SYM_QUOTE_SCALE]
+        bps = max(symbols[s, SYM_MAKER_BPS], symbols[s, SYM_TAKER_BPS])
+        return notional + fee_ceil(notional, bps)
+    return qty * symbols[s, SYM_BASE_PER_LOT]
+
+
+@njit(cache=True, inline="always")
+def hold_asset(symbols: np.ndarray, s: int, side: int) -> int:
+    """Asset index an order of ``side`` on symbol index ``s`` holds."""
+    return symbols[s, SYM_QUOTE] if side == BUY else symbols[s, SYM_BASE]
+
+
+@njit(cache=True)
+def _reconcile(balances, symbols, rows, slot) -> None:
+    """Bring the order's hold to exactly ``hold_amount`` of its open qty (unless a replace is
+    pending: then its extra stays held until matching answers)."""
+    if rows[slot, O_REP_SEQ] != 0:
+        return
+    a = rows[slot, O_ACCOUNT]
+    s = rows[slot, O_SYMBOL]
+    side = rows[slot, O_SIDE]
+    asset = hold_asset(symbols, s, side)
+    target = hold_amount(symbols, s, side, rows[slot, O_PRICE], rows[slot, O_OPEN])
+    diff = rows[slot, O_HELD] - target
+    if diff < 0:
+        # the order grew past its hold (a replace answered after fills risk had not seen);
+        # cover it from free as far as free goes
+        diff = -min(-diff, balances[a, asset, FREE])
+    balances[a, asset, FREE] += diff
+    balances[a, asset, HELD] -= diff
+    rows[slot, O_HELD] -= diff
+
+
+@njit(cache=True)
+def drop_order(balances, positions, accounts, symbols, glob, keys, rows, slot) -> None:
+    """Forget a finished order: release whatever it still holds and its open quantity."""
+    a = rows[slot, O_ACCOUNT]
+    s = rows[slot, O_SYMBOL]
+    side = rows[slot, O_SIDE]
+    asset = hold_asset(symbols, s, side)
+    held = rows[slot, O_HELD]
+    balances[a, asset, FREE] += held
+    balances[a, asset, HELD] -= held
+    positions[a, s, POS_OPEN_BUY if side == BUY else POS_OPEN_SELL] -= rows[slot, O_OPEN]
+    accounts[a, ACC_OPEN_ORDERS] -= 1
+    glob[G_OPEN_ORDERS] -= 1
+    orders.remove(keys, rows, slot)
+
+
+@njit(cache=True)
+def _settle_trade(balances, positions, symbols, rows, slot, price, qty, maker) -> None:
+    a = rows[slot, O_ACCOUNT]
+    s = rows[slot, O_SYMBOL]
+    side = rows[slot, O_SIDE]
+    base = symbols[s, SYM_BASE]
+    quote = symbols[s, SYM_QUOTE]
+    base_amount = qty * symbols[s, SYM_BASE_PER_LOT]
+    notional = price * qty * symbols[s, SYM_QUOTE_SCALE]
+    fee = fee_floor(notional, symbols[s, SYM_MAKER_BPS] if maker else symbols[s, SYM_TAKER_BPS])
+    if side == BUY:
+        cost = notional + fee
+        from_held = min(cost, rows[slot, O_HELD])
+        rows[slot, O_HELD] -= from_held
+        balances[a, quote, HELD] -= from_held
+        balances[a, quote, FREE] -= cost - from_held  # 0 unless a hold fell short
+        balances[a, base, FREE] += base_amount
+        positions[a, s, POS_NET] += qty
+        positions[a, s, POS_OPEN_BUY] -= qty
+    else:
+        from_held = min(base_amount, rows[slot, O_HELD])
+        rows[slot, O_HELD] -= from_held
+        balances[a, base, HELD] -= from_held
+        balances[a, base, FREE] -= base_amount - from_held
+        balances[a, quote, FREE] += notional - fee
+        positions[a, s, POS_NET] -= qty
+        positions[a, s, POS_OPEN_SELL] -= qty
+    balances[FEE_ACCOUNT, quote, FREE] += fee
+    rows[slot, O_OPEN] -= qty
+
+
+@njit(cache=True)
+def post_trade(
+    kind, seq, order_id, price, qty, side, flags, symbol,
+    balances, positions, accounts, sym_index, symbols, glob, keys, rows,
+) -> int:  # fmt: skip
+    """Settle a batch of events; returns how many touched an order risk tracks.
+
+    Hot: one pass, no allocation, no Python calls per record. Events of orders risk does not
+    know (never passed through its pre-trade) are ignored, except market data (BOOK_TOP,
+    TRADE prices) which every event of a configured symbol updates.
+    """
+    touched = 0
+    for i in range(kind.shape[0]):
+        k = kind[i]
+        s = sym_index[symbol[i]]
+        if k == EV_BOOK_TOP:
+            if s >= 0:
+                symbols[s, SYM_BEST_BID if side[i] == BUY else SYM_BEST_ASK] = price[i]
+            continue
+        if k == EV_TRADE and s >= 0:
+            symbols[s, SYM_LAST_PRICE] = price[i]
+        if k != EV_TRADE and k != EV_CANCELLED and k != EV_REPLACED and k != EV_REJECTED:
+            continue
+        slot = orders.find(keys, order_id[i])
+        if slot < 0:
+            continue
+        if k == EV_REJECTED:
+            if seq[i] == rows[slot, O_NEW_SEQ]:
+                drop_order(balances, positions, accounts, symbols, glob, keys, rows, slot)
+                touched += 1
+            elif seq[i] == rows[slot, O_REP_SEQ]:
+                rows[slot, O_REP_SEQ] = 0
+                _reconcile(balances, symbols, rows, slot)
+                touched += 1
+            continue
+        touched += 1
+        if k == EV_TRADE:
+            maker = (flags[i] & F_MAKER) != 0
+            _settle_trade(balances, positions, symbols, rows, slot, price[i], qty[i], maker)
+        elif k == EV_CANCELLED:
+            q = min(qty[i], rows[slot, O_OPEN])
+            rows[slot, O_OPEN] -= q
+            r = rows[slot, O_SIDE]
+            positions[rows[slot, O_ACCOUNT], rows[slot, O_SYMBOL],
+                      POS_OPEN_BUY if r == BUY else POS_OPEN_SELL] -= q  # fmt: skip
+        else:  # REPLACED: matching says where the order now is
+            a = rows[slot, O_ACCOUNT]
+            col = POS_OPEN_BUY if rows[slot, O_SIDE] == BUY else POS_OPEN_SELL
+            positions[a, rows[slot, O_SYMBOL], col] += qty[i] - rows[slot, O_OPEN]
+            rows[slot, O_OPEN] = qty[i]
+            rows[slot, O_PRICE] = price[i]
+            if seq[i] == rows[slot, O_REP_SEQ]:
+                rows[slot, O_REP_SEQ] = 0
+        if (flags[i] & F_DONE) != 0 or rows[slot, O_OPEN] <= 0:
+            drop_order(balances, positions, accounts, symbols, glob, keys, rows, slot)
+        else:
+            _reconcile(balances, symbols, rows, slot)
+    return touched

@@ -1,0 +1,113 @@
+"""Column indices of the risk engine's preallocated state arrays, shared by its kernels.
+
+The risk state is a handful of int64 numpy arrays (so numba kernels can work on them, and a
+snapshot is a dump of them); these names say what each column holds.
+"""
+
+from __future__ import annotations
+
+from stages.records import (
+    CommandType,
+    EventFlag,
+    EventType,
+    OrderType,
+    Reason,
+    Side,
+)
+
+# balances[account, asset_index, column]
+FREE = 0
+HELD = 1
+
+# positions[account, symbol_index, column] (lots)
+POS_NET = 0  # filled buys minus filled sells
+POS_OPEN_BUY = 1  # open quantity of the account's buy orders
+POS_OPEN_SELL = 2
+POS_COLUMNS = 3
+
+# accounts[account, column]
+ACC_OPEN_ORDERS = 0
+ACC_KILLED = 1
+ACC_MAX_QTY = 2  # limits: 0 = none
+ACC_MAX_NOTIONAL = 3
+ACC_MAX_OPEN = 4
+ACC_MAX_POSITION = 5
+ACC_COLUMNS = 6
+
+# symbols[symbol_index, column]: configuration, then state learnt from commands and events
+SYM_BASE = 0  # asset index
+SYM_QUOTE = 1  # asset index
+SYM_BASE_PER_LOT = 2
+SYM_QUOTE_SCALE = 3
+SYM_MAKER_BPS = 4
+SYM_TAKER_BPS = 5
+SYM_COLLAR_BPS = 6
+SYM_REF_PRICE = 7
+SYM_MARKET_BAND_BPS = 8
+SYM_TICK = 9
+SYM_HALTED = 10
+SYM_BEST_BID = 11  # from BOOK_TOP events; 0 = empty side
+SYM_BEST_ASK = 12
+SYM_LAST_PRICE = 13  # price of the last trade; 0 before the first
+SYM_COLUMNS = 14
+
+# glob[column]
+G_KILL_ALL = 0
+G_OPEN_ORDERS = 1  # orders in the order table
+G_MAX_ORDERS = 2  # table load limit (3/4 of its capacity)
+G_COLUMNS = 3
+
+# orders[slot, column] (the order table, keyed by order id in a parallel `keys` array)
+O_ACCOUNT = 0
+O_SYMBOL = 1  # symbol index
+O_SIDE = 2
+O_PRICE = 3  # price the hold is computed at (limit, or a market buy's protection price)
+O_OPEN = 4  # open quantity as far as risk knows
+O_HELD = 5  # amount held for it (quote units for a buy, base units for a sell)
+O_NEW_SEQ = 6  # seq of the NEW command: a REJECTED event with this seq drops the order
+O_REP_SEQ = 7  # seq of a REPLACE waiting for matching's answer; 0 = none
+O_COLUMNS = 8
+
+FEE_ACCOUNT = 0
+BPS = 10_000
+AMOUNT_LIMIT = 1 << 61  # notional ceiling: leaves room for fees up to 100 % below 2**62
+
+# plain ints, so numba sees compile-time constants
+NEW = int(CommandType.NEW)
+CANCEL = int(CommandType.CANCEL)
+REDUCE = int(CommandType.REDUCE)
+REPLACE = int(CommandType.REPLACE)
+HALT = int(CommandType.HALT)
+RESUME = int(CommandType.RESUME)
+KILL = int(CommandType.KILL_SWITCH)
+KILL_RELEASE = int(CommandType.KILL_SWITCH_RELEASE)
+DEPOSIT = int(CommandType.DEPOSIT)
+WITHDRAW = int(CommandType.WITHDRAW)
+BUY = int(Side.BUY)
+SELL = int(Side.SELL)
+MARKET = int(OrderType.MARKET)
+EV_ACCEPTED = int(EventType.ACCEPTED)
+EV_REJECTED = int(EventType.REJECTED)
+EV_TRADE = int(EventType.TRADE)
+EV_CANCELLED = int(EventType.CANCELLED)
+EV_REPLACED = int(EventType.REPLACED)
+EV_BOOK_TOP = int(EventType.BOOK_TOP)
+F_MAKER = int(EventFlag.MAKER)
+F_DONE = int(EventFlag.DONE)
+
+R_INSUFFICIENT_FUNDS = int(Reason.INSUFFICIENT_FUNDS)
+R_MAX_QTY = int(Reason.LIMIT_MAX_QTY)
+R_MAX_NOTIONAL = int(Reason.LIMIT_MAX_NOTIONAL)
+R_OPEN_ORDERS = int(Reason.LIMIT_OPEN_ORDERS)
+R_POSITION = int(Reason.LIMIT_POSITION)
+R_PRICE_COLLAR = int(Reason.PRICE_COLLAR)
+R_KILL_SWITCH = int(Reason.KILL_SWITCH)
+R_HALTED = int(Reason.SYMBOL_HALTED)
+R_INSUFFICIENT_BALANCE = int(Reason.INSUFFICIENT_BALANCE)
+R_UNKNOWN_ACCOUNT = int(Reason.UNKNOWN_ACCOUNT)
+R_INVALID_COMMAND = int(Reason.INVALID_COMMAND)
+R_INVALID_QTY = int(Reason.INVALID_QTY)
+R_UNKNOWN_SYMBOL = int(Reason.UNKNOWN_SYMBOL)
+R_UNKNOWN_ORDER = int(Reason.UNKNOWN_ORDER)
+R_DUPLICATE_ORDER_ID = int(Reason.DUPLICATE_ORDER_ID)
+R_NOT_OWNER = int(Reason.NOT_OWNER)

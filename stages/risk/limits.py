@@ -1,0 +1,324 @@
+"""Pre-trade checks: every order either passes with its funds held or gets a reject reason.
+
+The pre-trade pass walks a command batch in sequence order and, for each command nobody
+rejected yet, applies the account's state and limits: unknown account, kill switch (account
+or global), unknown or halted symbol, duplicate order id, max order quantity, price collar
+around the reference price (last trade, else the configured one), max order notional, max
+open orders, max net position (position plus open orders on the side that would grow it),
+and finally funds. A passing order's hold moves from free to held and the order enters the
+order table; a market buy is given its protection price (best ask + band, on the tick) and
+held at it. Admin commands are applied here, in sequence: deposit / withdraw, halt / resume,
+kill switch. A rejected command keeps flowing with ``reason`` set; matching answers it with
+one REJECTED event and changes nothing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from stages.risk import orders
+from stages.risk.accounts import fee_floor, hold_amount, hold_asset
+from stages.risk.layout import (
+    ACC_KILLED,
+    ACC_MAX_NOTIONAL,
+    ACC_MAX_OPEN,
+    ACC_MAX_POSITION,
+    ACC_MAX_QTY,
+    ACC_OPEN_ORDERS,
+    AMOUNT_LIMIT,
+    BUY,
+    CANCEL,
+    DEPOSIT,
+    FREE,
+    G_KILL_ALL,
+    G_MAX_ORDERS,
+    G_OPEN_ORDERS,
+    HALT,
+    HELD,
+    KILL,
+    KILL_RELEASE,
+    MARKET,
+    NEW,
+    O_ACCOUNT,
+    O_HELD,
+    O_NEW_SEQ,
+    O_OPEN,
+    O_PRICE,
+    O_REP_SEQ,
+    O_SIDE,
+    O_SYMBOL,
+    POS_NET,
+    POS_OPEN_BUY,
+    POS_OPEN_SELL,
+    R_DUPLICATE_ORDER_ID,
+    R_HALTED,
+    R_INSUFFICIENT_BALANCE,
+    R_INSUFFICIENT_FUNDS,
+    R_INVALID_COMMAND,
+    R_INVALID_QTY,
+    R_KILL_SWITCH,
+    R_MAX_NOTIONAL,
+    R_MAX_QTY,
+    R_NOT_OWNER,
+    R_OPEN_ORDERS,
+    R_POSITION,
+    R_PRICE_COLLAR,
+    R_UNKNOWN_ACCOUNT,
+    R_UNKNOWN_ORDER,
+    R_UNKNOWN_SYMBOL,
+    REDUCE,
+    REPLACE,
+    RESUME,
+    SYM_BASE_PER_LOT,
+    SYM_BEST_ASK,
+    SYM_BEST_BID,
+    SYM_COLLAR_BPS,
+    SYM_HALTED,
+    SYM_LAST_PRICE,
+    SYM_MARKET_BAND_BPS,
+    SYM_QUOTE_SCALE,
+    SYM_REF_PRICE,
+    SYM_TICK,
+    WITHDRAW,
+)
+
+
+@njit(cache=True, inline="always")
+def reference_price(symbols: np.ndarray, s: int) -> int:
+    """The collar's reference: the last trade price, else the configured one (0 = none)."""
+    last = symbols[s, SYM_LAST_PRICE]
+    return last if last > 0 else symbols[s, SYM_REF_PRICE]
+
+
+@njit(cache=True, inline="always")
+def _fits(price: int, qty: int, scale: int) -> bool:
+    """price × qty × scale stays below AMOUNT_LIMIT (so notional + fee fits an int64)."""
+    unit = price * scale if price <= AMOUNT_LIMIT // scale else AMOUNT_LIMIT
+    return unit < AMOUNT_LIMIT and qty <= AMOUNT_LIMIT // max(unit, 1)
+
+
+@njit(cache=True)
+def _limit_checks(
+    accounts, positions, symbols, a, s, side, price, qty, open_now, is_new, collared
+) -> int:
+    """The limits shared by NEW and REPLACE; ``open_now`` is the order's current open qty.
+
+    ``price`` 0 (a market sell) is valued at the best bid, else the reference price."""
+    lim = accounts[a, ACC_MAX_QTY]
+    if lim > 0 and qty > lim:
+        return R_MAX_QTY
+    collar = symbols[s, SYM_COLLAR_BPS]
+    ref = reference_price(symbols, s)
+    if (
+        collared
+        and collar > 0
+        and ref > 0
+        and price > 0
+        and abs(price - ref) > fee_floor(ref, collar)
+    ):
+        return R_PRICE_COLLAR
+    notional_price = price
+    if notional_price <= 0:  # a market sell: value it at the best bid, else the reference
+        bid = symbols[s, SYM_BEST_BID]
+        notional_price = bid if bid > 0 else ref
+    if notional_price > 0:
+        if not _fits(notional_price, qty, symbols[s, SYM_QUOTE_SCALE]):
+            return R_MAX_NOTIONAL
+        lim = accounts[a, ACC_MAX_NOTIONAL]
+        if lim > 0 and notional_price * qty * symbols[s, SYM_QUOTE_SCALE] > lim:
+            return R_MAX_NOTIONAL
+    if qty > AMOUNT_LIMIT // symbols[s, SYM_BASE_PER_LOT]:
+        return R_MAX_QTY
+    lim = accounts[a, ACC_MAX_OPEN]
+    if is_new and lim > 0 and accounts[a, ACC_OPEN_ORDERS] >= lim:
+        return R_OPEN_ORDERS
+    lim = accounts[a, ACC_MAX_POSITION]
+    if lim > 0:
+        grow = qty - open_now
+        if side == BUY:
+            worst = positions[a, s, POS_NET] + positions[a, s, POS_OPEN_BUY] + grow
+        else:
+            worst = positions[a, s, POS_OPEN_SELL] + grow - positions[a, s, POS_NET]
+        if grow > 0 and worst > lim:
+            return R_POSITION
+    return 0
+
+
+@njit(cache=True, inline="always")
+def _market_buy_price(symbols: np.ndarray, s: int) -> int:
+    """A market buy's protection price: best ask (else reference) + band, down to the tick."""
+    ask = symbols[s, SYM_BEST_ASK]
+    if ask <= 0:
+        ask = reference_price(symbols, s)
+    if ask <= 0:
+        return 0
+    p = ask + fee_floor(ask, symbols[s, SYM_MARKET_BAND_BPS])
+    tick = symbols[s, SYM_TICK]
+    return max(p - p % tick, ask)
+
+
+@njit(cache=True)
+def pre_trade(
+    kind, seq, order_id, price, qty, account, symbol, side, order_type, reason,
+    balances, positions, accounts, sym_index, asset_index, symbols, glob, keys, rows,
+) -> int:  # fmt: skip
+    """Check and hold a batch of commands in place; returns how many it rejected.
+
+    Hot: one pass in sequence order, no allocation, no Python calls per record. Sets
+    ``reason`` of refused commands and ``price`` of market buys; skips commands whose
+    ``reason`` is already set (ingest refused them).
+    """
+    n_accounts = accounts.shape[0]
+    rejected = 0
+    for i in range(kind.shape[0]):
+        if reason[i] != 0:
+            continue
+        k = kind[i]
+        a = np.int64(account[i])
+        r = 0
+        if k == NEW:
+            r = _new_order(
+                i, seq, order_id, price, qty, a, symbol, side, order_type,
+                balances, positions, accounts, sym_index, symbols, glob, keys, rows,
+            )  # fmt: skip
+        elif k == REPLACE:
+            r = _replace(
+                i, seq, order_id, price, qty, a, balances, positions, accounts, symbols, glob,
+                keys, rows,
+            )  # fmt: skip
+        elif k in (CANCEL, REDUCE):
+            if a == 0 or a >= n_accounts:
+                r = R_UNKNOWN_ACCOUNT
+        elif k in (DEPOSIT, WITHDRAW):
+            x = asset_index[symbol[i]]
+            q = qty[i]
+            if a == 0 or a >= n_accounts:
+                r = R_UNKNOWN_ACCOUNT
+            elif x < 0:
+                r = R_INVALID_COMMAND
+            elif q <= 0:
+                r = R_INVALID_QTY
+            elif k == DEPOSIT:
+                if balances[a, x, FREE] + balances[a, x, HELD] > AMOUNT_LIMIT - q:
+                    r = R_INVALID_QTY  # would overflow the balance
+                else:
+                    balances[a, x, FREE] += q
+            elif balances[a, x, FREE] < q:
+                r = R_INSUFFICIENT_BALANCE
+            else:
+                balances[a, x, FREE] -= q
+        elif k in (HALT, RESUME):
+            s = sym_index[symbol[i]]
+            if s >= 0:
+                symbols[s, SYM_HALTED] = 1 if k == HALT else 0
+        elif k in (KILL, KILL_RELEASE):
+            flag = 1 if k == KILL else 0
+            if a == 0:
+                glob[G_KILL_ALL] = flag
+            elif a < n_accounts:
+                accounts[a, ACC_KILLED] = flag
+            else:
+                r = R_UNKNOWN_ACCOUNT
+        if r != 0:
+            reason[i] = r
+            rejected += 1
+    return rejected
+
+
+@njit(cache=True)
+def _new_order(
+    i, seq, order_id, price, qty, a, symbol, side, order_type,
+    balances, positions, accounts, sym_index, symbols, glob, keys, rows,
+) -> int:  # fmt: skip
+    if a == 0 or a >= accounts.shape[0]:
+        return R_UNKNOWN_ACCOUNT
+    if glob[G_KILL_ALL] != 0 or accounts[a, ACC_KILLED] != 0:
+        return R_KILL_SWITCH
+    s = sym_index[symbol[i]]
+    if s < 0:
+        return R_UNKNOWN_SYMBOL
+    if symbols[s, SYM_HALTED] != 0:
+        return R_HALTED
+    oid = order_id[i]
+    if oid <= 0:
+        return R_INVALID_COMMAND
+    if orders.find(keys, oid) >= 0:
+        return R_DUPLICATE_ORDER_ID
+    sd = np.int64(side[i])
+    q = qty[i]
+    p = price[i]
+    if order_type[i] == MARKET:
+        if sd == BUY and p <= 0:
+            p = _market_buy_price(symbols, s)
+            if p <= 0:
+                return R_PRICE_COLLAR  # no best ask nor reference: nothing bounds the order
+        elif sd != BUY:
+            p = 0
+        # a market order is not collared (a buy's protection price already bounds it)
+        r = _limit_checks(accounts, positions, symbols, a, s, sd, p, q, 0, True, False)
+    else:
+        r = _limit_checks(accounts, positions, symbols, a, s, sd, p, q, 0, True, True)
+    if r != 0:
+        return r
+    if glob[G_OPEN_ORDERS] >= glob[G_MAX_ORDERS]:
+        return R_OPEN_ORDERS  # the order table is full
+    x = hold_asset(symbols, s, sd)
+    need = hold_amount(symbols, s, sd, p, q)
+    if balances[a, x, FREE] < need:
+        return R_INSUFFICIENT_FUNDS
+    balances[a, x, FREE] -= need
+    balances[a, x, HELD] += need
+    slot = orders.insert(keys, oid)
+    rows[slot, O_ACCOUNT] = a
+    rows[slot, O_SYMBOL] = s
+    rows[slot, O_SIDE] = sd
+    rows[slot, O_PRICE] = p
+    rows[slot, O_OPEN] = q
+    rows[slot, O_HELD] = need
+    rows[slot, O_NEW_SEQ] = seq[i]
+    rows[slot, O_REP_SEQ] = 0
+    positions[a, s, POS_OPEN_BUY if sd == BUY else POS_OPEN_SELL] += q
+    accounts[a, ACC_OPEN_ORDERS] += 1
+    glob[G_OPEN_ORDERS] += 1
+    if order_type[i] == MARKET and sd == BUY:
+        price[i] = p
+    return 0
+
+
+@njit(cache=True)
+def _replace(
+    i, seq, order_id, price, qty, a, balances, positions, accounts, symbols, glob, keys, rows
+) -> int:
+    """A replace is checked like a new order of its new price and quantity; the extra hold it
+    needs (if any) moves to held now, and settles when matching answers (REPLACED/REJECTED)."""
+    if a == 0 or a >= accounts.shape[0]:
+        return R_UNKNOWN_ACCOUNT
+    if glob[G_KILL_ALL] != 0 or accounts[a, ACC_KILLED] != 0:
+        return R_KILL_SWITCH
+    slot = orders.find(keys, order_id[i])
+    if slot < 0:
+        return R_UNKNOWN_ORDER
+    if rows[slot, O_ACCOUNT] != a:
+        return R_NOT_OWNER
+    s = rows[slot, O_SYMBOL]
+    sd = rows[slot, O_SIDE]
+    p = price[i]
+    q = qty[i]
+    if sd == BUY and p <= 0:
+        return R_PRICE_COLLAR  # a buy must keep a price that bounds its hold
+    if sd != BUY and p <= 0:
+        p = rows[slot, O_PRICE]
+    r = _limit_checks(accounts, positions, symbols, a, s, sd, p, q, rows[slot, O_OPEN], False, True)
+    if r != 0:
+        return r
+    x = hold_asset(symbols, s, sd)
+    extra = hold_amount(symbols, s, sd, p, q) - rows[slot, O_HELD]
+    if extra > 0:
+        if balances[a, x, FREE] < extra:
+            return R_INSUFFICIENT_FUNDS
+        balances[a, x, FREE] -= extra
+        balances[a, x, HELD] += extra
+        rows[slot, O_HELD] += extra
+    rows[slot, O_REP_SEQ] = seq[i]
+    return 0
