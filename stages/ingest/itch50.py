@@ -442,3 +442,68 @@ def read_file(path: str | Path) -> Messages:
     if framed.status != FRAME_OK:
         raise Itch50FormatError(framed.end, framed.problem(), framed.types.shape[0])
     return split_by_type(data, framed)
+
+
+@dataclass
+class Itch50Stats:
+    """Counts over an ITCH 5.0 file: messages by type, add orders per stock, time span.
+
+    Built chunk by chunk (``add``) so a file of any size is summarised in bounded memory;
+    ``error`` holds the format problem that ended the file early, if any.
+    """
+
+    messages: int = 0
+    by_type: dict[str, int] = field(default_factory=dict)
+    symbols: dict[str, int] = field(default_factory=dict)
+    first_ts_ns: int | None = None
+    last_ts_ns: int | None = None
+    error: Itch50FormatError | None = None
+
+    def add(self, chunk: Chunk) -> None:
+        """Count one chunk. Vectorised: a bincount of type bytes, a unique over add orders."""
+        framed = chunk.framed
+        n = framed.types.shape[0]
+        if n == 0:
+            return
+        self.messages += n
+        counts = np.bincount(framed.types, minlength=256)
+        for kind in np.flatnonzero(counts):
+            name = chr(kind)
+            self.by_type[name] = self.by_type.get(name, 0) + int(counts[kind])
+        for kind in "AF":
+            where = framed.offsets[framed.types == ord(kind)]
+            if where.shape[0] == 0:
+                continue
+            stock_field = where[:, None] + np.arange(HEADER_LENGTH + 13, HEADER_LENGTH + 21)
+            stocks = chunk.buf[stock_field].copy().view("S8").reshape(-1)
+            names, per_name = np.unique(stocks, return_counts=True)
+            for stock, count in zip(stock_names(names), per_name.tolist(), strict=True):
+                self.symbols[stock] = self.symbols.get(stock, 0) + count
+        ends = header_timestamps_ns(chunk.buf, framed.offsets[[0, -1]])
+        if self.first_ts_ns is None:
+            self.first_ts_ns = int(ends[0])
+        self.last_ts_ns = int(ends[1])
+
+    def as_dict(self) -> dict[str, object]:
+        """The JSON shape of ``tradepipe feed stats``: types and symbols in sorted order."""
+        out: dict[str, object] = {
+            "messages": self.messages,
+            "by_type": dict(sorted(self.by_type.items())),
+            "symbols": dict(sorted(self.symbols.items())),
+            "first_ts_ns": self.first_ts_ns,
+            "last_ts_ns": self.last_ts_ns,
+        }
+        if self.error is not None:
+            out["error"] = {"offset": self.error.offset, "problem": self.error.problem}
+        return out
+
+
+def file_stats(path: str | Path, chunk_bytes: int = 64 << 20) -> Itch50Stats:
+    """Summarise an ITCH 5.0 file; a format problem is recorded in ``error``, not raised."""
+    stats = Itch50Stats()
+    try:
+        for chunk in iter_chunks(path, chunk_bytes):
+            stats.add(chunk)
+    except Itch50FormatError as error:
+        stats.error = error
+    return stats
