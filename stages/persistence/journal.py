@@ -622,7 +622,7 @@ class JournalWriter:
         try:
             done = 0
             while done < len(header):
-                done += os.write(fd, header[done:])
+                done += _writev(fd, [header[done:]])
             if self.fsync is not FsyncPolicy.NEVER:
                 _fdatasync(fd)
         except OSError as exc:
@@ -704,7 +704,7 @@ class JournalWriter:
                 if written < len(head):
                     written += _writev(self._fd, [head[written:], payload])
                 else:
-                    written += os.write(self._fd, payload[written - len(head) :])
+                    written += _writev(self._fd, [payload[written - len(head) :]])
         except OSError as exc:
             if written:
                 os.ftruncate(self._fd, self._offset)  # never leave half a block behind

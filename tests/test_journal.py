@@ -1,0 +1,497 @@
+"""Journal: round trips, rotation, contiguity, layouts, fsync policies, torn tails, ENOSPC.
+
+Also home of the deterministic command batches the other journal/snapshot/recovery tests use.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from stages.persistence import journal as journal_mod
+from stages.persistence.journal import (
+    BLOCK_HEADER,
+    FsyncPolicy,
+    JournalCorruptError,
+    JournalError,
+    JournalFullError,
+    JournalLayoutError,
+    JournalReader,
+    JournalWriter,
+    TornTailWarning,
+    list_segments,
+    verify_journal,
+)
+from stages.records import COMMAND_DTYPE, EVENT_DTYPE, CommandType, Side
+
+# --------------------------------------------------------------------------------------------
+# helpers shared with the other persistence tests
+
+
+def commands(first_seq: int, n: int) -> np.ndarray:
+    """``n`` command records from ``first_seq``, every field a function of the seq."""
+    batch = np.zeros(n, dtype=COMMAND_DTYPE)
+    seq = np.arange(first_seq, first_seq + n, dtype=np.int64)
+    batch["seq"] = seq
+    batch["ts_ingest"] = seq * 1000 + 7
+    batch["order_id"] = seq * 3 + 1
+    batch["price"] = 10_000 + (seq * 7919) % 200
+    batch["qty"] = 1 + seq % 50
+    batch["account"] = (seq % 5).astype(np.uint32)
+    batch["symbol"] = (seq % 3).astype(np.uint16)
+    batch["kind"] = CommandType.NEW
+    batch["side"] = (seq % 2).astype(np.uint8) * Side.SELL
+    return batch
+
+
+def write_journal(
+    directory: Path, sizes: list[int], *, segment_bytes: int = 1 << 20, **kwargs: object
+) -> np.ndarray:
+    """Write batches of ``sizes`` records from seq 1; return everything written."""
+    seq = 1
+    parts = []
+    with JournalWriter(directory, COMMAND_DTYPE, segment_bytes=segment_bytes, **kwargs) as w:
+        for n in sizes:
+            batch = commands(seq, n)
+            assert w.append(batch) == seq + n - 1
+            parts.append(batch)
+            seq += n
+    return np.concatenate(parts) if parts else np.empty(0, COMMAND_DTYPE)
+
+
+def read_all(directory: Path, **kwargs: object) -> np.ndarray:
+    return JournalReader(directory, COMMAND_DTYPE, **kwargs).read()
+
+
+# --------------------------------------------------------------------------------------------
+# round trips
+
+
+def test_round_trip_across_segments(tmp_path: Path) -> None:
+    written = write_journal(tmp_path, [1, 5, 100, 37, 200, 3], segment_bytes=8192)
+    segments = list_segments(tmp_path)
+    assert len(segments) > 2
+    assert segments[0].name == "00000000000000000001.tpj"
+    assert np.array_equal(read_all(tmp_path), written)
+    report = verify_journal(tmp_path, COMMAND_DTYPE)
+    assert (report.first_seq, report.last_seq, report.records) == (1, len(written), len(written))
+    assert report.segments == len(segments)
+    assert report.torn == []
+
+
+def test_segment_names_follow_contiguous_first_seqs(tmp_path: Path) -> None:
+    write_journal(tmp_path, [50] * 10, segment_bytes=4096)
+    reader = JournalReader(tmp_path)
+    firsts = [h.first_seq for h in reader.segments]
+    assert firsts == sorted(firsts)
+    # each segment begins right after the previous one's last record
+    ends = [int(b["seq"][-1]) for b in reader.batches()]
+    starts = [int(b["seq"][0]) for b in reader.batches()]
+    assert starts[1:] == [e + 1 for e in ends[:-1]]
+    for first in firsts:
+        assert first in starts
+
+
+def test_reader_without_dtype_uses_the_stored_layout(tmp_path: Path) -> None:
+    written = write_journal(tmp_path, [10])
+    reader = JournalReader(tmp_path)
+    assert reader.dtype == COMMAND_DTYPE
+    assert np.array_equal(reader.read(), written)
+
+
+@pytest.mark.parametrize(("lo", "hi"), [(1, 1), (7, 300), (40, 41), (None, 12), (330, None)])
+def test_read_ranges(tmp_path: Path, lo: int | None, hi: int | None) -> None:
+    written = write_journal(tmp_path, [13, 29, 1, 100, 200], segment_bytes=6000)
+    got = JournalReader(tmp_path, COMMAND_DTYPE).read(lo, hi)
+    seqs = written["seq"]
+    mask = np.ones(len(written), bool)
+    if lo is not None:
+        mask &= seqs >= lo
+    if hi is not None:
+        mask &= seqs <= hi
+    assert np.array_equal(got, written[mask])
+
+
+def test_records_iterates_one_by_one(tmp_path: Path) -> None:
+    write_journal(tmp_path, [3, 4])
+    seqs = [int(r["seq"]) for r in JournalReader(tmp_path).records(2, 5)]
+    assert seqs == [2, 3, 4, 5]
+
+
+def test_reopen_continues_at_next_seq(tmp_path: Path) -> None:
+    write_journal(tmp_path, [10, 10], segment_bytes=2048)
+    with JournalWriter(tmp_path, COMMAND_DTYPE, segment_bytes=2048) as w:
+        assert w.next_seq == 21
+        assert w.durable_seq == 20
+        w.append(commands(21, 30))
+    assert np.array_equal(read_all(tmp_path), commands(1, 50))
+
+
+def test_first_seq_of_a_new_journal(tmp_path: Path) -> None:
+    with JournalWriter(tmp_path, COMMAND_DTYPE, first_seq=1000) as w:
+        w.append(commands(1000, 5))
+    assert JournalReader(tmp_path).first_seq == 1000
+    assert list_segments(tmp_path)[0].name == "00000000000000001000.tpj"
+
+
+def test_non_contiguous_column_batch_is_accepted(tmp_path: Path) -> None:
+    wide = commands(1, 20)[::2].copy()
+    wide["seq"] = np.arange(1, 11)
+    strided = np.zeros(20, COMMAND_DTYPE)
+    strided[::2] = wide
+    view = strided[::2]
+    assert not view.flags.c_contiguous
+    with JournalWriter(tmp_path, COMMAND_DTYPE) as w:
+        w.append(view)
+    assert np.array_equal(read_all(tmp_path), wide)
+
+
+# --------------------------------------------------------------------------------------------
+# refusals
+
+
+@pytest.mark.parametrize(
+    ("first", "n", "tamper"), [(2, 5, None), (1, 5, 3), (1, 1, None), (0, 3, None)]
+)
+def test_non_contiguous_seqs_are_refused(
+    tmp_path: Path, first: int, n: int, tamper: int | None
+) -> None:
+    with JournalWriter(tmp_path, COMMAND_DTYPE) as w:
+        w.append(commands(1, 3))
+        batch = commands(first if first != 1 else 4, n)
+        if tamper is not None:
+            batch["seq"][tamper] += 10
+        if (first, n) == (1, 1):
+            batch = commands(3, 1)  # a repeat of seq 3
+        with pytest.raises(ValueError, match="not contiguous from the expected next seq 4"):
+            w.append(batch)
+        assert w.next_seq == 4
+    assert np.array_equal(read_all(tmp_path), commands(1, 3))
+
+
+def test_other_layout_is_refused_with_what_differs(tmp_path: Path) -> None:
+    write_journal(tmp_path, [4])
+    with pytest.raises(JournalLayoutError) as info:
+        JournalReader(tmp_path, EVENT_DTYPE)
+    message = str(info.value)
+    assert "another record layout" in message
+    assert "ts_risk" in message  # only in the journal
+    assert "other_id" in message  # missing from the journal
+    with pytest.raises(JournalLayoutError, match="another record layout"):
+        JournalWriter(tmp_path, EVENT_DTYPE)
+
+
+def test_changed_field_type_is_named(tmp_path: Path) -> None:
+    write_journal(tmp_path, [4])
+    changed = np.dtype(
+        [(n, "<f8" if n == "price" else COMMAND_DTYPE.fields[n][0]) for n in COMMAND_DTYPE.names]
+    )
+    with pytest.raises(JournalLayoutError, match=r"field 'price' is .*<i8.* in the journal"):
+        JournalReader(tmp_path, changed)
+
+
+def test_dtype_without_seq_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(JournalLayoutError, match="no 'seq' field"):
+        JournalWriter(tmp_path, np.dtype([("x", "<i8")]))
+
+
+def test_batch_of_another_dtype_is_refused(tmp_path: Path) -> None:
+    with JournalWriter(tmp_path, COMMAND_DTYPE) as w, pytest.raises(JournalLayoutError):
+        w.append(np.zeros(2, EVENT_DTYPE))
+
+
+def test_bad_settings_say_what_is_right(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="fsync policy 'sometimes' is unknown; use one of batch"):
+        JournalWriter(tmp_path, COMMAND_DTYPE, fsync="sometimes")
+    with pytest.raises(ValueError, match="segment_bytes=100 is too small: at least"):
+        JournalWriter(tmp_path / "x", COMMAND_DTYPE, segment_bytes=100)
+
+
+def test_missing_directory_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(JournalError, match="does not exist"):
+        JournalReader(tmp_path / "nope")
+
+
+# --------------------------------------------------------------------------------------------
+# fsync policies and durable_seq
+
+
+class _SyncCounter:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, fd: int) -> None:
+        self.calls += 1
+        os.fdatasync(fd)
+
+
+def test_batch_policy_syncs_every_append(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    counter = _SyncCounter()
+    monkeypatch.setattr(journal_mod, "_fdatasync", counter)
+    with JournalWriter(tmp_path, COMMAND_DTYPE, fsync="batch") as w:
+        before = counter.calls
+        for i in range(5):
+            w.append(commands(1 + 10 * i, 10))
+            assert w.durable_seq == w.synced_seq == 10 * (i + 1)
+        assert counter.calls - before == 5
+
+
+def test_interval_policy_holds_durable_seq_until_a_sync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counter = _SyncCounter()
+    monkeypatch.setattr(journal_mod, "_fdatasync", counter)
+    with JournalWriter(tmp_path, COMMAND_DTYPE, fsync="interval", fsync_interval_ms=1e9) as w:
+        before = counter.calls
+        w.append(commands(1, 10))
+        w.append(commands(11, 10))
+        assert w.written_seq == 20
+        assert w.durable_seq == 0
+        assert w.maybe_sync() == 0  # the interval has not passed
+        assert counter.calls == before
+        assert w.sync() == 20
+        assert counter.calls == before + 1
+    with JournalWriter(tmp_path, COMMAND_DTYPE, fsync="interval", fsync_interval_ms=1e-6) as w:
+        w.append(commands(21, 1))
+        assert w.durable_seq == 21  # any interval has passed by the next check
+
+
+def test_never_policy_never_syncs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    counter = _SyncCounter()
+    monkeypatch.setattr(journal_mod, "_fdatasync", counter)
+    with JournalWriter(tmp_path, COMMAND_DTYPE, fsync=FsyncPolicy.NEVER, segment_bytes=4096) as w:
+        for i in range(10):
+            w.append(commands(1 + 20 * i, 20))
+        assert w.durable_seq == w.written_seq == 200
+        assert w.synced_seq == 0
+    assert counter.calls == 0
+    assert len(read_all(tmp_path)) == 200
+
+
+# --------------------------------------------------------------------------------------------
+# torn tails and corruption
+
+
+def _last_block_offset(path: Path) -> int:
+    """The file offset of the last block of a segment (walking the block headers)."""
+    reader = JournalReader(path.parent)
+    header = next(h for h in reader.segments if h.path == path)
+    data = path.read_bytes()
+    offset = header.header_size
+    last = offset
+    while offset < len(data):
+        last = offset
+        (length,) = np.frombuffer(data, "<u4", 1, offset + 4)
+        offset += int(length)
+    return last
+
+
+def test_torn_tail_of_every_length_is_truncated_with_a_warning(tmp_path: Path) -> None:
+    base = tmp_path / "base"
+    written = write_journal(base, [7, 3, 2])
+    segment = list_segments(base)[0]
+    data = segment.read_bytes()
+    cut_from = _last_block_offset(segment)
+    assert len(data) - cut_from == BLOCK_HEADER.size + 2 * COMMAND_DTYPE.itemsize
+    for keep in range(cut_from + 1, len(data)):
+        case = tmp_path / f"cut{keep}"
+        case.mkdir()
+        (case / segment.name).write_bytes(data[:keep])
+        with pytest.warns(TornTailWarning) as record:
+            got = read_all(case, repair=True)
+        message = str(record[0].message)
+        assert str(case / segment.name) in message
+        assert f"at offset {cut_from}" in message
+        assert np.array_equal(got, written[:10])
+        assert (case / segment.name).stat().st_size == cut_from
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert np.array_equal(read_all(case), written[:10])  # repaired: no more warning
+
+
+def test_torn_tail_is_reported_but_kept_without_repair(tmp_path: Path) -> None:
+    write_journal(tmp_path, [5, 5])
+    segment = list_segments(tmp_path)[0]
+    size = segment.stat().st_size
+    os.truncate(segment, size - 10)
+    with pytest.warns(TornTailWarning, match="would be truncated"):
+        report = verify_journal(tmp_path)
+    assert report.last_seq == 5
+    assert len(report.torn) == 1
+    assert segment.stat().st_size == size - 10
+
+
+def test_writer_reopen_truncates_a_torn_tail_and_continues(tmp_path: Path) -> None:
+    write_journal(tmp_path, [5, 5])
+    segment = list_segments(tmp_path)[0]
+    os.truncate(segment, segment.stat().st_size - 1)
+    with pytest.warns(TornTailWarning, match="at offset"):
+        w = JournalWriter(tmp_path, COMMAND_DTYPE)
+    with w:
+        assert w.next_seq == 6
+        assert len(w.repairs) == 1
+        w.append(commands(6, 4))
+    assert np.array_equal(read_all(tmp_path), commands(1, 9))
+
+
+def test_zero_filled_tail_is_torn(tmp_path: Path) -> None:
+    written = write_journal(tmp_path, [5, 5])
+    segment = list_segments(tmp_path)[0]
+    with open(segment, "ab") as f:
+        f.write(bytes(4096 + 17))  # pages the file grew by but whose data never reached disk
+    with pytest.warns(TornTailWarning, match="zero-filled"):
+        assert np.array_equal(read_all(tmp_path, repair=True), written)
+
+
+def test_zeroed_last_block_is_torn(tmp_path: Path) -> None:
+    written = write_journal(tmp_path, [5, 5])
+    segment = list_segments(tmp_path)[0]
+    data = bytearray(segment.read_bytes())
+    cut = _last_block_offset(segment)
+    data[cut + BLOCK_HEADER.size :] = bytes(len(data) - cut - BLOCK_HEADER.size)
+    segment.write_bytes(bytes(data))
+    with pytest.warns(TornTailWarning, match="records checksum mismatch"):
+        assert np.array_equal(read_all(tmp_path, repair=True), written[:5])
+
+
+def test_garbage_after_the_last_block_is_corruption(tmp_path: Path) -> None:
+    write_journal(tmp_path, [5, 5])
+    segment = list_segments(tmp_path)[0]
+    with open(segment, "ab") as f:
+        f.write(b"\x01" * 100)
+    with pytest.raises(JournalCorruptError, match="block header checksum mismatch") as info:
+        read_all(tmp_path)
+    assert info.value.seq == 11
+
+
+def test_corruption_before_the_tail_names_file_offset_and_seq(tmp_path: Path) -> None:
+    write_journal(tmp_path, [5, 5, 5])
+    segment = list_segments(tmp_path)[0]
+    data = bytearray(segment.read_bytes())
+    header_size = JournalReader(tmp_path).segments[0].header_size
+    second = header_size + BLOCK_HEADER.size + 5 * 64
+    data[second + BLOCK_HEADER.size + 70] ^= 0x10  # a bit of seq 7's record
+    segment.write_bytes(bytes(data))
+    with pytest.raises(JournalCorruptError) as info:
+        read_all(tmp_path, repair=True)
+    error = info.value
+    assert (error.path, error.offset, error.seq) == (segment, second, 6)
+    assert str(segment) in str(error) and f"offset {second}" in str(error)
+    assert "seq 6" in str(error)
+    assert segment.read_bytes() == bytes(data)  # never "repaired" away
+    with pytest.raises(JournalCorruptError):
+        JournalWriter(tmp_path, COMMAND_DTYPE)
+
+
+def test_corrupt_earlier_segment_stops_the_reader(tmp_path: Path) -> None:
+    write_journal(tmp_path, [40] * 5, segment_bytes=4096)
+    first = list_segments(tmp_path)[0]
+    data = bytearray(first.read_bytes())
+    data[-1] ^= 1  # last block of a segment that is not the last one: not a tail
+    first.write_bytes(bytes(data))
+    with pytest.raises(JournalCorruptError, match="records checksum mismatch"):
+        read_all(tmp_path)
+
+
+def test_missing_middle_segment_is_a_gap(tmp_path: Path) -> None:
+    write_journal(tmp_path, [40] * 5, segment_bytes=4096)
+    segments = list_segments(tmp_path)
+    assert len(segments) >= 3
+    segments[1].unlink()
+    with pytest.raises(JournalCorruptError, match="previous segment ends before seq"):
+        read_all(tmp_path)
+
+
+def test_segment_torn_at_creation_is_dropped(tmp_path: Path) -> None:
+    written = write_journal(tmp_path, [10])
+    (tmp_path / "00000000000000000011.tpj").write_bytes(b"TPJ")
+    with pytest.warns(TornTailWarning, match="creation was cut off"):
+        w = JournalWriter(tmp_path, COMMAND_DTYPE)
+    with w:
+        assert w.next_seq == 11
+        w.append(commands(11, 2))
+    assert np.array_equal(read_all(tmp_path), commands(1, 12))
+    assert np.array_equal(written, commands(1, 10))
+
+
+# --------------------------------------------------------------------------------------------
+# a full disk (injected ENOSPC)
+
+
+class _FullDiskAfter:
+    """A writev that accepts ``budget`` bytes, writes part of the next block, then ENOSPC."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+
+    def __call__(self, fd: int, buffers: list) -> int:
+        total = sum(memoryview(b).nbytes for b in buffers)
+        if total <= self.budget:
+            self.budget -= total
+            return os.writev(fd, buffers)
+        if self.budget > 0:  # a short write first, as a real filling disk does
+            data = b"".join(bytes(memoryview(b).cast("B")) for b in buffers)[: self.budget]
+            self.budget = 0
+            return os.write(fd, data)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_full_disk_is_a_clear_error_and_the_journal_stays_valid(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    block = BLOCK_HEADER.size + 10 * 64
+    w = JournalWriter(tmp_path, COMMAND_DTYPE)
+    monkeypatch.setattr(journal_mod, "_writev", _FullDiskAfter(3 * block + 100))
+    for i in range(3):
+        w.append(commands(1 + 10 * i, 10))
+    with pytest.raises(JournalFullError) as info:
+        w.append(commands(31, 10))
+    error = info.value
+    assert "disk full (ENOSPC)" in str(error)
+    assert "valid up to seq 30" in str(error)
+    assert str(list_segments(tmp_path)[0]) in str(error)
+    assert (error.valid_seq, error.durable_seq) == (30, 30)
+    with pytest.raises(JournalError, match="closed for writing"):
+        w.append(commands(31, 1))
+    w.close()
+    monkeypatch.undo()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no torn tail: the partial block was removed
+        assert np.array_equal(read_all(tmp_path), commands(1, 30))
+    with JournalWriter(tmp_path, COMMAND_DTYPE) as again:
+        assert again.next_seq == 31
+        again.append(commands(31, 10))
+    assert np.array_equal(read_all(tmp_path), commands(1, 40))
+
+
+def test_full_disk_at_rotation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    w = JournalWriter(tmp_path, COMMAND_DTYPE, segment_bytes=2048)
+    w.append(commands(1, 20))
+    # room for the blocks that fit in the current segment, none for the next segment's header
+    room = 2048 - w._offset
+    monkeypatch.setattr(journal_mod, "_writev", _FullDiskAfter(room))
+    with pytest.raises(JournalFullError, match="creating segment"):
+        w.append(commands(21, 40))
+    monkeypatch.undo()
+    assert not list(tmp_path.glob(".*.tmp"))
+    written = read_all(tmp_path)
+    assert np.array_equal(written, commands(1, len(written)))
+    assert len(written) >= 20
+
+
+def test_failed_fsync_closes_the_writer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(fd: int) -> None:
+        raise OSError(errno.EIO, "I/O error")
+
+    w = JournalWriter(tmp_path, COMMAND_DTYPE)
+    monkeypatch.setattr(journal_mod, "_fdatasync", broken)
+    with pytest.raises(JournalError, match=r"fsync of .* failed"):
+        w.append(commands(1, 5))
+    assert w.durable_seq == 0
+    with pytest.raises(JournalError, match="closed for writing"):
+        w.append(commands(6, 5))
