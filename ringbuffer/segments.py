@@ -1,0 +1,135 @@
+"""Named POSIX shared-memory segments with a lifecycle the supervisor controls.
+
+Why not plain ``multiprocessing.shared_memory.SharedMemory``: on Python 3.11/3.12 every
+*attaching* process registers the segment with the resource tracker, which unlinks it when
+that process exits (CPython gh-82300) — a stage that stops would destroy the ring for
+everyone. So segments are opened here with the same primitives the stdlib uses
+(``_posixshmem.shm_open`` + ``mmap``) and never registered: the creator unlinks them
+explicitly, and ``remove_stale_segments`` (``tradepipe clean``) removes what a crash left.
+
+Names are ``tradepipe.<creator pid>.<label>``: the pid tells whether the creator is alive,
+so stale segments are recognisable without opening them.
+"""
+
+from __future__ import annotations
+
+import _posixshmem
+import contextlib
+import mmap
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from ringbuffer.errors import AttachError
+
+PREFIX = "tradepipe"
+SHM_DIR = Path("/dev/shm")
+
+
+def segment_name(label: str, pid: int | None = None) -> str:
+    """The full segment name for ``label`` created by ``pid`` (default: this process)."""
+    if not label or "/" in label or "." in label:
+        raise ValueError(f"segment label {label!r} must be non-empty, without '/' or '.'")
+    return f"{PREFIX}.{os.getpid() if pid is None else pid}.{label}"
+
+
+def creator_pid(name: str) -> int | None:
+    """The creator pid encoded in a segment name, or None if it is not one of ours."""
+    parts = name.split(".", 2)
+    if len(parts) != 3 or parts[0] != PREFIX or not parts[1].isdigit():
+        return None
+    return int(parts[1])
+
+
+@dataclass
+class Segment:
+    """A mapped segment. ``buf`` is the writable mapping; close it before unlinking twice."""
+
+    name: str
+    size: int
+    buf: mmap.mmap
+
+    def close(self) -> None:
+        """Unmap. If numpy views still point into the mapping, it is released when they die."""
+        # With exported views alive, the mapping goes away with the last of them instead.
+        with contextlib.suppress(BufferError):
+            self.buf.close()
+
+    def unlink(self) -> None:
+        """Remove the name from /dev/shm; mappings stay valid until closed."""
+        unlink_segment(self.name)
+
+
+def create_segment(name: str, size: int) -> Segment:
+    """Create a new zero-filled segment of ``size`` bytes; fails if the name exists."""
+    if size <= 0:
+        raise ValueError(f"segment size must be positive, got {size}")
+    fd = _posixshmem.shm_open("/" + name, os.O_CREAT | os.O_EXCL | os.O_RDWR, mode=0o600)
+    try:
+        os.ftruncate(fd, size)
+        buf = mmap.mmap(fd, size)
+    except BaseException:
+        os.close(fd)
+        _posixshmem.shm_unlink("/" + name)
+        raise
+    os.close(fd)
+    return Segment(name, size, buf)
+
+
+def attach_segment(name: str) -> Segment:
+    """Map an existing segment read-write, without registering it anywhere."""
+    try:
+        fd = _posixshmem.shm_open("/" + name, os.O_RDWR, mode=0o600)
+    except FileNotFoundError:
+        raise AttachError(f"shared-memory segment {name!r} does not exist") from None
+    try:
+        size = os.fstat(fd).st_size
+        if size == 0:
+            raise AttachError(f"shared-memory segment {name!r} is empty (creation unfinished?)")
+        buf = mmap.mmap(fd, size)
+    finally:
+        os.close(fd)
+    return Segment(name, size, buf)
+
+
+def unlink_segment(name: str) -> None:
+    """Remove ``name`` from /dev/shm; a missing segment is not an error."""
+    with contextlib.suppress(FileNotFoundError):
+        _posixshmem.shm_unlink("/" + name)
+
+
+@dataclass(frozen=True)
+class SegmentInfo:
+    name: str
+    creator_pid: int
+    size: int
+    creator_alive: bool
+
+
+def list_segments() -> list[SegmentInfo]:
+    """Every segment of this project in /dev/shm, with whether its creator still runs."""
+    found = []
+    if not SHM_DIR.is_dir():
+        return found
+    for path in sorted(SHM_DIR.iterdir()):
+        pid = creator_pid(path.name)
+        if pid is None:
+            continue
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            continue
+        found.append(SegmentInfo(path.name, pid, size, psutil.pid_exists(pid)))
+    return found
+
+
+def remove_stale_segments(include_live: bool = False) -> list[str]:
+    """Unlink segments whose creator is dead (or all of ours with ``include_live``)."""
+    removed = []
+    for info in list_segments():
+        if include_live or not info.creator_alive:
+            unlink_segment(info.name)
+            removed.append(info.name)
+    return removed

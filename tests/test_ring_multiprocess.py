@@ -1,0 +1,125 @@
+"""Rings between real processes: millions of records, multicast, dead and hung peers."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import time
+
+import pytest
+
+from ringbuffer import ConsumerSpec, PeerDeadError, Ring
+from tests import ringworkers
+from tests.ringhelpers import RECORD, make_records
+
+pytestmark = [pytest.mark.slow]
+
+SPAWN = multiprocessing.get_context("spawn")
+TOTAL = 5_000_000
+
+
+def run_stream(consumers, readers):
+    with Ring.create("mp", RECORD, 1 << 14, consumers=consumers) as ring:
+        results = SPAWN.Queue()
+        processes = [
+            SPAWN.Process(target=ringworkers.consume, args=(ring.name, name, TOTAL, results))
+            for name in readers
+        ]
+        processes.append(SPAWN.Process(target=ringworkers.produce, args=(ring.name, TOTAL, 256)))
+        for process in processes:
+            process.start()
+        try:
+            reports = {}
+            for _ in readers:
+                name, count, error = results.get(timeout=240)
+                reports[name] = (count, error)
+            for process in processes:
+                process.join(30)
+                assert process.exitcode == 0
+        finally:
+            for process in processes:
+                if process.is_alive():
+                    process.kill()
+                    process.join()
+        for name in readers:
+            assert reports[name] == (TOTAL, None), f"consumer {name}: {reports[name]}"
+
+
+@pytest.mark.timeout(300)
+def test_five_million_records_one_to_one():
+    run_stream(["only"], ["only"])
+
+
+@pytest.mark.timeout(300)
+def test_five_million_records_multicast_with_dependency_barrier():
+    consumers = ["risk", ConsumerSpec("matching", after=("risk",)), "journal"]
+    run_stream(consumers, ["risk", "matching", "journal"])
+
+
+def start_sleeper(ring, role):
+    ready = SPAWN.Event()
+    process = SPAWN.Process(target=ringworkers.attach_and_sleep, args=(ring.name, role, ready))
+    process.start()
+    assert ready.wait(60), "the sleeper did not attach"
+    return process
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("reap", [False, True], ids=["zombie", "reaped"])
+def test_killed_consumer_is_reported_to_the_waiting_producer(reap):
+    with Ring.create("deadc", RECORD, 64, consumers=["c"]) as ring:
+        process = start_sleeper(ring, "c")
+        producer = ring.producer()
+        producer.publish_batch(make_records(0, 64))
+        os.kill(process.pid, signal.SIGKILL)
+        if reap:
+            process.join()
+        started = time.monotonic()
+        with pytest.raises(PeerDeadError, match=r"consumer 'c' pid \d+ exited") as caught:
+            producer.claim(1, timeout=30)
+        assert caught.value.role == "consumer 'c'"
+        assert caught.value.pid == process.pid
+        assert time.monotonic() - started < 30
+        process.join()
+
+
+@pytest.mark.timeout(120)
+def test_killed_producer_is_reported_to_the_waiting_consumer():
+    with Ring.create("deadp", RECORD, 64, consumers=["c"]) as ring:
+        process = start_sleeper(ring, "producer")
+        consumer = ring.consumer("c")
+        os.kill(process.pid, signal.SIGKILL)
+        with pytest.raises(PeerDeadError, match=r"producer pid \d+ exited"):
+            consumer.wait(timeout=30)
+        process.join()
+
+
+@pytest.mark.timeout(120)
+def test_hung_consumer_is_reported_once_its_heartbeat_is_stale():
+    with Ring.create("hung", RECORD, 64, consumers=["c"]) as ring:
+        process = start_sleeper(ring, "c")
+        try:
+            os.kill(process.pid, signal.SIGSTOP)
+            producer = ring.producer(stale_after=0.3)
+            producer.publish_batch(make_records(0, 64))
+            with pytest.raises(PeerDeadError, match="heartbeat stale"):
+                producer.claim(1, timeout=30)
+        finally:
+            process.kill()
+            process.join()
+
+
+@pytest.mark.timeout(120)
+def test_a_second_live_producer_is_refused():
+    from ringbuffer import AttachError
+
+    with Ring.create("twoprod", RECORD, 64, consumers=["c"]) as ring:
+        process = start_sleeper(ring, "producer")
+        try:
+            with pytest.raises(AttachError, match="producer is already attached by live pid"):
+                ring.producer()
+        finally:
+            process.kill()
+            process.join()
+        ring.producer()  # the dead one's role can be taken over
