@@ -843,6 +843,9 @@ class JournalReader:
                 )
             self._segments.append(header)
         self.dtype = self._segments[0].dtype if self._segments else dtype
+        #: The last valid seq of the journal, known once an iteration has reached its end
+        #: (``first_seq - 1`` for a journal without records; None before that).
+        self.last_seq: int | None = None
 
     @property
     def first_seq(self) -> int | None:
@@ -914,8 +917,11 @@ class JournalReader:
                         yield header.path, offset, records
                 except _Torn as torn:
                     self.repairs.append(_handle_torn(header.path, torn, repair=self.repair))
+                    self.last_seq = torn.seq - 1
                     return
             expected = next_seq
+            if is_last:
+                self.last_seq = next_seq - 1
 
 
 def verify_journal(

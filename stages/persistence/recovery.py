@@ -113,11 +113,14 @@ def replay_journal(
             on_events(events)
         replayed += len(batch)
         last = int(batch["seq"][-1])
-    if snapshot is not None and last < snapshot.seq:
+    journal_end = reader.last_seq if reader.last_seq is not None else last
+    if first is None:
+        journal_end = 0
+    if snapshot is not None and journal_end < snapshot.seq:
         raise RecoveryError(
             f"snapshot {snapshot.path} covers up to seq {snapshot.seq} but journal "
-            f"{journal_dir} ends at seq {last}: the journal lost records the snapshot holds "
-            "(was it written with fsync 'never'?); the writer would apply them twice"
+            f"{journal_dir} ends at seq {journal_end}: the journal lost records the snapshot "
+            "holds (was it written with fsync 'never'?); new records would reuse their seqs"
         )
     return ReplayResult(
         state=state,
