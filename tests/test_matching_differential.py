@@ -34,7 +34,7 @@ def random_stream(seed: int, n: int, odd_rate: float) -> list[tuple]:
     and now and then malformed fields, unknown symbols and ids, admin commands."""
     rng = np.random.default_rng(seed)
     rows: list[tuple] = []
-    owners: dict[int, int] = {}  # order id -> account that entered it
+    owners: dict[int, tuple[int, int, int]] = {}  # order id -> (account, price, qty) entered
     next_id = 1
     for _ in range(n):
         r = rng.random()
@@ -53,7 +53,7 @@ def random_stream(seed: int, n: int, odd_rate: float) -> list[tuple]:
             else:
                 oid = next_id
                 next_id += 1
-            owners[oid] = acct
+            owners[oid] = (acct, price, qty)
             otype = int(rng.random() < 0.1)
             if otype == 1:
                 price = 0 if rng.random() < 0.5 else price
@@ -63,10 +63,14 @@ def random_stream(seed: int, n: int, odd_rate: float) -> list[tuple]:
         elif r < 0.85:
             kind = int(rng.choice([CommandType.CANCEL, CommandType.REDUCE, CommandType.REPLACE]))
             oid = int(rng.choice(list(owners))) if owners else 1
+            known_acct, known_price, known_qty = owners.get(oid, (acct, price, qty))
             if rng.random() < 0.9:
-                acct = owners.get(oid, acct)
+                acct = known_acct
             if kind == CommandType.REDUCE:
                 qty = int(lot * rng.integers(1, 4))
+            elif rng.random() < 0.5:  # same price: smaller, equal or larger qty
+                price = known_price
+                qty = max(lot, known_qty + lot * int(rng.integers(-2, 2)))
         else:
             kind = int(rng.choice([CommandType.HALT, CommandType.RESUME, CommandType.RESUME,
                                    CommandType.RESUME, CommandType.KILL_SWITCH,
