@@ -224,3 +224,132 @@ def lobster_book_row(
         bid = bids[level] if level < len(bids) else (EMPTY_BID_PRICE, 0)
         cells += [ask[0], ask[1], bid[0], bid[1]]
     return ",".join(str(c) for c in cells)
+
+
+# --- reference simulators: an obviously-correct FIFO exchange that writes both formats -----
+
+
+class FifoBook:
+    """A plain price-time book of dicts and lists; the reference the replays are held to."""
+
+    def __init__(self) -> None:
+        self.levels: list[dict[int, list[list[int]]]] = [{}, {}]  # side -> price -> [[id, qty]]
+        self.where: dict[int, tuple[int, int]] = {}  # id -> (side, price)
+
+    def add(self, oid: int, side: int, price: int, qty: int) -> None:
+        self.levels[side].setdefault(price, []).append([oid, qty])
+        self.where[oid] = (side, price)
+
+    def reduce(self, oid: int, by: int) -> None:
+        side, price = self.where[oid]
+        queue = self.levels[side][price]
+        entry = next(e for e in queue if e[0] == oid)
+        entry[1] -= by
+        if entry[1] <= 0:
+            queue.remove(entry)
+            del self.where[oid]
+            if not queue:
+                del self.levels[side][price]
+
+    def open_qty(self, oid: int) -> int:
+        side, price = self.where[oid]
+        return next(e[1] for e in self.levels[side][price] if e[0] == oid)
+
+    def best(self, side: int) -> int | None:
+        prices = self.levels[side]
+        if not prices:
+            return None
+        return max(prices) if side == 0 else min(prices)
+
+    def depth(self, side: int) -> list[tuple[int, int]]:
+        """(price, total qty) best first."""
+        prices = sorted(self.levels[side], reverse=(side == 0))
+        return [(p, sum(e[1] for e in self.levels[side][p])) for p in prices]
+
+    def lobster_row(self, levels: int) -> list[int]:
+        asks, bids = self.depth(1), self.depth(0)
+        cells: list[int] = []
+        for lvl in range(levels):
+            ask = asks[lvl] if lvl < len(asks) else (EMPTY_ASK_PRICE, 0)
+            bid = bids[lvl] if lvl < len(bids) else (EMPTY_BID_PRICE, 0)
+            cells += [ask[0], ask[1], bid[0], bid[1]]
+        return cells
+
+
+def simulate_lobster(
+    rng, steps: int, levels: int, preexisting: int = 0, halts: bool = True
+) -> tuple[list[tuple], list[list[int]]]:
+    """A consistent LOBSTER message stream and its orderbook rows (after each message).
+
+    The exchange is FIFO, so executions (type 4) always name the oldest order at the best
+    level. ``preexisting`` orders rest before the first message and never appear as a type 1
+    (as in a LOBSTER slice that starts mid-day). Bids sit on 90..99, asks on 101..110
+    (× 10000) so adds never cross; ``levels`` should cover the 10 prices per side for an
+    exact seeded replay.
+    """
+    book = FifoBook()
+    next_id = 1000
+    for _ in range(preexisting):
+        side = int(rng.integers(0, 2))
+        price = int(rng.integers(90, 100) if side == 0 else rng.integers(101, 111)) * 10000
+        book.add(next_id, side, price, int(rng.integers(1, 50)))
+        next_id += 1
+    messages: list[tuple] = []
+    rows: list[list[int]] = []
+    halted = False
+    t = 34200.0
+    for _ in range(steps):
+        t += float(rng.integers(1, 1000)) / 1e6
+        roll = rng.random()
+        live = list(book.where)
+        if halts and roll < 0.02:
+            halted = not halted
+            messages.append((t, 7, 0, 0, -1 if halted else 1, -1))
+        elif halted or roll < 0.45 or not live:
+            if halted:  # cancels still happen in a halt; adds wait for the resume
+                if not live:
+                    messages.append((t, 5, 0, 1, 1000000, 1))
+                    rows.append(book.lobster_row(levels))
+                    continue
+                oid = live[int(rng.integers(0, len(live)))]
+                side, price = book.where[oid]
+                qty = book.open_qty(oid)
+                book.reduce(oid, qty)
+                messages.append((t, 3, oid, qty, price, 1 if side == 0 else -1))
+            else:
+                side = int(rng.integers(0, 2))
+                price = int(rng.integers(90, 100) if side == 0 else rng.integers(101, 111))
+                qty = int(rng.integers(1, 100))
+                book.add(next_id, side, price * 10000, qty)
+                messages.append((t, 1, next_id, qty, price * 10000, 1 if side == 0 else -1))
+                next_id += 1
+        elif roll < 0.6:
+            oid = live[int(rng.integers(0, len(live)))]
+            side, price = book.where[oid]
+            qty = book.open_qty(oid)
+            if qty > 1:
+                by = int(rng.integers(1, qty))
+                book.reduce(oid, by)
+                messages.append((t, 2, oid, by, price, 1 if side == 0 else -1))
+            else:
+                book.reduce(oid, qty)
+                messages.append((t, 3, oid, qty, price, 1 if side == 0 else -1))
+        elif roll < 0.75:
+            oid = live[int(rng.integers(0, len(live)))]
+            side, price = book.where[oid]
+            qty = book.open_qty(oid)
+            book.reduce(oid, qty)
+            messages.append((t, 3, oid, qty, price, 1 if side == 0 else -1))
+        elif roll < 0.95:
+            side = int(rng.integers(0, 2))
+            if book.best(side) is None:
+                side = 1 - side
+            price = book.best(side)
+            oid, qty = book.levels[side][price][0]
+            size = int(rng.integers(1, qty + 1))
+            book.reduce(oid, size)
+            messages.append((t, 4, oid, size, price, 1 if side == 0 else -1))
+        else:
+            messages.append((t, int(rng.integers(5, 7)), 0, 10, 1000000, 1))
+        rows.append(book.lobster_row(levels))
+    return messages, rows
