@@ -17,6 +17,7 @@ from stages.persistence.recovery import (
     Replayable,
     Snapshotter,
     default_engine_factory,
+    journal_symbols,
     recover,
     replay_journal,
 )
@@ -223,7 +224,16 @@ def test_matching_engine_recovers_to_the_same_state_hash(tmp_path: Path) -> None
     assert from_scratch.replayed == sum(sizes)
 
 
-def test_default_engine_factory_is_replayable() -> None:
-    factory = default_engine_factory()
-    assert callable(getattr(factory, "restore", None))
-    assert callable(getattr(factory, "state_hash", None))
+def test_default_engine_factory_replays_a_journal(tmp_path: Path) -> None:
+    engine_mod = pytest.importorskip("stages.matching.engine")
+    from stages.matching.symbols import SymbolSpec
+
+    sizes = [100, 250, 80]
+    uninterrupted = engine_mod.MatchingEngine([SymbolSpec(symbol=s) for s in range(3)])
+    expected = run_and_journal(
+        tmp_path / "j", None, uninterrupted, sizes, stream=matching_stream, segment_bytes=1 << 20
+    )
+    symbols = journal_symbols(tmp_path / "j")
+    assert symbols == [0, 1, 2]
+    result = replay_journal(tmp_path / "j", None, default_engine_factory(symbols))
+    assert result.state_hash == expected

@@ -9,9 +9,10 @@ the matching engine, the risk + matching ``Engine``, or a test's tiny counter.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -20,7 +21,7 @@ import numpy as np
 
 from stages.persistence.journal import JournalError, JournalReader, TornTail
 from stages.persistence.snapshots import SnapshotStore
-from stages.records import COMMAND_DTYPE
+from stages.records import COMMAND_DTYPE, CommandType
 
 
 @runtime_checkable
@@ -35,6 +36,17 @@ class Replayable(Protocol):
     def restore(cls, data: bytes) -> Replayable: ...
 
     def state_hash(self) -> str: ...
+
+
+#: Commands whose ``symbol`` field names no book (an asset id, or unused).
+ASSET_COMMANDS = frozenset(
+    {
+        CommandType.DEPOSIT,
+        CommandType.WITHDRAW,
+        CommandType.KILL_SWITCH,
+        CommandType.KILL_SWITCH_RELEASE,
+    }
+)
 
 
 class RecoveryError(JournalError):
@@ -173,15 +185,41 @@ class Snapshotter:
         return path
 
 
-def default_engine_factory() -> Callable[[], Replayable]:
-    """The pipeline's deterministic chain: ``stages.engine.Engine`` when it exists, else the
-    matching engine alone (``stages.matching.engine.MatchingEngine``)."""
-    for module, name in (("stages.engine", "Engine"), ("stages.matching.engine", "MatchingEngine")):
+def journal_symbols(journal_dir: str | os.PathLike[str]) -> list[int]:
+    """The symbol ids the journal's order and halt commands use (asset ids of deposits and
+    withdrawals left out): what a matching engine replaying it must be configured with."""
+    market = np.array([k for k in CommandType if k not in ASSET_COMMANDS], dtype=np.uint8)
+    seen: set[int] = set()
+    for batch in JournalReader(journal_dir, COMMAND_DTYPE).batches():
+        seen.update(np.unique(batch["symbol"][np.isin(batch["kind"], market)]).tolist())
+    return sorted(seen)
+
+
+def default_engine_factory(symbols: Sequence[int] | None = None) -> Callable[[], Replayable]:
+    """A zero-argument factory of the pipeline's deterministic chain, for ``tradepipe replay``.
+
+    ``stages.engine.Engine`` (risk + matching) when it exists and no ``symbols`` are given;
+    otherwise ``stages.matching.engine.MatchingEngine`` with a default ``SymbolSpec`` for each
+    of ``symbols`` (see :func:`journal_symbols`). A replay that needs the pipeline's real
+    symbol rules should build its own factory from the configuration.
+    """
+    if symbols is None:
         try:
-            return getattr(importlib.import_module(module), name)
+            return importlib.import_module("stages.engine").Engine
         except (ImportError, AttributeError):
-            continue
-    raise JournalError(
-        "no deterministic engine to replay into: neither stages.engine.Engine nor "
-        "stages.matching.engine.MatchingEngine is importable"
-    )
+            pass
+    try:
+        engine = importlib.import_module("stages.matching.engine")
+        specs = importlib.import_module("stages.matching.symbols")
+    except ImportError as exc:
+        raise JournalError(
+            f"no deterministic engine to replay into: stages.engine.Engine is not there and "
+            f"the matching engine does not import ({exc})"
+        ) from exc
+    if symbols is None:
+        raise JournalError(
+            "replaying into the matching engine alone needs its symbol ids "
+            "(journal_symbols(journal_dir) lists the ones the journal uses)"
+        )
+    spec_list = [specs.SymbolSpec(symbol=int(s)) for s in symbols]
+    return functools.partial(engine.MatchingEngine, spec_list)
