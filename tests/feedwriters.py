@@ -353,3 +353,125 @@ def simulate_lobster(
             messages.append((t, int(rng.integers(5, 7)), 0, 10, 1000000, 1))
         rows.append(book.lobster_row(levels))
     return messages, rows
+
+
+def simulate_itch(
+    rng, steps: int, stocks: int = 3
+) -> tuple[list[bytes], dict[int, FifoBook], dict[str, int]]:
+    """A random ITCH 5.0 day touching every message type, with its reference books.
+
+    Returns the messages, the book of every stock locate after them, and the counts a
+    replay must report (``unknown_refs``: E/C/X/D/U naming a reference never added or
+    gone; ``unknown_symbol_adds``: adds for a locate without an R message). Bids sit on
+    90..99, asks on 101..110 (× 10000) so the book never crosses; no adds or replaces
+    while a stock is halted.
+    """
+    books = {loc: FifoBook() for loc in range(1, stocks + 1)}
+    halted = dict.fromkeys(books, False)
+    names = {loc: f"STK{loc}" for loc in books}
+    counts = {"unknown_refs": 0, "unknown_symbol_adds": 0}
+    ts = 0
+    out: list[bytes] = []
+
+    def emit(kind: str, loc: int = 0, **fields: object) -> None:
+        nonlocal ts
+        ts += int(rng.integers(1, 10_000))
+        out.append(itch_message(kind, locate=loc, timestamp=ts, **fields))
+
+    emit("S", event_code="O")
+    for loc, name in names.items():
+        emit("R", loc, stock=name, market_category="Q", round_lot_size=100)
+    for loc, name in names.items():
+        emit("H", loc, stock=name, trading_state="T")
+    next_ref = 1
+    noise = "SYLVWKJhPQBINO"
+    for _ in range(steps):
+        loc = int(rng.integers(1, stocks + 1))
+        book = books[loc]
+        live = list(book.where)
+        roll = rng.random()
+        if roll < 0.03:
+            halted[loc] = not halted[loc]
+            emit("H", loc, stock=names[loc], trading_state="H" if halted[loc] else "T")
+        elif not halted[loc] and (roll < 0.35 or not live):
+            side = int(rng.integers(0, 2))
+            price = int(rng.integers(90, 100) if side == 0 else rng.integers(101, 111)) * 10000
+            shares = int(rng.integers(1, 500))
+            fields = {
+                "order_reference_number": next_ref,
+                "buy_sell_indicator": "B" if side == 0 else "S",
+                "shares": shares,
+                "stock": names[loc],
+                "price": price,
+            }
+            if rng.random() < 0.5:
+                emit("A", loc, **fields)
+            else:
+                emit("F", loc, attribution="MPID", **fields)
+            book.add(next_ref, side, price, shares)
+            next_ref += 1
+        elif roll < 0.40:
+            kind = "EXDU"[int(rng.integers(0, 4))]
+            ghost = 10**9 + int(rng.integers(0, 10**6))
+            counts["unknown_refs"] += 1
+            if kind == "U":
+                emit(
+                    "U",
+                    loc,
+                    original_order_reference_number=ghost,
+                    new_order_reference_number=next_ref,
+                    shares=5,
+                    price=950000,
+                )
+                next_ref += 1
+            elif kind == "D":
+                emit("D", loc, order_reference_number=ghost)
+            else:
+                emit(kind, loc, order_reference_number=ghost, **{
+                    "E": {"executed_shares": 1}, "X": {"cancelled_shares": 1}
+                }[kind])  # fmt: skip
+        elif roll < 0.42:
+            emit("A", 999, order_reference_number=next_ref, shares=1, price=10000)
+            counts["unknown_symbol_adds"] += 1
+            next_ref += 1
+        elif roll < 0.50:
+            emit(noise[int(rng.integers(0, len(noise)))], loc)
+        elif not live:
+            emit("N", loc, stock=names[loc])
+        else:
+            ref = live[int(rng.integers(0, len(live)))]
+            side, price = book.where[ref]
+            open_qty = book.open_qty(ref)
+            kind = "ECXDU"[int(rng.integers(0, 5))]
+            if kind == "U" and halted[loc]:
+                kind = "D"
+            if kind in "ECX":
+                qty = int(rng.integers(1, open_qty + 1))
+                if kind == "E":
+                    emit("E", loc, order_reference_number=ref, executed_shares=qty,
+                         match_number=ts)  # fmt: skip
+                elif kind == "C":
+                    emit("C", loc, order_reference_number=ref, executed_shares=qty,
+                         match_number=ts, printable="Y", execution_price=price + 100)  # fmt: skip
+                else:
+                    emit("X", loc, order_reference_number=ref, cancelled_shares=qty)
+                book.reduce(ref, qty)
+            elif kind == "D":
+                emit("D", loc, order_reference_number=ref)
+                book.reduce(ref, open_qty)
+            else:
+                new_price = price + 10000 * int(rng.integers(-2, 3))
+                new_price = (
+                    min(max(new_price, 900000), 990000)
+                    if side == 0
+                    else min(max(new_price, 1010000), 1100000)
+                )
+                shares = int(rng.integers(1, 500))
+                emit("U", loc, original_order_reference_number=ref,
+                     new_order_reference_number=next_ref, shares=shares,
+                     price=new_price)  # fmt: skip
+                book.reduce(ref, open_qty)
+                book.add(next_ref, side, new_price, shares)
+                next_ref += 1
+    emit("S", event_code="C")
+    return out, books, counts
