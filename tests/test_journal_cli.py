@@ -1,0 +1,120 @@
+"""``tradepipe journal dump|verify|export``: filters, enum names, verdicts as exit statuses."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.cli import main
+from stages.persistence.journal import BLOCK_HEADER, JournalWriter, list_segments
+from stages.records import COMMAND_DTYPE, CommandType, Side
+from tests.test_journal import commands
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Path:
+    directory = tmp_path / "journal"
+    with JournalWriter(directory, COMMAND_DTYPE, segment_bytes=4096) as writer:
+        writer.append(commands(1, 30))
+        batch = commands(31, 40)
+        batch["kind"][0] = CommandType.CANCEL
+        writer.append(batch)
+    return directory
+
+
+def test_dump_filters_and_names(journal: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["journal", "dump", str(journal), "--from", "5", "--to", "40", "--account", "1",
+                 "--symbol", "2"]) == 0  # fmt: skip
+    out = capsys.readouterr().out.splitlines()
+    header, rows = out[0].split(), [line.split() for line in out[1:]]
+    expected = commands(5, 36)
+    expected = expected[(expected["account"] == 1) & (expected["symbol"] == 2)]
+    assert [int(r[header.index("seq")]) for r in rows] == expected["seq"].tolist()
+    assert {r[header.index("kind")] for r in rows} == {"NEW"}
+    sides = [r[header.index("side")] for r in rows]
+    assert sides == [Side(s).name for s in expected["side"]]
+    assert "_pad" not in header
+
+
+def test_dump_limit_and_cancel_name(journal: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["journal", "dump", str(journal), "--from", "31", "--limit", "3"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 4
+    assert "CANCEL" in out[1].split()
+
+
+def test_dump_refuses_an_inverted_range(journal: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["journal", "dump", str(journal), "--from", "9", "--to", "3"]) == 2
+    assert "--to 3 is before --from 9" in capsys.readouterr().err
+
+
+def test_verify_verdicts(journal: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["journal", "verify", str(journal)]) == 0
+    out = capsys.readouterr().out
+    assert "70 records, seqs 1..70" in out and "verdict: OK" in out
+
+    last = list_segments(journal)[-1]
+    os.truncate(last, last.stat().st_size - 3)
+    assert main(["journal", "verify", str(journal)]) == 3
+    out = capsys.readouterr().out
+    assert f"TORN TAIL: torn tail in journal segment {last} at offset" in out
+    assert main(["journal", "verify", str(journal), "--repair"]) == 0
+    assert "REPAIRED" in capsys.readouterr().out
+    assert main(["journal", "verify", str(journal)]) == 0
+    capsys.readouterr()
+
+    first = list_segments(journal)[0]
+    data = bytearray(first.read_bytes())
+    data[-BLOCK_HEADER.size - 10] ^= 0x40
+    first.write_bytes(bytes(data))
+    assert main(["journal", "verify", str(journal), "--repair"]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("CORRUPT: journal segment") and str(first) in out
+    assert first.read_bytes() == bytes(data)  # corruption is never repaired away
+
+
+def test_verify_missing_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["journal", "verify", str(tmp_path / "nope")]) == 1
+    assert "does not exist" in capsys.readouterr().out
+
+
+def test_export_jsonl(journal: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out.jsonl"
+    assert (
+        main(["journal", "export", str(journal), "--from", "29", "--to", "32", "-o", str(out)]) == 0
+    )
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["seq"] for r in rows] == [29, 30, 31, 32]
+    assert [r["kind"] for r in rows] == ["NEW", "NEW", "CANCEL", "NEW"]
+    assert rows[0]["price"] == int(commands(29, 1)["price"][0])
+    assert rows[0]["tif"] == "GTC" and rows[0]["reason"] == "OK"
+    assert "(4 records exported)" in capsys.readouterr().err
+
+
+def test_export_to_stdout(journal: Path, capfdbinary: pytest.CaptureFixture[bytes]) -> None:
+    assert main(["journal", "export", str(journal), "--account", "3"]) == 0
+    lines = capfdbinary.readouterr().out.splitlines()
+    expected = commands(1, 70)
+    assert [json.loads(line)["seq"] for line in lines] == expected["seq"][
+        expected["account"] == 3
+    ].tolist()
+
+
+def test_export_parquet(journal: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out.parquet"
+    status = main(["journal", "export", str(journal), "--format", "parquet", "-o", str(out)])
+    if importlib.util.find_spec("pyarrow") is None:
+        assert status == 2
+        assert "needs pyarrow" in capsys.readouterr().err
+    else:
+        import pyarrow.parquet as pq
+
+        assert status == 0
+        table = pq.read_table(out)
+        assert table.column("seq").to_pylist() == list(range(1, 71))
+        assert np.asarray(table.column("kind").to_pylist())[30] == "CANCEL"
