@@ -10,11 +10,14 @@ Determinism: the outcome is a function of the command stream *and its batch boun
 risk settles a batch's fills after matching it, so funds a fill frees are usable from the
 next batch on, as in the pipeline where settlement lags by the ring. Replaying the same
 batches from a snapshot rebuilds the same state; replaying them cut differently may not.
+One exception keeps holds exact: a REPLACE sets its order's open quantity outright, so the
+chain settles everything before each REPLACE first (the batch runs in rounds cut there).
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 
 import msgspec
 import numpy as np
@@ -23,12 +26,13 @@ from stages.ingest.throttle import Throttle, ThrottleConfig
 from stages.ingest.validate import validate
 from stages.matching.engine import MatchingEngine
 from stages.matching.symbols import SymbolSpec
-from stages.records import COMMAND_DTYPE
+from stages.records import COMMAND_DTYPE, CommandType
 from stages.risk.config import RiskConfig
 from stages.risk.engine import RiskEngine
 
 _SNAPSHOT_FORMAT = "tradepipe.engine"
 _SNAPSHOT_VERSION = 1
+_REPLACE = int(CommandType.REPLACE)
 
 
 class EngineConfig(msgspec.Struct, frozen=True):
@@ -110,10 +114,22 @@ class Engine:
             )
         validate(commands, self.config.risk.max_accounts)
         self.throttle.check(commands)
+        # A REPLACE sets an order's open qty outright, so its hold must be sized after every
+        # earlier fill of that order has settled: each REPLACE starts a new risk round.
+        starts = np.flatnonzero((commands["kind"] == _REPLACE) & (commands["reason"] == 0)).tolist()
+        if not starts or starts == [0]:
+            events = self._round(commands)
+        else:
+            bounds = [0, *(i for i in starts if i > 0), len(commands)]
+            parts = [self._round(commands[lo:hi]).copy() for lo, hi in itertools.pairwise(bounds)]
+            events = np.concatenate(parts)
+        self.last_seq = int(seq[-1])
+        return events
+
+    def _round(self, commands: np.ndarray) -> np.ndarray:
         self.risk.pre_trade(commands)
         events = self.matching.process(commands)
         self.risk.post_trade(events)
-        self.last_seq = int(seq[-1])
         return events
 
     # --- persistence -----------------------------------------------------------------------

@@ -1,0 +1,186 @@
+"""Scenario tests of the in-process Engine: the chain end to end, one rule at a time."""
+
+from __future__ import annotations
+
+import msgspec
+import numpy as np
+import pytest
+
+from stages.engine import Engine, EngineConfig
+from stages.ingest.throttle import BucketConfig, ThrottleConfig
+from stages.records import CommandType, EventType, Reason
+from stages.risk.config import InstrumentConfig, RiskConfig
+from tests.test_risk_helpers import (
+    BTC,
+    BTCUSD,
+    USD,
+    Seq,
+    admin,
+    buy,
+    commands,
+    deposit,
+    replace,
+    sell,
+)
+
+ALICE, BOB = 1, 2
+
+
+def funded(config: EngineConfig | None = None, usd=10_000, btc=100):
+    engine = Engine(config)
+    seq = Seq()
+    engine.process(
+        commands(
+            deposit(seq(), ALICE, USD, usd),
+            deposit(seq(), ALICE, BTC, btc),
+            deposit(seq(), BOB, USD, usd),
+            deposit(seq(), BOB, BTC, btc),
+        )
+    )
+    return engine, seq
+
+
+def kinds(events: np.ndarray) -> list[tuple[str, int]]:
+    return [(EventType(e["kind"]).name, int(e["order_id"])) for e in events]
+
+
+def test_a_cross_settles_both_accounts_and_conserves_money():
+    engine, seq = funded()
+    before = engine.risk.totals()
+    events = engine.process(commands(sell(seq(), 1, BOB, 100, 5), buy(seq(), 2, ALICE, 105, 3)))
+    assert ("TRADE", 2) in kinds(events)
+    assert engine.risk.balance(ALICE, USD) == (10_000 - 300, 0)
+    assert engine.risk.balance(ALICE, BTC) == (103, 0)
+    assert engine.risk.balance(BOB, BTC) == (95, 2)  # 2 still offered
+    assert engine.risk.totals() == before
+
+
+def test_a_rejected_command_flows_to_matching_as_one_rejected_event():
+    engine, seq = funded(usd=50)
+    events = engine.process(commands(buy(seq(), 1, ALICE, 100, 1)))
+    assert kinds(events) == [("REJECTED", 1)]
+    assert events["reason"][0] == Reason.INSUFFICIENT_FUNDS
+
+
+def test_malformed_commands_are_refused_at_ingest():
+    engine, seq = funded()
+    events = engine.process(commands(buy(seq(), 1, ALICE, 100, 0), buy(seq(), 2, 0, 100, 1)))
+    assert list(events["reason"]) == [Reason.INVALID_QTY, Reason.UNKNOWN_ACCOUNT]
+
+
+def test_kill_switch_cancels_resting_orders_releases_holds_and_blocks_new_ones():
+    engine, seq = funded()
+    engine.process(commands(buy(seq(), 1, ALICE, 90, 10), sell(seq(), 2, ALICE, 120, 4)))
+    assert engine.risk.balance(ALICE, USD) == (9_100, 900)
+    events = engine.process(
+        commands(admin(seq(), CommandType.KILL_SWITCH, ALICE), buy(seq(), 3, ALICE, 90, 1))
+    )
+    cancelled = events[events["kind"] == EventType.CANCELLED]
+    assert set(cancelled["order_id"]) == {1, 2}
+    assert set(cancelled["reason"]) == {Reason.KILL_SWITCH_CANCEL}
+    assert events["reason"][events["order_id"] == 3][0] == Reason.KILL_SWITCH
+    assert engine.risk.balance(ALICE, USD) == (10_000, 0)
+    assert engine.risk.balance(ALICE, BTC) == (100, 0)
+    assert engine.matching.open_orders() == 0
+
+
+def test_halt_refuses_orders_until_resume():
+    engine, seq = funded()
+    events = engine.process(
+        commands(
+            admin(seq(), CommandType.HALT, symbol=BTCUSD),
+            buy(seq(), 1, ALICE, 90, 1),
+            admin(seq(), CommandType.RESUME, symbol=BTCUSD),
+            buy(seq(), 2, ALICE, 90, 1),
+        )
+    )
+    assert events["reason"][events["order_id"] == 1][0] == Reason.SYMBOL_HALTED
+    assert ("ACCEPTED", 2) in kinds(events)
+
+
+def test_market_buy_is_protected_and_pays_only_what_it_takes():
+    cfg = EngineConfig(
+        risk=RiskConfig(
+            instruments=[InstrumentConfig(symbol=BTCUSD, base=BTC, quote=USD, market_band_bps=1000)]
+        )
+    )
+    engine, seq = funded(cfg)
+    engine.process(commands(sell(seq(), 1, BOB, 100, 2), sell(seq(), 2, BOB, 115, 5)))
+    batch = commands(buy(seq(), 3, ALICE, 0, 6, market=True))
+    events = engine.process(batch)
+    assert batch["price"][0] == 110  # best ask 100 + 10 %: never trades at 115
+    trades = events[(events["kind"] == EventType.TRADE) & (events["order_id"] == 3)]
+    assert list(trades["qty"]) == [2]
+    assert engine.risk.balance(ALICE, USD) == (10_000 - 200, 0)  # the remainder is released
+    assert engine.risk.balance(ALICE, BTC) == (102, 0)
+
+
+def test_replace_after_an_unsettled_fill_is_sized_on_the_real_open_qty():
+    engine, seq = funded(usd=1_000)
+    engine.process(commands(buy(seq(), 1, ALICE, 100, 10)))  # all of alice's dollars held
+    events = engine.process(
+        commands(
+            sell(seq(), 2, BOB, 100, 4),  # fills 4 of order 1 ...
+            replace(seq(), 1, ALICE, 100, 10),  # ... so back to 10 open needs 400 more
+            sell(seq(), 3, BOB, 100, 10),
+        )
+    )
+    assert events["reason"][events["kind"] == EventType.REJECTED][0] == Reason.INSUFFICIENT_FUNDS
+    assert (engine.risk.balances >= 0).all()
+    assert engine.risk.balance(ALICE, USD) == (0, 0)
+    assert engine.risk.balance(ALICE, BTC) == (110, 0)
+
+
+def test_throttling_through_the_engine_uses_ingest_timestamps():
+    cfg = EngineConfig(throttle=ThrottleConfig(orders=BucketConfig(rate=1, burst=2)))
+    engine, seq = funded(cfg)
+    batch = commands(*(buy(seq(), i, ALICE, 10, 1, ts=1_000) for i in range(1, 4)))
+    events = engine.process(batch)
+    assert list(events["reason"][events["kind"] == EventType.REJECTED]) == [Reason.THROTTLED]
+    again = commands(buy(seq(), 9, ALICE, 10, 1, ts=1_000 + 10**9))  # a second later
+    assert ("ACCEPTED", 9) in kinds(engine.process(again))
+
+
+def test_seq_must_increase_across_batches():
+    engine, seq = funded()
+    batch = commands(buy(seq(), 1, ALICE, 10, 1))
+    engine.process(batch.copy())
+    with pytest.raises(ValueError, match="already applied"):
+        engine.process(batch.copy())
+    with pytest.raises(ValueError, match="does not increase"):
+        engine.process(commands(buy(50, 2, ALICE, 10, 1), buy(49, 3, ALICE, 10, 1)))
+
+
+def test_snapshot_restore_round_trip_and_same_future():
+    engine, seq = funded()
+    engine.process(commands(buy(seq(), 1, ALICE, 99, 10), sell(seq(), 2, BOB, 101, 10)))
+    twin = Engine.restore(engine.snapshot())
+    assert twin.state_hash() == engine.state_hash()
+    nxt = commands(sell(seq(), 3, BOB, 99, 4), buy(seq(), 4, ALICE, 101, 20))
+    a = engine.process(nxt.copy()).copy()
+    b = twin.process(nxt.copy()).copy()
+    a["dt_match"] = b["dt_match"] = 0
+    assert np.array_equal(a, b)
+    assert twin.state_hash() == engine.state_hash()
+
+
+def test_restore_refuses_bytes_that_are_not_a_snapshot():
+    with pytest.raises(ValueError, match="not an engine snapshot"):
+        Engine.restore(b"\x01\x02")
+
+
+def test_config_decodes_from_plain_data_like_toml_and_names_bad_fields():
+    data = {
+        "risk": {
+            "assets": [{"asset": 0, "name": "EUR"}, {"asset": 7, "name": "ETH"}],
+            "instruments": [{"symbol": 3, "base": 7, "quote": 0, "taker_fee_bps": 5}],
+            "default_limits": {"max_order_qty": 100},
+        },
+        "throttle": {"orders": {"rate": 100, "burst": 10}},
+    }
+    cfg = msgspec.convert(data, EngineConfig)
+    engine = Engine(cfg)
+    assert engine.matching.symbols[0].symbol == 3
+    data["risk"]["instruments"][0]["taker_fee_bps"] = 20_000
+    with pytest.raises(msgspec.ValidationError, match="taker_fee_bps"):
+        msgspec.convert(data, EngineConfig)
