@@ -51,7 +51,7 @@ from ringbuffer.segments import (
 from ringbuffer.sequence import INITIAL, Sequence
 from ringbuffer.wait import DEFAULT_WAIT, WaitStrategy
 
-PEER_CHECK_NS = 20_000_000  # how often a waiting side checks that its peers are alive
+PEER_CHECK_NS = 100_000_000  # how often a waiting side checks that its peers are alive
 NO_GATE = 1 << 62  # the gate of a ring without consumers: never full
 
 
@@ -106,13 +106,12 @@ class Ring:
         self.consumer_names = tuple(
             bytes(slot["name"]).rstrip(b"\0").decode() for slot in self._consumers
         )
-        start = int(header["data_offset"])
+        start = self.data_offset = int(header["data_offset"])
         stop = start + self.capacity * self.record_size
-        self._data_bytes = memoryview(segment.buf)[start:stop]
         self._records = whole[start:stop].view(self.dtype)
         self._readonly_records = self._records.view()
         self._readonly_records.flags.writeable = False
-        self._sequences: list[Sequence] = []
+        self._sequences: dict[int, Sequence] = {}
 
     # ----------------------------------------------------------------- lifecycle
     @classmethod
@@ -216,10 +215,9 @@ class Ring:
 
     def close(self) -> None:
         """Unmap this process's view (handles made from it must not be used afterwards)."""
-        for sequence in self._sequences:
+        for sequence in self._sequences.values():
             sequence.release()
         self._sequences.clear()
-        self._data_bytes.release()
         self._header = self._producer_peer = self._consumers = None
         self._records = self._readonly_records = None
         self._segment.close()
@@ -257,6 +255,11 @@ class Ring:
     def alert(self) -> None:
         """Interrupt every wait on this ring, in every process, with ``AlertedError``."""
         self._header[0]["alert"] = 1
+        offsets = [layout.PRODUCER_CURSOR_OFFSET] + [
+            layout.consumer_offset(i) for i in range(len(self.consumer_names))
+        ]
+        for offset in offsets:
+            self._sequence(offset).wake()
 
     def clear_alert(self) -> None:
         self._header[0]["alert"] = 0
@@ -286,13 +289,17 @@ class Ring:
             "producer_pid": int(self._producer_peer[0]["pid"]),
             "producer_heartbeat_ns": int(self._producer_peer[0]["heartbeat_ns"]),
             "producer_state": int(self._header[0]["producer_state"]),
+            "consumers_parked": bool(self._sequence(layout.PRODUCER_CURSOR_OFFSET).parked[0]),
             "consumers": consumers,
         }
 
     # ----------------------------------------------------------------- internals
     def _sequence(self, offset: int) -> Sequence:
-        sequence = Sequence(self._segment.buf, offset, self._base_address + offset)
-        self._sequences.append(sequence)
+        """The (shared, memoised) ``Sequence`` at ``offset`` of the segment."""
+        sequence = self._sequences.get(offset)
+        if sequence is None:
+            sequence = Sequence(self._segment.buf, offset, self._base_address + offset)
+            self._sequences[offset] = sequence
         return sequence
 
     def _claim_peer(self, peer: np.ndarray, role: str) -> None:
@@ -333,10 +340,12 @@ class Producer:
         self._capacity = ring.capacity
         self._mask = ring.capacity - 1
         self._records = ring._records
-        self._bytes = ring._data_bytes
+        self._buf = ring._segment.buf
+        self._data_at = ring.data_offset
         self._record_size = ring.record_size
         self._cursor = ring._sequence(layout.PRODUCER_CURSOR_OFFSET)
         self._cursor_view = self._cursor.view
+        self._cursor_parked = self._cursor.parked
         self._ordered = self._cursor.ordered
         self._state = ring._sequence(layout.PRODUCER_STATE_OFFSET)
         self._state.set(layout.PRODUCER_ATTACHED)
@@ -363,6 +372,15 @@ class Producer:
         if not gates:
             return NO_GATE
         return min(gate.get() for gate in gates)
+
+    def _park(self, timeout_ns: int) -> None:
+        """Sleep on the cursor of a consumer that keeps the next slot busy."""
+        wrap_point = self._next - self._capacity
+        for gate in self._gates:
+            seen = gate.get()
+            if seen < wrap_point:
+                gate.park(seen, timeout_ns)
+                return
 
     def _housekeeping(self, now: int) -> None:
         self._peer[0]["heartbeat_ns"] = now
@@ -395,7 +413,7 @@ class Producer:
         wrap_point = first + n - 1 - self._capacity
         if wrap_point > self._gate:
             self._gate = self.wait_strategy.wait(
-                wrap_point, self._read_gate, self._housekeeping, timeout
+                wrap_point, self._read_gate, self._housekeeping, timeout, self._park
             )
         self._next = first + n
         return self._views(first, n)
@@ -422,6 +440,8 @@ class Producer:
             self._cursor_view[0] = last
         else:
             self._cursor.set(last)
+        if self._cursor_parked[0]:
+            self._cursor.wake()
 
     def publish_batch(self, records: np.ndarray, timeout: float | None = None) -> None:
         """Copy ``records`` into the ring (in capacity-sized chunks) and publish them."""
@@ -441,20 +461,26 @@ class Producer:
             self._gate = self._read_gate()
             if seq - self._capacity > self._gate:
                 return False
-        offset = (seq & self._mask) * self._record_size
-        self._bytes[offset : offset + self._record_size] = record
+        offset = self._data_at + (seq & self._mask) * self._record_size
+        self._buf[offset : offset + self._record_size] = record
         self._next = seq + 1
         if self._ordered:
             self._cursor_view[0] = seq
         else:
             self._cursor.set(seq)
+        if self._cursor_parked[0]:
+            self._cursor.wake()
         return True
 
     def put(self, record: bytes | memoryview | np.void, timeout: float | None = None) -> None:
         """Publish one record, waiting for space (slow path: prefer ``claim``)."""
         if not self.offer(record):
             self._gate = self.wait_strategy.wait(
-                self._next - self._capacity, self._read_gate, self._housekeeping, timeout
+                self._next - self._capacity,
+                self._read_gate,
+                self._housekeeping,
+                timeout,
+                self._park,
             )
             if not self.offer(record):  # pragma: no cover - the wait guarantees space
                 raise AssertionError("slot still busy after the wait")
@@ -467,6 +493,7 @@ class Producer:
         """Declare the end of the stream: consumers drain what was published, then stop."""
         self.publish()
         self._state.set(layout.PRODUCER_FINISHED)  # release: ordered after the cursor store
+        self._cursor.wake()  # parked consumers must see the end now
 
     def close(self) -> None:
         """Detach cleanly so another producer may attach (pending claims are dropped)."""
@@ -488,10 +515,12 @@ class Consumer:
         self._capacity = ring.capacity
         self._mask = ring.capacity - 1
         self._records = ring._readonly_records
-        self._bytes = ring._data_bytes
+        self._buf = ring._segment.buf
+        self._data_at = ring.data_offset
         self._record_size = ring.record_size
         self._cursor = ring._sequence(layout.consumer_offset(index) + layout.CURSOR_FIELD_OFFSET)
         self._cursor_view = self._cursor.view
+        self._cursor_parked = self._cursor.parked
         self._ordered = self._cursor.ordered
         self._producer_cursor = ring._sequence(layout.PRODUCER_CURSOR_OFFSET)
         self._producer_state = ring._sequence(layout.PRODUCER_STATE_OFFSET)
@@ -522,6 +551,14 @@ class Consumer:
             if released < available:
                 available = released
         return available
+
+    def _park(self, timeout_ns: int) -> None:
+        """Sleep on the cursor that holds this consumer back: the producer's or a dependency's."""
+        for sequence in (self._producer_cursor, *self._dependencies):
+            seen = sequence.get()
+            if seen < self._next:
+                sequence.park(seen, timeout_ns)
+                return
 
     def _housekeeping(self, now: int) -> None:
         self._slot[0]["heartbeat_ns"] = now
@@ -575,7 +612,7 @@ class Consumer:
         if views:
             return views
         self._available = self.wait_strategy.wait(
-            self._next, self._read_available, self._housekeeping, timeout
+            self._next, self._read_available, self._housekeeping, timeout, self._park
         )
         return self.poll(limit)
 
@@ -589,6 +626,8 @@ class Consumer:
             self._cursor_view[0] = last
         else:
             self._cursor.set(last)
+        if self._cursor_parked[0]:
+            self._cursor.wake()
 
     def take(self, limit: int | None = None, timeout: float | None = None) -> np.ndarray:
         """Wait, copy up to ``limit`` records out and release them (convenience path)."""
@@ -604,14 +643,16 @@ class Consumer:
             self._available = self._read_available()
             if seq > self._available:
                 return None
-        offset = (seq & self._mask) * self._record_size
-        record = self._bytes[offset : offset + self._record_size].tobytes()
+        offset = self._data_at + (seq & self._mask) * self._record_size
+        record = self._buf[offset : offset + self._record_size]
         self._next = seq + 1
         self._pending = seq
         if self._ordered:
             self._cursor_view[0] = seq
         else:
             self._cursor.set(seq)
+        if self._cursor_parked[0]:
+            self._cursor.wake()
         return record
 
     def get(self, timeout: float | None = None) -> bytes:
@@ -619,7 +660,7 @@ class Consumer:
         record = self.poll_one()
         if record is None:
             self._available = self.wait_strategy.wait(
-                self._next, self._read_available, self._housekeeping, timeout
+                self._next, self._read_available, self._housekeeping, timeout, self._park
             )
             record = self.poll_one()
         return record

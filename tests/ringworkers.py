@@ -53,3 +53,17 @@ def attach_and_sleep(name: str, role: str, ready) -> None:
         ring.consumer(role)
     ready.set()
     time.sleep(3600)
+
+
+def park_then_read(name: str, results) -> None:
+    """Wait with a park timeout far longer than the test allows: only a wake-up ends it."""
+    from ringbuffer import Backoff
+
+    ring = Ring.attach(name, RECORD)
+    consumer = ring.consumer("c", wait=Backoff(max_park_ns=600_000_000_000))
+    results.put("parking")
+    try:
+        record = consumer.get(timeout=600)
+        results.put(int.from_bytes(record[:8], "little"))
+    finally:
+        ring.close()

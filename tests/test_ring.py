@@ -238,7 +238,8 @@ def test_attach_with_another_layout_version_is_refused():
     with Ring.create("version", RECORD, 16, consumers=["c"]) as ring:
         ring._header[0]["version"] = layout.LAYOUT_VERSION + 1
         with pytest.raises(
-            LayoutMismatchError, match="layout version 2, this tradepipe reads version 1"
+            LayoutMismatchError,
+            match=f"layout version {layout.LAYOUT_VERSION + 1}, this tradepipe reads version {layout.LAYOUT_VERSION}",
         ):
             Ring.attach(ring.name, RECORD)
 

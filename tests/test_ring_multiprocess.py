@@ -123,3 +123,45 @@ def test_a_second_live_producer_is_refused():
             process.kill()
             process.join()
         ring.producer()  # the dead one's role can be taken over
+
+
+@pytest.mark.timeout(120)
+def test_a_parked_consumer_is_woken_by_the_next_publish():
+    with Ring.create("park", RECORD, 64, consumers=["c"]) as ring:
+        producer = ring.producer()
+        results = SPAWN.Queue()
+        process = SPAWN.Process(target=ringworkers.park_then_read, args=(ring.name, results))
+        process.start()
+        try:
+            assert results.get(timeout=60) == "parking"
+            deadline = time.monotonic() + 30
+            while not ring.status()["consumers_parked"] and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert ring.status()["consumers_parked"], "the consumer parked on the producer cursor"
+            producer.publish_batch(make_records(41, 1))
+            assert results.get(timeout=30) == 41, "the wake-up reached the parked consumer"
+        finally:
+            process.join(30)
+            if process.is_alive():
+                process.kill()
+                process.join()
+
+
+def test_a_producer_parked_on_a_full_ring_is_woken_by_a_release():
+    import threading
+
+    from ringbuffer import Backoff
+
+    with Ring.create("parkp", RECORD, 8, consumers=["c"]) as ring:
+        producer = ring.producer(wait=Backoff(max_park_ns=600_000_000_000))
+        consumer = ring.consumer("c")
+        producer.publish_batch(make_records(0, 8))
+        claimed = []
+        waiter = threading.Thread(target=lambda: claimed.append(producer.claim(1, timeout=600)))
+        waiter.start()
+        time.sleep(0.3)  # let it reach the park phase
+        consumer.poll(limit=1)
+        consumer.release()
+        waiter.join(30)
+        assert not waiter.is_alive(), "the release woke the parked producer"
+        assert len(claimed) == 1

@@ -1,0 +1,427 @@
+"""Benchmark the tradepipe ring against the IPC options a Python user has today.
+
+Producer and consumer run in separate processes pinned to different cores and move
+64-byte records. Modes:
+
+* ``single``   — one record per send; the consumer touches each record.
+* ``batch256`` — 256 records per send (one 16 KiB frame for byte transports; a claimed
+  slice of the ring for tradepipe); the consumer sums a field of every record.
+* ``latency_spin`` / ``latency_default`` — one-way latency (p50/p99/p99.9) of records
+  paced at 50 k/s, the consumer busy-spinning or using its default (idle-friendly) wait;
+  peers use their own blocking receive in ``latency_default``.
+* idle CPU of the default wait: a consumer waiting on an empty ring, CPU time / wall time.
+
+Peers: multiprocessing.Queue, multiprocessing.Pipe, faster-fifo, pyzmq PUSH/PULL over
+ipc://. Each figure is the median of ``--runs`` runs; ratios compare tradepipe with each
+peer measured in the same run of this script.
+
+    python perf/bench_ring.py --quick --json ring.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from ringbuffer import Backoff, BusySpin, EndOfStreamError, Ring  # noqa: E402
+
+RECORD = np.dtype([("seq", "<i8"), ("ts", "<i8"), ("value", "<i8"), ("pad", "u1", (40,))])
+BATCH = 256
+PACE_PER_S = 50_000
+TRANSPORTS = ("tradepipe", "mp_queue", "mp_pipe", "faster_fifo", "zmq_ipc")
+CTX = multiprocessing.get_context("fork")
+
+
+# ---------------------------------------------------------------- process helpers
+def pin(core: int) -> None:
+    """Pin this process to ``core`` if the host has it (benchmarks want separate cores)."""
+    cores = sorted(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {cores[core % len(cores)]})
+
+
+def source_records(n: int) -> np.ndarray:
+    records = np.zeros(n, dtype=RECORD)
+    records["seq"] = np.arange(n)
+    records["value"] = 1
+    return records
+
+
+class Channel:
+    """One peer transport: ``make()`` in the parent, then ``sender()`` / ``receiver()`` in
+    the children (each returns ``(send(bytes), recv() -> bytes, close())``)."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        if kind == "mp_queue":
+            self.queue = CTX.Queue(maxsize=1024)
+        elif kind == "faster_fifo":
+            import faster_fifo
+
+            self.queue = faster_fifo.Queue(max_size_bytes=64 * 1024 * 1024)
+        elif kind == "mp_pipe":
+            self.rx, self.tx = CTX.Pipe(duplex=False)
+        elif kind == "zmq_ipc":
+            self.address = f"ipc://{tempfile.mkdtemp(prefix='tpbench')}/pipe"
+
+    def sender(self) -> tuple[Callable, Callable]:
+        if self.kind in ("mp_queue", "faster_fifo"):
+            return self.queue.put, lambda: None
+        if self.kind == "mp_pipe":
+            return self.tx.send_bytes, self.tx.close
+        import zmq
+
+        context = zmq.Context()
+        socket = context.socket(zmq.PUSH)
+        socket.setsockopt(zmq.SNDHWM, 100_000)
+        socket.connect(self.address)
+        return socket.send, lambda: (socket.close(linger=-1), context.term())
+
+    def receiver(self) -> tuple[Callable, Callable]:
+        if self.kind in ("mp_queue", "faster_fifo"):
+            return self.queue.get, lambda: None
+        if self.kind == "mp_pipe":
+            return self.rx.recv_bytes, self.rx.close
+        import zmq
+
+        context = zmq.Context()
+        socket = context.socket(zmq.PULL)
+        socket.setsockopt(zmq.RCVHWM, 100_000)
+        socket.bind(self.address)
+        return socket.recv, lambda: (socket.close(linger=0), context.term())
+
+
+def run_pair(producer, consumer, args, timeout=300.0) -> dict:
+    """Run producer and consumer processes; return the consumer's result dict."""
+    results = CTX.Queue()
+    ready = CTX.Event()
+    start = CTX.Value("q", 0)
+    consumer_process = CTX.Process(target=consumer, args=(*args, ready, start, results))
+    consumer_process.start()
+    if not ready.wait(60):
+        consumer_process.kill()
+        raise RuntimeError("consumer did not start")
+    producer_process = CTX.Process(target=producer, args=(*args, start))
+    producer_process.start()
+    try:
+        result = results.get(timeout=timeout)
+    finally:
+        for process in (producer_process, consumer_process):
+            process.join(30)
+            if process.is_alive():
+                process.kill()
+                process.join()
+    if "error" in result:
+        raise RuntimeError(result["error"])
+    return result
+
+
+# ---------------------------------------------------------------- tradepipe sides
+def ring_producer(name, mode, n, start):
+    pin(0)
+    ring = Ring.attach(name, RECORD)
+    producer = ring.producer(wait=BusySpin())
+    source = source_records(BATCH)
+    start.value = time.perf_counter_ns()
+    if mode == "single":
+        records = [record.tobytes() for record in source_records(n)]
+        offer = producer.offer
+        for record in records:
+            while not offer(record):
+                pass
+    elif mode == "batch256":
+        sent = 0
+        claim, publish = producer.claim, producer.publish
+        while sent < n:
+            for view in claim(BATCH):
+                view[:] = source[: len(view)]
+            publish()
+            sent += BATCH
+    else:  # latency: one record at a time, paced
+        interval = 1_000_000_000 // PACE_PER_S
+        clock = time.perf_counter_ns
+        due = clock()
+        for seq in range(n):
+            due += interval
+            while clock() < due:
+                pass
+            (view,) = producer.claim(1)
+            view["seq"][0] = seq
+            view["ts"][0] = clock()
+            producer.publish()
+    producer.finish()
+    ring.close()
+
+
+def ring_consumer(name, mode, n, ready, start, results):
+    pin(1)
+    ring = Ring.attach(name, RECORD)
+    wait = Backoff() if mode == "latency_default" else BusySpin()
+    consumer = ring.consumer("c", wait=wait)
+    ready.set()
+    try:
+        if mode == "single":
+            total = 0
+            poll_one = consumer.poll_one
+            received = 0
+            while received < n:
+                record = poll_one()
+                if record is not None:
+                    total += record[16]
+                    received += 1
+            elapsed = time.perf_counter_ns() - start.value
+            results.put({"records_per_s": n / elapsed * 1e9, "check": total})
+        elif mode == "batch256":
+            total = received = 0
+            while received < n:
+                for view in consumer.wait(limit=4096):
+                    total += int(view["value"].sum())
+                    received += len(view)
+                consumer.release()
+            elapsed = time.perf_counter_ns() - start.value
+            results.put({"records_per_s": n / elapsed * 1e9, "check": total})
+        else:
+            latencies = np.zeros(n, dtype=np.int64)
+            clock = time.perf_counter_ns
+            received = 0
+            try:
+                while received < n:
+                    for view in consumer.wait():
+                        now = clock()
+                        latencies[received : received + len(view)] = now - view["ts"]
+                        received += len(view)
+                    consumer.release()
+            except EndOfStreamError:
+                pass
+            results.put(latency_summary(latencies[:received]))
+    except Exception as error:  # reported to the parent, which raises it
+        results.put({"error": repr(error)})
+    finally:
+        ring.close()
+
+
+# ---------------------------------------------------------------- peer sides
+def peer_producer(channel, mode, n, start):
+    pin(0)
+    send, close = channel.sender()
+    start.value = time.perf_counter_ns()
+    if mode == "single":
+        for record in [record.tobytes() for record in source_records(n)]:
+            send(record)
+    elif mode == "batch256":
+        frame = source_records(BATCH).tobytes()
+        for _ in range(n // BATCH):
+            send(frame)
+    else:
+        interval = 1_000_000_000 // PACE_PER_S
+        clock = time.perf_counter_ns
+        record = source_records(1)
+        due = clock()
+        for seq in range(n):
+            due += interval
+            while clock() < due:
+                pass
+            record["seq"][0] = seq
+            record["ts"][0] = clock()
+            send(record.tobytes())
+    close()
+
+
+def peer_consumer(channel, mode, n, ready, start, results):
+    pin(1)
+    recv, close = channel.receiver()
+    ready.set()
+    try:
+        if mode == "single":
+            total = 0
+            for _ in range(n):
+                total += recv()[16]
+            elapsed = time.perf_counter_ns() - start.value
+            results.put({"records_per_s": n / elapsed * 1e9, "check": total})
+        elif mode == "batch256":
+            total = 0
+            for _ in range(n // BATCH):
+                total += int(np.frombuffer(recv(), dtype=RECORD)["value"].sum())
+            elapsed = time.perf_counter_ns() - start.value
+            results.put({"records_per_s": n / elapsed * 1e9, "check": total})
+        else:
+            latencies = np.zeros(n, dtype=np.int64)
+            clock = time.perf_counter_ns
+            for i in range(n):
+                frame = recv()
+                latencies[i] = clock() - np.frombuffer(frame, dtype=RECORD)["ts"][0]
+            results.put(latency_summary(latencies))
+    except Exception as error:
+        results.put({"error": repr(error)})
+    finally:
+        close()
+
+
+def latency_summary(latencies_ns: np.ndarray) -> dict:
+    warm = latencies_ns[len(latencies_ns) // 10 :]  # skip the first 10 %: page faults, JIT
+    p50, p99, p999 = np.percentile(warm, [50, 99, 99.9]) / 1000.0
+    return {"p50_us": float(p50), "p99_us": float(p99), "p999_us": float(p999)}
+
+
+# ---------------------------------------------------------------- one measurement
+def measure(transport: str, mode: str, n: int) -> dict:
+    if transport == "tradepipe":
+        with Ring.create("bench", RECORD, 1 << 14, consumers=["c"]) as ring:
+            return run_pair(ring_producer, ring_consumer, (ring.name, mode, n))
+    channel = Channel(transport)
+    return run_pair(peer_producer, peer_consumer, (channel, mode, n))
+
+
+def idle_consumer(name, ready):
+    pin(1)
+    ring = Ring.attach(name, RECORD)
+    consumer = ring.consumer("c")
+    ready.set()
+    try:
+        consumer.wait(timeout=3600)
+    except EndOfStreamError:
+        pass
+    finally:
+        ring.close()
+
+
+def measure_idle_cpu(seconds: float) -> float:
+    """Percent of one core a consumer uses waiting on an empty ring with the default wait."""
+    with Ring.create("idle", RECORD, 1 << 10, consumers=["c"]) as ring:
+        ready = CTX.Event()
+        process = CTX.Process(target=idle_consumer, args=(ring.name, ready))
+        process.start()
+        ready.wait(60)
+        time.sleep(0.5)  # past the spin and yield phases
+        watched = psutil.Process(process.pid)
+        before, started = watched.cpu_times(), time.monotonic()
+        time.sleep(seconds)
+        after, ended = watched.cpu_times(), time.monotonic()
+        producer = ring.producer()
+        producer.finish()
+        process.join(30)
+        if process.is_alive():
+            process.kill()
+            process.join()
+    used = (after.user - before.user) + (after.system - before.system)
+    return 100.0 * used / (ended - started)
+
+
+# ---------------------------------------------------------------- the whole run
+def available_transports(requested: list[str]) -> list[str]:
+    found = []
+    for transport in requested:
+        if transport == "faster_fifo":
+            try:
+                import faster_fifo  # noqa: F401
+            except ImportError:
+                print("faster-fifo is not installed: skipped", file=sys.stderr)
+                continue
+        found.append(transport)
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller runs (< 60 s in all)")
+    parser.add_argument("--runs", type=int, default=None, help="runs per figure (median)")
+    parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument(
+        "--transports", default=",".join(TRANSPORTS), help="comma-separated subset to run"
+    )
+    args = parser.parse_args(argv)
+    runs = args.runs or 3
+    if args.quick:
+        sizes = {"single": 100_000, "batch256": 2_560_000, "latency": 10_000}
+        peer_sizes = {"single": 50_000, "batch256": 256_000, "latency": 5_000}
+        idle_seconds = 1.5
+    else:
+        runs = args.runs or 5
+        sizes = {"single": 1_000_000, "batch256": 25_600_000, "latency": 100_000}
+        peer_sizes = {"single": 300_000, "batch256": 2_560_000, "latency": 50_000}
+        idle_seconds = 5.0
+    transports = available_transports(args.transports.split(","))
+    results = []
+    started = time.monotonic()
+    for mode in ("single", "batch256", "latency_default", "latency_spin"):
+        for transport in transports:
+            if mode == "latency_spin" and transport != "tradepipe":
+                continue  # peers have no spinning receive; their latency is latency_default
+            table = sizes if transport == "tradepipe" else peer_sizes
+            n = table["latency" if mode.startswith("latency") else mode]
+            samples = [measure(transport, mode, n) for _ in range(runs)]
+            row = {
+                "transport": transport,
+                "mode": mode,
+                "records_per_s": None,
+                "p50_us": None,
+                "p99_us": None,
+                "p999_us": None,
+                "idle_cpu_pct": None,
+                "runs": runs,
+                "records": n,
+            }
+            for key in ("records_per_s", "p50_us", "p99_us", "p999_us"):
+                values = [sample[key] for sample in samples if key in sample]
+                if values:
+                    row[key] = statistics.median(values)
+            results.append(row)
+            print(f"  {mode:16} {transport:12} {format_row(row)}", file=sys.stderr)
+    idle = statistics.median(measure_idle_cpu(idle_seconds) for _ in range(runs))
+    for row in results:
+        if row["transport"] == "tradepipe" and row["mode"] == "latency_default":
+            row["idle_cpu_pct"] = idle
+    print_table(results, idle, runs, time.monotonic() - started)
+    if args.json:
+        args.json.write_text(json.dumps({"results": results}, indent=2) + "\n")
+        print(f"results written to {args.json}")
+    return 0
+
+
+def format_row(row: dict) -> str:
+    if row["records_per_s"] is not None:
+        return f"{row['records_per_s'] / 1e6:8.2f} M records/s"
+    return (
+        f"p50 {row['p50_us']:7.1f} µs  p99 {row['p99_us']:7.1f} µs  p99.9 {row['p999_us']:8.1f} µs"
+    )
+
+
+def print_table(results: list[dict], idle: float, runs: int, seconds: float) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"ring vs peers, 64-byte records, median of {runs} runs")
+    for column in ("mode", "transport", "result", "tradepipe ×"):
+        table.add_column(column, justify="right" if column != "mode" else "left")
+    ours = {row["mode"]: row for row in results if row["transport"] == "tradepipe"}
+    for row in results:
+        mine = ours.get(row["mode"])
+        ratio = ""
+        if mine and row["transport"] != "tradepipe":
+            if row["records_per_s"]:
+                ratio = f"{mine['records_per_s'] / row['records_per_s']:.1f}×"
+            elif row["p50_us"]:
+                ratio = f"{row['p50_us'] / mine['p50_us']:.1f}× lower p50"
+        table.add_row(row["mode"], row["transport"], format_row(row), ratio)
+    console = Console()
+    console.print(table)
+    console.print(
+        f"idle CPU of the default wait (consumer on an empty ring): {idle:.2f} % of a core"
+    )
+    console.print(f"host: {os.cpu_count()} CPUs; took {seconds:.0f} s")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
