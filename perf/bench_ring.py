@@ -36,7 +36,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ringbuffer import Backoff, BusySpin, EndOfStreamError, Ring  # noqa: E402
+from ringbuffer import Backoff, BusySpin, EndOfStreamError, Ring
 
 RECORD = np.dtype([("seq", "<i8"), ("ts", "<i8"), ("value", "<i8"), ("pad", "u1", (40,))])
 BATCH = 256
