@@ -10,14 +10,14 @@ Determinism: the outcome is a function of the command stream *and its batch boun
 risk settles a batch's fills after matching it, so funds a fill frees are usable from the
 next batch on, as in the pipeline where settlement lags by the ring. Replaying the same
 batches from a snapshot rebuilds the same state; replaying them cut differently may not.
-One exception keeps holds exact: a REPLACE sets its order's open quantity outright, so the
-chain settles everything before each REPLACE first (the batch runs in rounds cut there).
+One refinement keeps holds exact: a REPLACE sets its order's open quantity outright, so when
+its order may have unsettled fills, the chain settles the batch so far before pre-trading
+it (``RiskEngine.pre_trade_round`` says where to cut).
 """
 
 from __future__ import annotations
 
 import hashlib
-import itertools
 
 import msgspec
 import numpy as np
@@ -26,13 +26,12 @@ from stages.ingest.throttle import Throttle, ThrottleConfig
 from stages.ingest.validate import validate
 from stages.matching.engine import MatchingEngine
 from stages.matching.symbols import SymbolSpec
-from stages.records import COMMAND_DTYPE, CommandType
+from stages.records import COMMAND_DTYPE
 from stages.risk.config import RiskConfig
 from stages.risk.engine import RiskEngine
 
 _SNAPSHOT_FORMAT = "tradepipe.engine"
 _SNAPSHOT_VERSION = 1
-_REPLACE = int(CommandType.REPLACE)
 
 
 class EngineConfig(msgspec.Struct, frozen=True):
@@ -115,19 +114,23 @@ class Engine:
         validate(commands, self.config.risk.max_accounts)
         self.throttle.check(commands)
         # A REPLACE sets an order's open qty outright, so its hold must be sized after every
-        # earlier fill of that order has settled: each REPLACE starts a new risk round.
-        starts = np.flatnonzero((commands["kind"] == _REPLACE) & (commands["reason"] == 0)).tolist()
-        if not starts or starts == [0]:
-            events = self._round(commands)
+        # earlier fill of that order settled: risk cuts the batch into rounds where needed.
+        done = self.risk.pre_trade_round(commands)
+        if done == len(commands):
+            events = self._settle(commands)
         else:
-            bounds = [0, *(i for i in starts if i > 0), len(commands)]
-            parts = [self._round(commands[lo:hi]).copy() for lo, hi in itertools.pairwise(bounds)]
+            parts = [self._settle(commands[:done]).copy()]
+            while done < len(commands):
+                rest = commands[done:]
+                k = self.risk.pre_trade_round(rest)
+                parts.append(self._settle(rest[:k]).copy())
+                done += k
             events = np.concatenate(parts)
         self.last_seq = int(seq[-1])
         return events
 
-    def _round(self, commands: np.ndarray) -> np.ndarray:
-        self.risk.pre_trade(commands)
+    def _settle(self, commands: np.ndarray) -> np.ndarray:
+        """Match a pre-traded round and settle its events."""
         events = self.matching.process(commands)
         self.risk.post_trade(events)
         return events

@@ -415,3 +415,19 @@ def test_order_table_behaves_like_a_dict(ops):
             s = orders.find(keys, k)
             assert s >= 0 and rows[s, 0] == v
     assert int((keys != 0).sum()) == len(model)
+
+
+def test_pre_trade_round_stops_only_before_replaces_of_orders_that_may_have_moved():
+    risk, seq = funded()
+    risk.pre_trade(commands(buy(seq(), 1, ALICE, 100, 10), buy(seq(), 2, ALICE, 90, 10)))
+    batch = commands(
+        sell(seq(), 3, BOB, 95, 5),  # may trade with order 1 (100), not with order 2 (90)
+        replace(seq(), 2, ALICE, 91, 10),  # order 2 cannot have moved: no cut
+        replace(seq(), 1, ALICE, 101, 10),  # order 1 may have filled: cut here
+        replace(seq(), 3, BOB, 96, 5),  # in the next round, the moved order 1 may cross it
+    )
+    assert risk.pre_trade_round(batch) == 2
+    assert list(batch["reason"][:2]) == [0, 0]
+    # a fresh round starts with the cut replace and goes on to the next cut
+    assert risk.pre_trade_round(batch[2:]) == 1
+    assert risk.pre_trade_round(batch[3:]) == 1

@@ -53,6 +53,9 @@ class RiskEngine:
         self.glob = np.zeros(L.G_COLUMNS, np.int64)
         self.keys, self.rows, load_limit = new_table(config.order_capacity)
         self.glob[L.G_MAX_ORDERS] = load_limit
+        # scratch of pre_trade_round (reset by every call; not state)
+        self._round_buy_max = np.zeros(max(n_sym, 1), np.int64)
+        self._round_sell_min = np.zeros(max(n_sym, 1), np.int64)
         d = config.default_limits
         self.accounts[:, L.ACC_MAX_QTY] = d.max_order_qty
         self.accounts[:, L.ACC_MAX_NOTIONAL] = d.max_order_notional
@@ -79,18 +82,32 @@ class RiskEngine:
         """Check ``commands`` (COMMAND_DTYPE batch) in place; returns how many were rejected.
 
         Sets ``reason`` of refused commands and ``price`` of market buys (their protection
-        price); places holds and applies admin commands, in sequence.
+        price); places holds and applies admin commands, in sequence. See ``pre_trade_round``
+        for why a REPLACE may want its order's earlier fills settled first.
         """
+        return self._pre_trade(commands, False)[1]
+
+    def pre_trade_round(self, commands: np.ndarray) -> int:
+        """Like ``pre_trade``, but stops before a REPLACE whose order may have fills not yet
+        settled; returns how many commands it processed (at least 1 of a non-empty batch).
+
+        A REPLACE sets an order's open quantity outright, so its hold is exact only if sized
+        after every earlier fill of that order settled: the caller runs matching and
+        ``post_trade`` on the processed part, then calls again with the rest.
+        """
+        return self._pre_trade(commands, True)[0]
+
+    def _pre_trade(self, commands: np.ndarray, cut: bool) -> tuple[int, int]:
         _check_dtype(commands, COMMAND_DTYPE, "commands")
         c = commands
-        return int(
-            pre_trade(
-                c["kind"], c["seq"], c["order_id"], c["price"], c["qty"], c["account"],
-                c["symbol"], c["side"], c["order_type"], c["reason"],
-                self.balances, self.positions, self.accounts, self.sym_index,
-                self.asset_index, self.symbols, self.glob, self.keys, self.rows,
-            )
+        processed, rejected = pre_trade(
+            c["kind"], c["seq"], c["order_id"], c["price"], c["qty"], c["account"],
+            c["symbol"], c["side"], c["order_type"], c["reason"],
+            self.balances, self.positions, self.accounts, self.sym_index,
+            self.asset_index, self.symbols, self.glob, self.keys, self.rows,
+            cut, self._round_buy_max, self._round_sell_min,
         )  # fmt: skip
+        return int(processed), int(rejected)
 
     def post_trade(self, events: np.ndarray) -> int:
         """Settle ``events`` (EVENT_DTYPE batch) from matching; returns how many touched orders."""

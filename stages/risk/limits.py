@@ -158,19 +158,32 @@ def _market_buy_price(symbols: np.ndarray, s: int) -> int:
     return max(p - p % tick, ask)
 
 
+_NO_SELL = np.iinfo(np.int64).max
+
+
 @njit(cache=True)
 def pre_trade(
     kind, seq, order_id, price, qty, account, symbol, side, order_type, reason,
     balances, positions, accounts, sym_index, asset_index, symbols, glob, keys, rows,
-) -> int:  # fmt: skip
-    """Check and hold a batch of commands in place; returns how many it rejected.
+    cut_replaces, round_buy_max, round_sell_min,
+):  # fmt: skip
+    """Check and hold a batch of commands in place; returns ``(processed, rejected)``.
 
     Hot: one pass in sequence order, no allocation, no Python calls per record. Sets
     ``reason`` of refused commands and ``price`` of market buys; skips commands whose
     ``reason`` is already set (ingest refused them).
+
+    With ``cut_replaces`` it stops before a REPLACE whose order may have changed since risk
+    last saw it settled — created in this round, already being replaced, or crossable by an
+    aggressor passed in this round (``round_buy_max`` / ``round_sell_min`` per symbol track
+    them) — so the caller can settle the round first: a REPLACE sets the open quantity
+    outright, and its hold must be sized on the real one. The first command never stops.
     """
     n_accounts = accounts.shape[0]
     rejected = 0
+    round_buy_max[:] = 0
+    round_sell_min[:] = _NO_SELL
+    first_seq = seq[0] if kind.shape[0] > 0 else 0
     for i in range(kind.shape[0]):
         if reason[i] != 0:
             continue
@@ -182,11 +195,25 @@ def pre_trade(
                 i, seq, order_id, price, qty, a, symbol, side, order_type,
                 balances, positions, accounts, sym_index, symbols, glob, keys, rows,
             )  # fmt: skip
+            if r == 0:
+                _note_aggressor(
+                    round_buy_max, round_sell_min, sym_index[symbol[i]], side[i], price[i]
+                )
         elif k == REPLACE:
+            if cut_replaces and i > 0:
+                slot = orders.find(keys, order_id[i])
+                if slot >= 0 and _unsettled(rows, slot, first_seq, round_buy_max, round_sell_min):
+                    return i, rejected
             r = _replace(
                 i, seq, order_id, price, qty, a, balances, positions, accounts, symbols, glob,
                 keys, rows,
             )  # fmt: skip
+            if r == 0:
+                slot = orders.find(keys, order_id[i])
+                _note_aggressor(
+                    round_buy_max, round_sell_min, rows[slot, O_SYMBOL], rows[slot, O_SIDE],
+                    price[i],
+                )  # fmt: skip
         elif k in (CANCEL, REDUCE):
             if a == 0 or a >= n_accounts:
                 r = R_UNKNOWN_ACCOUNT
@@ -223,7 +250,29 @@ def pre_trade(
         if r != 0:
             reason[i] = r
             rejected += 1
-    return rejected
+    return kind.shape[0], rejected
+
+
+@njit(cache=True, inline="always")
+def _note_aggressor(round_buy_max, round_sell_min, s, side, price) -> None:
+    """Remember how far an order passed in this round may reach into the book."""
+    if s < 0:
+        return
+    if side == BUY:
+        round_buy_max[s] = max(round_buy_max[s], price if price > 0 else _NO_SELL)
+    else:
+        round_sell_min[s] = min(round_sell_min[s], price)
+
+
+@njit(cache=True, inline="always")
+def _unsettled(rows, slot, first_seq, round_buy_max, round_sell_min) -> bool:
+    """May this order have fills or changes risk has not settled yet, in this round?"""
+    if rows[slot, O_NEW_SEQ] >= first_seq or rows[slot, O_REP_SEQ] != 0:
+        return True
+    s = rows[slot, O_SYMBOL]
+    if rows[slot, O_SIDE] == BUY:
+        return round_sell_min[s] <= rows[slot, O_PRICE]
+    return round_buy_max[s] >= rows[slot, O_PRICE]
 
 
 @njit(cache=True)
