@@ -17,7 +17,7 @@ reference book. Before each command it checks that the worst case of that comman
 
 from __future__ import annotations
 
-from numba import njit
+from numba import njit as _numba_njit
 
 from .layout import (
     B_BAND_HI,
@@ -57,6 +57,17 @@ from .layout import (
     ST_GROW_SIDES,
     ST_OUT_FULL,
 )
+
+
+def njit(cache: bool = True):
+    """numba.njit without the runtime's reference counting (``_nrt=False``).
+
+    Nothing here allocates: every function only indexes arrays owned by the Python wrapper,
+    which keeps them alive for the whole call. Without NRT, passing a dozen arrays to each
+    helper costs no atomic incref/decref pairs, which measured ~35 % of the per-command time.
+    """
+    return _numba_njit(cache=cache, _nrt=False)
+
 
 # Enum values of stages.records, as plain ints for the compiled code (tests pin them).
 K_NEW = 1

@@ -84,10 +84,6 @@ class _SnapshotBody(msgspec.Struct, frozen=True):
     orders: bytes  # export_orders rows, int64 little-endian, _EXPORT_WIDTH per row
 
 
-def _pow2_at_least(n: int) -> int:
-    return 1 << max(4, (int(n) - 1).bit_length())
-
-
 class MatchingEngine:
     """Deterministic price-time matching over command batches (see ``docs/matching.md``)."""
 
@@ -132,7 +128,8 @@ class MatchingEngine:
         self._lfree = np.zeros(0, dtype=np.int64)
         self._grow_orders(self._order_capacity)
         self._grow_levels(max(64, self._order_capacity // 4))
-        self._ht = np.zeros((_pow2_at_least(4 * self._order_capacity), 2), dtype=np.int64)
+        # sized by use, not capacity: a small table stays in cache; it doubles at half load
+        self._ht = np.zeros((1024, 2), dtype=np.int64)
         self._scratch = np.zeros(6 * nb, dtype=np.int64)
         self._events = np.zeros(4096, dtype=EVENT_DTYPE)
 
