@@ -68,9 +68,13 @@ class Book:
         orders = self.sides[side]
         if not orders:
             return (0, 0, 0)
-        p = orders[0].price
-        same = [o for o in orders if o.price == p]
-        return (p, sum(o.qty for o in same), len(same))
+        price, qty, count = orders[0].price, 0, 0
+        for o in orders:  # the best level is the run of orders at the first price
+            if o.price != price:
+                break
+            qty += o.qty
+            count += 1
+        return (price, qty, count)
 
     def depth(self, side: int) -> list[tuple[int, int, int]]:
         levels: list[tuple[int, int, int]] = []
@@ -117,14 +121,12 @@ class ReferenceEngine:
     # ------------------------------------------------------------------ processing
     def process(self, commands: np.ndarray) -> np.ndarray:
         events: list[tuple] = []
-        for cmd in commands:
-            self.cmd = cmd
-            self.out = events
-            self.one(cmd)
-        arr = np.zeros(len(events), dtype=EVENT_DTYPE)
-        for i, e in enumerate(events):
-            arr[i] = e
-        return arr
+        self.out = events
+        names = commands.dtype.names
+        for row in commands.tolist():  # plain Python values, one dict per command
+            self.cmd = dict(zip(names, row, strict=True))
+            self.one(self.cmd)
+        return np.array(events, dtype=EVENT_DTYPE)
 
     def emit(self, kind, order_id=0, other_id=0, price=0, qty=0, account=0, symbol=0, side=0,
              reason=0, flags=0) -> None:  # fmt: skip
