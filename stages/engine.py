@@ -97,7 +97,9 @@ class Engine:
         one command to the next, across batches (risk ties matching's answers to the command
         by seq). The events are a view valid until the next call.
         """
-        if commands.dtype != COMMAND_DTYPE or commands.ndim != 1:
+        if (commands.dtype is not COMMAND_DTYPE and commands.dtype != COMMAND_DTYPE) or (
+            commands.ndim != 1
+        ):
             raise TypeError(
                 f"commands must be a 1-d COMMAND_DTYPE array, got dtype {commands.dtype} "
                 f"with {commands.ndim} dimension(s)"
@@ -121,9 +123,8 @@ class Engine:
         else:
             parts = [self._settle(commands[:done]).copy()]
             while done < len(commands):
-                rest = commands[done:]
-                k = self.risk.pre_trade_round(rest)
-                parts.append(self._settle(rest[:k]).copy())
+                k = self.risk.pre_trade_round(commands, done)
+                parts.append(self._settle(commands[done : done + k]).copy())
                 done += k
             events = np.concatenate(parts)
         self.last_seq = int(seq[-1])

@@ -53,6 +53,10 @@ from stages.risk.layout import (
     SYM_QUOTE,
     SYM_QUOTE_SCALE,
     SYM_TAKER_BPS,
+    W_PRICE,
+    W_QTY,
+    W_SEQ,
+    WE_ORDER_ID,
 )
 
 
@@ -160,45 +164,51 @@ def _settle_trade(balances, positions, symbols, rows, slot, price, qty, maker) -
 
 @njit(cache=True)
 def post_trade(
-    kind, seq, order_id, price, qty, side, flags, symbol,
-    balances, positions, accounts, sym_index, symbols, glob, keys, rows,
+    words, balances, positions, accounts, sym_index, symbols, glob, keys, rows
 ) -> int:  # fmt: skip
     """Settle a batch of events; returns how many touched an order risk tracks.
 
+    ``words`` is an EVENT_DTYPE batch viewed as int64 rows of 8 words (see ``layout``).
     Hot: one pass, no allocation, no Python calls per record. Events of orders risk does not
     know (never passed through its pre-trade) are ignored, except market data (BOOK_TOP,
     TRADE prices) which every event of a configured symbol updates.
     """
     touched = 0
-    for i in range(kind.shape[0]):
-        k = kind[i]
-        s = sym_index[symbol[i]]
+    for i in range(words.shape[0]):
+        w7 = words[i, 7]
+        k = (w7 >> 16) & 0xFF
+        side = (w7 >> 24) & 0xFF
+        flags = (w7 >> 40) & 0xFF
+        s = sym_index[w7 & 0xFFFF]
+        price = words[i, W_PRICE]
+        qty = words[i, W_QTY]
+        seq = words[i, W_SEQ]
         if k == EV_BOOK_TOP:
             if s >= 0:
-                symbols[s, SYM_BEST_BID if side[i] == BUY else SYM_BEST_ASK] = price[i]
+                symbols[s, SYM_BEST_BID if side == BUY else SYM_BEST_ASK] = price
             continue
         if k == EV_TRADE and s >= 0:
-            symbols[s, SYM_LAST_PRICE] = price[i]
+            symbols[s, SYM_LAST_PRICE] = price
         if k != EV_TRADE and k != EV_CANCELLED and k != EV_REPLACED and k != EV_REJECTED:
             continue
-        slot = orders.find(keys, order_id[i])
+        slot = orders.find(keys, words[i, WE_ORDER_ID])
         if slot < 0:
             continue
         if k == EV_REJECTED:
-            if seq[i] == rows[slot, O_NEW_SEQ]:
+            if seq == rows[slot, O_NEW_SEQ]:
                 drop_order(balances, positions, accounts, symbols, glob, keys, rows, slot)
                 touched += 1
-            elif seq[i] == rows[slot, O_REP_SEQ]:
+            elif seq == rows[slot, O_REP_SEQ]:
                 rows[slot, O_REP_SEQ] = 0
                 _reconcile(balances, symbols, rows, slot)
                 touched += 1
             continue
         touched += 1
         if k == EV_TRADE:
-            maker = (flags[i] & F_MAKER) != 0
-            _settle_trade(balances, positions, symbols, rows, slot, price[i], qty[i], maker)
+            maker = (flags & F_MAKER) != 0
+            _settle_trade(balances, positions, symbols, rows, slot, price, qty, maker)
         elif k == EV_CANCELLED:
-            q = min(qty[i], rows[slot, O_OPEN])
+            q = min(qty, rows[slot, O_OPEN])
             rows[slot, O_OPEN] -= q
             r = rows[slot, O_SIDE]
             positions[rows[slot, O_ACCOUNT], rows[slot, O_SYMBOL],
@@ -206,12 +216,12 @@ def post_trade(
         else:  # REPLACED: matching says where the order now is
             a = rows[slot, O_ACCOUNT]
             col = POS_OPEN_BUY if rows[slot, O_SIDE] == BUY else POS_OPEN_SELL
-            positions[a, rows[slot, O_SYMBOL], col] += qty[i] - rows[slot, O_OPEN]
-            rows[slot, O_OPEN] = qty[i]
-            rows[slot, O_PRICE] = price[i]
-            if seq[i] == rows[slot, O_REP_SEQ]:
+            positions[a, rows[slot, O_SYMBOL], col] += qty - rows[slot, O_OPEN]
+            rows[slot, O_OPEN] = qty
+            rows[slot, O_PRICE] = price
+            if seq == rows[slot, O_REP_SEQ]:
                 rows[slot, O_REP_SEQ] = 0
-        if (flags[i] & F_DONE) != 0 or rows[slot, O_OPEN] <= 0:
+        if (flags & F_DONE) != 0 or rows[slot, O_OPEN] <= 0:
             drop_order(balances, positions, accounts, symbols, glob, keys, rows, slot)
         else:
             _reconcile(balances, symbols, rows, slot)

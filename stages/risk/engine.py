@@ -87,37 +87,32 @@ class RiskEngine:
         """
         return self._pre_trade(commands, False)[1]
 
-    def pre_trade_round(self, commands: np.ndarray) -> int:
+    def pre_trade_round(self, commands: np.ndarray, start: int = 0) -> int:
         """Like ``pre_trade``, but stops before a REPLACE whose order may have fills not yet
         settled; returns how many commands it processed (at least 1 of a non-empty batch).
 
         A REPLACE sets an order's open quantity outright, so its hold is exact only if sized
         after every earlier fill of that order settled: the caller runs matching and
-        ``post_trade`` on the processed part, then calls again with the rest.
+        ``post_trade`` on the processed part, then calls again with the rest (``start``
+        skips the commands already processed, without slicing).
         """
-        return self._pre_trade(commands, True)[0]
+        return self._pre_trade(commands, True, start)[0]
 
-    def _pre_trade(self, commands: np.ndarray, cut: bool) -> tuple[int, int]:
-        _check_dtype(commands, COMMAND_DTYPE, "commands")
-        c = commands
-        processed, rejected = pre_trade(
-            c["kind"], c["seq"], c["order_id"], c["price"], c["qty"], c["account"],
-            c["symbol"], c["side"], c["order_type"], c["reason"],
-            self.balances, self.positions, self.accounts, self.sym_index,
+    def _pre_trade(self, commands: np.ndarray, cut: bool, start: int = 0) -> tuple[int, int]:
+        words = _words(commands, COMMAND_DTYPE, "commands")
+        end, rejected = pre_trade(
+            words, start, self.balances, self.positions, self.accounts, self.sym_index,
             self.asset_index, self.symbols, self.glob, self.keys, self.rows,
             cut, self._round_buy_max, self._round_sell_min,
         )  # fmt: skip
-        return int(processed), int(rejected)
+        return int(end) - start, int(rejected)
 
     def post_trade(self, events: np.ndarray) -> int:
         """Settle ``events`` (EVENT_DTYPE batch) from matching; returns how many touched orders."""
-        _check_dtype(events, EVENT_DTYPE, "events")
-        e = events
+        words = _words(events, EVENT_DTYPE, "events")
         return int(
             post_trade(
-                e["kind"], e["seq"], e["order_id"], e["price"], e["qty"], e["side"],
-                e["flags"], e["symbol"],
-                self.balances, self.positions, self.accounts, self.sym_index,
+                words, self.balances, self.positions, self.accounts, self.sym_index,
                 self.symbols, self.glob, self.keys, self.rows,
             )
         )  # fmt: skip
@@ -216,9 +211,16 @@ class RiskEngine:
 L_MAX_IDS = 1 << 16
 
 
-def _check_dtype(batch: np.ndarray, dtype: np.dtype, what: str) -> None:
-    if batch.dtype != dtype or batch.ndim != 1:
+def _words(batch: np.ndarray, dtype: np.dtype, what: str) -> np.ndarray:
+    """``batch`` as int64 rows of 8 words, sharing its memory (the kernels write through)."""
+    if (batch.dtype is not dtype and batch.dtype != dtype) or batch.ndim != 1:
         raise TypeError(
             f"{what} batch has dtype {batch.dtype} and {batch.ndim} dimension(s): expected a "
             f"1-d array of stages.records.{'COMMAND' if what == 'commands' else 'EVENT'}_DTYPE"
         )
+    if not batch.flags.c_contiguous:
+        raise ValueError(
+            f"{what} batch is not contiguous (a strided view?): pass a contiguous slice or "
+            "np.ascontiguousarray(batch), and copy the results back if you need them there"
+        )
+    return batch.view(np.int64).reshape(-1, 8)

@@ -68,6 +68,17 @@ O_NEW_SEQ = 6  # seq of the NEW command: a REJECTED event with this seq drops th
 O_REP_SEQ = 7  # seq of a REPLACE waiting for matching's answer; 0 = none
 O_COLUMNS = 8
 
+# a COMMAND_DTYPE / EVENT_DTYPE record viewed as 8 little-endian int64 words
+W_SEQ = 0
+W_ORDER_ID = 3  # commands
+W_PRICE = 4
+W_QTY = 5
+WE_ORDER_ID = 2  # events
+# commands: word 6 = account | symbol << 32 | kind << 48 | side << 56;
+#           word 7 = order_type | tif << 8 | stp << 16 | flags << 24 | reason << 32
+# events:   word 6 = dt_match | account << 32;
+#           word 7 = symbol | kind << 16 | side << 24 | reason << 32 | flags << 40
+
 FEE_ACCOUNT = 0
 BPS = 10_000
 AMOUNT_LIMIT = 1 << 61  # notional ceiling: leaves room for fees up to 100 % below 2**62

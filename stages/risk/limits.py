@@ -80,6 +80,10 @@ from stages.risk.layout import (
     SYM_QUOTE_SCALE,
     SYM_REF_PRICE,
     SYM_TICK,
+    W_ORDER_ID,
+    W_PRICE,
+    W_QTY,
+    W_SEQ,
     WITHDRAW,
 )
 
@@ -163,11 +167,13 @@ _NO_SELL = np.iinfo(np.int64).max
 
 @njit(cache=True)
 def pre_trade(
-    kind, seq, order_id, price, qty, account, symbol, side, order_type, reason,
-    balances, positions, accounts, sym_index, asset_index, symbols, glob, keys, rows,
-    cut_replaces, round_buy_max, round_sell_min,
+    words, start, balances, positions, accounts, sym_index, asset_index, symbols, glob, keys,
+    rows, cut_replaces, round_buy_max, round_sell_min,
 ):  # fmt: skip
-    """Check and hold a batch of commands in place; returns ``(processed, rejected)``.
+    """Check and hold commands ``words[start:]`` in place; returns ``(end, rejected)``.
+
+    ``words`` is a COMMAND_DTYPE batch viewed as int64 rows of 8 words (one argument instead
+    of ten field views: numba's dispatch cost counts when rounds are short).
 
     Hot: one pass in sequence order, no allocation, no Python calls per record. Sets
     ``reason`` of refused commands and ``price`` of market buys; skips commands whose
@@ -180,46 +186,52 @@ def pre_trade(
     outright, and its hold must be sized on the real one. The first command never stops.
     """
     n_accounts = accounts.shape[0]
+    n = words.shape[0]
     rejected = 0
     round_buy_max[:] = 0
     round_sell_min[:] = _NO_SELL
-    first_seq = seq[0] if kind.shape[0] > 0 else 0
-    for i in range(kind.shape[0]):
-        if reason[i] != 0:
-            continue
-        k = kind[i]
-        a = np.int64(account[i])
+    first_seq = words[start, W_SEQ] if start < n else 0
+    for i in range(start, n):
+        w6 = words[i, 6]
+        w7 = words[i, 7]
+        if (w7 >> 32) & 0xFF != 0:
+            continue  # refused upstream
+        k = (w6 >> 48) & 0xFF
+        a = w6 & 0xFFFFFFFF
+        sym = (w6 >> 32) & 0xFFFF
         r = 0
         if k == NEW:
-            r = _new_order(
-                i, seq, order_id, price, qty, a, symbol, side, order_type,
+            side = (w6 >> 56) & 0xFF
+            r, p = _new_order(
+                words[i, W_SEQ], words[i, W_ORDER_ID], words[i, W_PRICE], words[i, W_QTY], a,
+                sym, side, w7 & 0xFF,
                 balances, positions, accounts, sym_index, symbols, glob, keys, rows,
             )  # fmt: skip
             if r == 0:
-                _note_aggressor(
-                    round_buy_max, round_sell_min, sym_index[symbol[i]], side[i], price[i]
-                )
+                words[i, W_PRICE] = p
+                _note_aggressor(round_buy_max, round_sell_min, sym_index[sym], side, p)
         elif k == REPLACE:
-            if cut_replaces and i > 0:
-                slot = orders.find(keys, order_id[i])
+            oid = words[i, W_ORDER_ID]
+            if cut_replaces and i > start:
+                slot = orders.find(keys, oid)
                 if slot >= 0 and _unsettled(rows, slot, first_seq, round_buy_max, round_sell_min):
                     return i, rejected
             r = _replace(
-                i, seq, order_id, price, qty, a, balances, positions, accounts, symbols, glob,
-                keys, rows,
+                words[i, W_SEQ], oid, words[i, W_PRICE], words[i, W_QTY], a,
+                balances, positions, accounts, symbols, glob, keys, rows,
             )  # fmt: skip
             if r == 0:
-                slot = orders.find(keys, order_id[i])
+                slot = orders.find(keys, oid)
                 _note_aggressor(
                     round_buy_max, round_sell_min, rows[slot, O_SYMBOL], rows[slot, O_SIDE],
-                    price[i],
+                    words[i, W_PRICE],
                 )  # fmt: skip
         elif k in (CANCEL, REDUCE):
             if a == 0 or a >= n_accounts:
                 r = R_UNKNOWN_ACCOUNT
         elif k in (DEPOSIT, WITHDRAW):
-            x = asset_index[symbol[i]]
-            q = qty[i]
+            x = asset_index[sym]
+            q = words[i, W_QTY]
             if a == 0 or a >= n_accounts:
                 r = R_UNKNOWN_ACCOUNT
             elif x < 0:
@@ -236,7 +248,7 @@ def pre_trade(
             else:
                 balances[a, x, FREE] -= q
         elif k in (HALT, RESUME):
-            s = sym_index[symbol[i]]
+            s = sym_index[sym]
             if s >= 0:
                 symbols[s, SYM_HALTED] = 1 if k == HALT else 0
         elif k in (KILL, KILL_RELEASE):
@@ -248,9 +260,9 @@ def pre_trade(
             else:
                 r = R_UNKNOWN_ACCOUNT
         if r != 0:
-            reason[i] = r
+            words[i, 7] = (w7 & ~(0xFF << 32)) | (r << 32)
             rejected += 1
-    return kind.shape[0], rejected
+    return n, rejected
 
 
 @njit(cache=True, inline="always")
@@ -277,31 +289,30 @@ def _unsettled(rows, slot, first_seq, round_buy_max, round_sell_min) -> bool:
 
 @njit(cache=True)
 def _new_order(
-    i, seq, order_id, price, qty, a, symbol, side, order_type,
+    seq, oid, price, q, a, sym, sd, order_type,
     balances, positions, accounts, sym_index, symbols, glob, keys, rows,
-) -> int:  # fmt: skip
+):  # fmt: skip
+    """Check and hold one NEW; returns (reason, the price it is held at)."""
     if a == 0 or a >= accounts.shape[0]:
-        return R_UNKNOWN_ACCOUNT
+        return R_UNKNOWN_ACCOUNT, price
     if glob[G_KILL_ALL] != 0 or accounts[a, ACC_KILLED] != 0:
-        return R_KILL_SWITCH
-    s = sym_index[symbol[i]]
+        return R_KILL_SWITCH, price
+    s = sym_index[sym]
     if s < 0:
-        return R_UNKNOWN_SYMBOL
+        return R_UNKNOWN_SYMBOL, price
     if symbols[s, SYM_HALTED] != 0:
-        return R_HALTED
-    oid = order_id[i]
+        return R_HALTED, price
     if oid <= 0:
-        return R_INVALID_COMMAND
+        return R_INVALID_COMMAND, price
     if orders.find(keys, oid) >= 0:
-        return R_DUPLICATE_ORDER_ID
-    sd = np.int64(side[i])
-    q = qty[i]
-    p = price[i]
-    if order_type[i] == MARKET:
+        return R_DUPLICATE_ORDER_ID, price
+    p = price
+    market = order_type == MARKET
+    if market:
         if sd == BUY and p <= 0:
             p = _market_buy_price(symbols, s)
             if p <= 0:
-                return R_PRICE_COLLAR  # no best ask nor reference: nothing bounds the order
+                return R_PRICE_COLLAR, price  # no best ask nor reference bounds the order
         elif sd != BUY:
             p = 0
         # a market order is not collared (a buy's protection price already bounds it)
@@ -309,13 +320,13 @@ def _new_order(
     else:
         r = _limit_checks(accounts, positions, symbols, a, s, sd, p, q, 0, True, True)
     if r != 0:
-        return r
+        return r, price
     if glob[G_OPEN_ORDERS] >= glob[G_MAX_ORDERS]:
-        return R_OPEN_ORDERS  # the order table is full
+        return R_OPEN_ORDERS, price  # the order table is full
     x = hold_asset(symbols, s, sd)
     need = hold_amount(symbols, s, sd, p, q)
     if balances[a, x, FREE] < need:
-        return R_INSUFFICIENT_FUNDS
+        return R_INSUFFICIENT_FUNDS, price
     balances[a, x, FREE] -= need
     balances[a, x, HELD] += need
     slot = orders.insert(keys, oid)
@@ -325,19 +336,17 @@ def _new_order(
     rows[slot, O_PRICE] = p
     rows[slot, O_OPEN] = q
     rows[slot, O_HELD] = need
-    rows[slot, O_NEW_SEQ] = seq[i]
+    rows[slot, O_NEW_SEQ] = seq
     rows[slot, O_REP_SEQ] = 0
     positions[a, s, POS_OPEN_BUY if sd == BUY else POS_OPEN_SELL] += q
     accounts[a, ACC_OPEN_ORDERS] += 1
     glob[G_OPEN_ORDERS] += 1
-    if order_type[i] == MARKET and sd == BUY:
-        price[i] = p
-    return 0
+    return 0, (p if market and sd == BUY else price)
 
 
 @njit(cache=True)
 def _replace(
-    i, seq, order_id, price, qty, a, balances, positions, accounts, symbols, glob, keys, rows
+    seq, oid, price, q, a, balances, positions, accounts, symbols, glob, keys, rows
 ) -> int:
     """A replace is checked like a new order of its new price and quantity; the extra hold it
     needs (if any) moves to held now, and settles when matching answers (REPLACED/REJECTED)."""
@@ -345,15 +354,14 @@ def _replace(
         return R_UNKNOWN_ACCOUNT
     if glob[G_KILL_ALL] != 0 or accounts[a, ACC_KILLED] != 0:
         return R_KILL_SWITCH
-    slot = orders.find(keys, order_id[i])
+    slot = orders.find(keys, oid)
     if slot < 0:
         return R_UNKNOWN_ORDER
     if rows[slot, O_ACCOUNT] != a:
         return R_NOT_OWNER
     s = rows[slot, O_SYMBOL]
     sd = rows[slot, O_SIDE]
-    p = price[i]
-    q = qty[i]
+    p = price
     if sd == BUY and p <= 0:
         return R_PRICE_COLLAR  # a buy must keep a price that bounds its hold
     if sd != BUY and p <= 0:
@@ -369,5 +377,5 @@ def _replace(
         balances[a, x, FREE] -= extra
         balances[a, x, HELD] += extra
         rows[slot, O_HELD] += extra
-    rows[slot, O_REP_SEQ] = seq[i]
+    rows[slot, O_REP_SEQ] = seq
     return 0
