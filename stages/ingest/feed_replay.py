@@ -606,6 +606,7 @@ def replay_lobster(
     named = np.zeros(len(messages), dtype=np.int64)
     cols = [np.empty(batch, dtype=np.int64) for _ in range(7)]
     c_oid, c_price, c_qty, c_kind, c_side, c_tif, c_msg = cols
+    writer = lobster.OrderbookWriter(book_out, 4 * levels) if book_out is not None else None
     started = time.perf_counter()
     m = start
     while m < len(messages):
@@ -632,8 +633,8 @@ def replay_lobster(
             nlev, rows, levels,
         )  # fmt: skip
         _check_tracked(engine, keys, qtys, nlev, bad, nxt)
-        if book_out is not None:
-            lobster.write_orderbook(book_out, rows)
+        if writer is not None:
+            writer.write(rows)
         seq += n
         m = nxt
     result.seconds = time.perf_counter() - started

@@ -18,6 +18,7 @@ thousand rows per second, the replay target is a million messages per second.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import IO
 
@@ -184,47 +185,138 @@ def read_orderbook(path: str | Path, levels: int | None = None) -> np.ndarray:
     return _parse(path, 4 * levels, -1, f"{4 * levels} integer columns")
 
 
+@numba.njit(inline="always")
+def _format_int(value, dst, at, digits):
+    """Decimal text of ``value`` at ``dst[at:]``; returns the position after it."""
+    n = 0
+    v = -value if value < 0 else value
+    while True:
+        digits[n] = 48 + v % 10
+        n += 1
+        v //= 10
+        if v == 0:
+            break
+    if value < 0:
+        dst[at] = 45
+        at += 1
+    for j in range(n - 1, -1, -1):
+        dst[at] = digits[j]
+        at += 1
+    return at
+
+
 @numba.njit(cache=True, nogil=True)
-def _format_rows(table, out):
-    """ASCII CSV of an int64 table into ``out``; returns the number of bytes written."""
+def _format_rows(table, out, prev_text, prev_len, prev_row, col_start, scratch):
+    """ASCII CSV of an int64 table into ``out``; returns the number of bytes written.
+
+    Consecutive book rows mostly repeat themselves, so each row copies the unchanged prefix
+    and suffix of the previous row's text and formats only the span of cells that changed.
+    The previous row's values are ``prev_row`` and its cells start at ``col_start``; its
+    text is the previous row in ``out``, or ``prev_text[:prev_len[0]]`` for the first row
+    of a call (``prev_len[0] == 0``: no previous row).
+    """
     pos = 0
+    ncols = table.shape[1]
     digits = np.empty(20, dtype=np.uint8)
+    src = prev_text
+    src_at = 0
+    src_len = prev_len[0]
     for r in range(table.shape[0]):
-        for c in range(table.shape[1]):
-            value = table[r, c]
-            if value < 0:
-                out[pos] = 45
-                pos += 1
-                value = -value
-            n = 0
-            while True:
-                digits[n] = 48 + value % 10
-                n += 1
-                value //= 10
-                if value == 0:
-                    break
-            for k in range(n - 1, -1, -1):
-                out[pos] = digits[k]
-                pos += 1
-            out[pos] = 44 if c < table.shape[1] - 1 else 10
+        row_start = pos
+        if src_len == 0:
+            first = 0
+            last = ncols - 1
+        else:
+            first = 0
+            while first < ncols and table[r, first] == prev_row[first]:
+                first += 1
+            if first == ncols:  # identical row
+                for j in range(src_len):
+                    out[pos + j] = src[src_at + j]
+                pos += src_len
+                src = out
+                src_at = row_start
+                continue
+            last = ncols - 1
+            while last > first and table[r, last] == prev_row[last]:
+                last -= 1
+        head = col_start[first] if src_len else 0
+        for j in range(head):
+            out[pos + j] = src[src_at + j]
+        pos += head
+        for c in range(first, last + 1):
+            scratch[c] = pos - row_start
+            pos = _format_int(table[r, c], out, pos, digits)
+            out[pos] = 44 if c < ncols - 1 else 10
             pos += 1
+        if last < ncols - 1:
+            tail_from = col_start[last + 1]
+            n = src_len - tail_from
+            shift = (pos - row_start) - tail_from
+            for j in range(n):
+                out[pos + j] = src[src_at + tail_from + j]
+            pos += n
+            for c in range(last + 1, ncols):
+                col_start[c] += shift
+        for c in range(first, last + 1):
+            col_start[c] = scratch[c]
+            prev_row[c] = table[r, c]
+        src = out
+        src_at = row_start
+        src_len = pos - row_start
+    for j in range(src_len):
+        prev_text[j] = src[src_at + j]
+    prev_len[0] = src_len
     return pos
 
 
-def format_orderbook(rows: np.ndarray) -> bytes:
-    """Orderbook-file text for an int64 (rows, 4 × levels) array; one line per row.
+class OrderbookWriter:
+    """Writes LOBSTER orderbook rows to a binary stream, reusing its buffers across calls.
 
-    Hot: one compiled pass; the output buffer is sized for the widest possible number.
+    Hot path of a LOBSTER replay with output: one compiled pass per batch that re-formats
+    only the span of cells that changed since the row before (see ``_format_rows``).
     """
+
+    def __init__(self, stream: IO[bytes], columns: int) -> None:
+        self.stream = stream
+        self.columns = columns
+        self._prev_text = np.zeros(columns * 21, dtype=np.uint8)
+        self._prev_len = np.zeros(1, dtype=np.int64)
+        self._prev_row = np.zeros(columns, dtype=np.int64)
+        self._col_start = np.zeros(columns, dtype=np.int64)
+        self._scratch = np.zeros(columns, dtype=np.int64)
+        self._out = np.empty(0, dtype=np.uint8)
+
+    def write(self, rows: np.ndarray) -> None:
+        table = np.ascontiguousarray(rows, dtype=np.int64)
+        if table.ndim != 2 or table.shape[1] != self.columns:
+            raise ValueError(
+                f"orderbook rows of shape {table.shape} given to a writer of "
+                f"{self.columns} columns; expected (n, {self.columns})"
+            )
+        need = table.size * 21 + 1  # 20 characters at most per int64, plus the separator
+        if self._out.shape[0] < need:
+            self._out = np.empty(need, dtype=np.uint8)
+        n = _format_rows(
+            table, self._out, self._prev_text, self._prev_len, self._prev_row,
+            self._col_start, self._scratch,
+        )  # fmt: skip
+        self.stream.write(memoryview(self._out[:n]))
+
+
+def format_orderbook(rows: np.ndarray) -> bytes:
+    """Orderbook-file text for an int64 (rows, 4 × levels) array; one line per row."""
     table = np.ascontiguousarray(rows, dtype=np.int64)
-    out = np.empty(table.size * 21 + 1, dtype=np.uint8)
-    n = _format_rows(table, out)
-    return out[:n].tobytes()
+    if table.ndim != 2:
+        raise ValueError(f"orderbook rows must be 2-D, got shape {table.shape}")
+    stream = io.BytesIO()
+    OrderbookWriter(stream, table.shape[1]).write(table)
+    return stream.getvalue()
 
 
 def write_orderbook(stream: IO[bytes], rows: np.ndarray) -> None:
     """Append ``rows`` (see ``format_orderbook``) to a binary stream."""
-    stream.write(format_orderbook(rows))
+    OrderbookWriter(stream, np.shape(rows)[1]).write(rows)
 
 
 def empty_book_rows(n: int, levels: int) -> np.ndarray:
