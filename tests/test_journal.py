@@ -495,3 +495,43 @@ def test_failed_fsync_closes_the_writer(tmp_path: Path, monkeypatch: pytest.Monk
     assert w.durable_seq == 0
     with pytest.raises(JournalError, match="closed for writing"):
         w.append(commands(6, 5))
+
+
+# --------------------------------------------------------------------------------------------
+# one writer per journal
+
+
+def test_a_second_writer_is_refused(tmp_path: Path) -> None:
+    with JournalWriter(tmp_path, COMMAND_DTYPE) as w:
+        w.append(commands(1, 3))
+        with pytest.raises(
+            JournalError, match=rf"open for writing by another process \(pid {os.getpid()}\)"
+        ):
+            JournalWriter(tmp_path, COMMAND_DTYPE)
+    with JournalWriter(tmp_path, COMMAND_DTYPE) as again:  # released on close
+        assert again.next_seq == 4
+
+
+def test_repair_is_refused_while_a_writer_runs(tmp_path: Path) -> None:
+    write_journal(tmp_path, [5, 5])
+    segment = list_segments(tmp_path)[0]
+    os.truncate(segment, segment.stat().st_size - 1)
+    with pytest.warns(TornTailWarning):
+        writer = JournalWriter(tmp_path, COMMAND_DTYPE)
+    with writer:
+        writer.append(commands(6, 2))
+        with open(segment, "ab") as f:
+            f.write(b"\x00" * 7)  # what a reader might see of a block being written
+        with pytest.raises(JournalError, match="open for writing"):
+            read_all(tmp_path, repair=True)
+        with pytest.warns(TornTailWarning, match="would be truncated"):
+            assert np.array_equal(read_all(tmp_path), commands(1, 7))  # reading is fine
+        os.truncate(segment, segment.stat().st_size - 7)
+
+
+def test_a_writer_that_fails_to_open_releases_the_lock(tmp_path: Path) -> None:
+    write_journal(tmp_path, [5])
+    with pytest.raises(JournalLayoutError):
+        JournalWriter(tmp_path, EVENT_DTYPE)
+    with JournalWriter(tmp_path, COMMAND_DTYPE) as w:
+        assert w.next_seq == 6

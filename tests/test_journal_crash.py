@@ -31,9 +31,11 @@ CHILD = """
 import os, struct, sys, warnings
 import numpy as np
 warnings.simplefilter("ignore")
-from stages.persistence.journal import JournalWriter
+from stages.persistence.journal import JournalWriter, first_gap
 from stages.records import COMMAND_DTYPE
 from tests.test_journal import commands
+
+first_gap(commands(1, 2)["seq"], 1)  # compile (or load) the check now, not inside the kill window
 
 directory, policy, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
 rng = np.random.default_rng(seed)

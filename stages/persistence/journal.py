@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import errno
+import fcntl
 import hashlib
 import json
 import os
@@ -59,6 +60,7 @@ assert FILE_HEADER.size == 64
 assert BLOCK_HEADER.size == 32
 
 _SEGMENT_NAME = re.compile(r"^(\d{20})\.tpj$")
+LOCK_NAME = "writer.lock"
 _FULL_DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 #: The write and sync calls, module attributes so fault tests can inject ENOSPC or EIO.
@@ -231,6 +233,27 @@ def _check_dtype(dtype: np.dtype) -> np.dtype:
 
 # --------------------------------------------------------------------------------------------
 # segment files
+
+
+def lock_journal(directory: Path, purpose: str) -> int:
+    """Take the journal's exclusive lock (one writer, or one repairer) or say who holds it.
+
+    Returns the lock file's descriptor; closing it releases the lock (so does any death of
+    the holder, even SIGKILL).
+    """
+    fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise JournalError(
+            f"journal {directory} is open for writing by another process (pid {holder}); "
+            f"{purpose} needs it to be the only one: stop that writer first"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
 
 
 def segment_name(first_seq: int) -> str:
@@ -476,26 +499,38 @@ def _scan_blocks(
         seq = first + count
 
 
-def _handle_torn(path: Path, torn: _Torn, *, repair: bool) -> TornTail:
+def _handle_torn(path: Path, torn: _Torn, *, repair: bool, locked: bool = False) -> TornTail:
+    """Report a torn tail and, if ``repair``, cut it off (under the journal lock)."""
     info = TornTail(path, torn.offset, torn.seq, torn.reason, repair)
     if repair:
-        os.truncate(path, torn.offset)
-        fd = os.open(path, os.O_RDONLY)
+        lock = -1 if locked else lock_journal(path.parent, "cutting off a torn tail")
         try:
-            os.fsync(fd)
+            os.truncate(path, torn.offset)
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         finally:
-            os.close(fd)
+            if lock >= 0:
+                os.close(lock)
     warnings.warn(info.describe(), TornTailWarning, stacklevel=3)
     return info
 
 
-def _drop_torn_segment(path: Path, size: int, *, repair: bool) -> TornTail:
+def _drop_torn_segment(path: Path, size: int, *, repair: bool, locked: bool = False) -> TornTail:
+    """Report a segment whose creation was cut off and, if ``repair``, remove it."""
     info = TornTail(
         path, 0, -1, f"segment header incomplete ({size} bytes): creation was cut off", repair
     )
     if repair:
-        path.unlink()
-        _fsync_dir(path.parent)
+        lock = -1 if locked else lock_journal(path.parent, "removing a torn segment")
+        try:
+            path.unlink()
+            _fsync_dir(path.parent)
+        finally:
+            if lock >= 0:
+                os.close(lock)
     warnings.warn(info.describe(), TornTailWarning, stacklevel=3)
     return info
 
@@ -545,20 +580,29 @@ class JournalWriter:
         self._record_size = self.dtype.itemsize
         self._max_block_records = (MAX_BLOCK_BYTES - BLOCK_HEADER.size) // self._record_size
         self._fd = -1
+        self._lock_fd = -1
         self._failed: str | None = None
         self.repairs: list[TornTail] = []
         self.directory.mkdir(parents=True, exist_ok=True)
-        for stale in self.directory.glob(".*.tpj.tmp"):
-            stale.unlink()
-        segments = list_segments(self.directory)
-        if segments:
-            self._open_existing(segments)
-        else:
-            if first_seq < 0:
-                raise ValueError(f"journal first_seq={first_seq} must be >= 0")
-            self._next_seq = first_seq
-            self._create_segment(first_seq)
-            _fsync_dir(self.directory)
+        self._path = self.directory
+        self._synced_seq = first_seq - 1
+        self._last_sync_ns = time.monotonic_ns()
+        self._lock_fd = lock_journal(self.directory, "a journal writer")
+        try:
+            for stale in self.directory.glob(".*.tpj.tmp"):
+                stale.unlink()  # a segment whose creation was cut off before its rename
+            segments = list_segments(self.directory)
+            if segments:
+                self._open_existing(segments)
+            else:
+                if first_seq < 0:
+                    raise ValueError(f"journal first_seq={first_seq} must be >= 0")
+                self._next_seq = first_seq
+                self._create_segment(first_seq)
+                _fsync_dir(self.directory)
+        except BaseException:
+            self.close_quietly()  # release the lock: this writer never came to be
+            raise
         self._synced_seq = self._next_seq - 1
         self._last_sync_ns = time.monotonic_ns()
 
@@ -601,7 +645,7 @@ class JournalWriter:
         try:
             header = _read_header_of(last)
         except _ShortHeader:
-            self.repairs.append(_drop_torn_segment(last, size, repair=True))
+            self.repairs.append(_drop_torn_segment(last, size, repair=True, locked=True))
             segments = segments[:-1]
             if not segments:  # the first segment's creation was cut off: start it again
                 self._next_seq = int(last.name[:20])
@@ -618,7 +662,7 @@ class JournalWriter:
                 for _offset, first, count, _records in _scan_blocks(f, header, size, is_last=True):
                     next_seq = first + count
             except _Torn as torn:
-                self.repairs.append(_handle_torn(last, torn, repair=True))
+                self.repairs.append(_handle_torn(last, torn, repair=True, locked=True))
                 next_seq = torn.seq
         self._next_seq = next_seq
         self._path = last
@@ -727,7 +771,7 @@ class JournalWriter:
 
     def _fail_write(self, exc: OSError, what: str) -> None:
         valid = self._next_seq - 1
-        if exc.errno in _FULL_DISK_ERRNOS and self.fsync is not FsyncPolicy.NEVER:
+        if exc.errno in _FULL_DISK_ERRNOS and self.fsync is not FsyncPolicy.NEVER and self._fd >= 0:
             with contextlib.suppress(OSError, JournalError):  # make what was accepted durable
                 self._sync_fd()
         where = f"to {self._path} at offset {self._offset}" if self._fd >= 0 else ""
@@ -786,16 +830,18 @@ class JournalWriter:
 
     def close(self) -> None:
         """Sync (unless the policy is ``never``) and close the current segment."""
-        if self._fd >= 0:
-            if self.fsync is not FsyncPolicy.NEVER and self._failed is None:
-                self._sync_fd()
-            self.close_quietly()
+        if self._fd >= 0 and self.fsync is not FsyncPolicy.NEVER and self._failed is None:
+            self._sync_fd()
+        self.close_quietly()
 
     def close_quietly(self) -> None:
-        """Close the file without syncing (after a failure, or to simulate a crash)."""
+        """Close the file and release the lock without syncing (after a failure)."""
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
 
     def __enter__(self) -> JournalWriter:
         return self
@@ -829,6 +875,7 @@ class JournalReader:
             raise JournalError(f"journal directory {self.directory} does not exist")
         self.repair = repair
         self.repairs: list[TornTail] = []
+
         self._segments: list[SegmentHeader] = []
         paths = list_segments(self.directory)
         for i, path in enumerate(paths):
@@ -860,6 +907,15 @@ class JournalReader:
         #: The last valid seq of the journal, known once an iteration has reached its end
         #: (``first_seq - 1`` for a journal without records; None before that).
         self.last_seq: int | None = None
+
+    def close(self) -> None:
+        """Nothing to release: files are open only while a batch iteration runs."""
+
+    def __enter__(self) -> JournalReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @property
     def first_seq(self) -> int | None:
@@ -946,15 +1002,15 @@ def verify_journal(
     Raises :class:`JournalCorruptError` or :class:`JournalLayoutError` for a journal that
     cannot be replayed; a torn tail is reported in ``torn`` (and cut off if ``repair``).
     """
-    reader = JournalReader(directory, dtype, repair=repair)
-    report = JournalReport(Path(directory), segments=len(reader.segments))
-    for header in reader.segments:
-        report.bytes += header.path.stat().st_size if header.path.exists() else 0
-    for batch in reader.batches():
-        report.blocks += 1
-        report.records += len(batch)
-        if report.first_seq is None:
-            report.first_seq = int(batch["seq"][0])
-        report.last_seq = int(batch["seq"][-1])
-    report.torn = list(reader.repairs)
+    with JournalReader(directory, dtype, repair=repair) as reader:
+        report = JournalReport(Path(directory), segments=len(reader.segments))
+        for batch in reader.batches():
+            report.blocks += 1
+            report.records += len(batch)
+            if report.first_seq is None:
+                report.first_seq = int(batch["seq"][0])
+            report.last_seq = int(batch["seq"][-1])
+        for header in reader.segments:
+            report.bytes += header.path.stat().st_size if header.path.exists() else 0
+        report.torn = list(reader.repairs)
     return report

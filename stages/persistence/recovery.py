@@ -95,7 +95,19 @@ def replay_journal(
     :class:`~stages.persistence.journal.JournalCorruptError`; a journal that does not join its
     snapshot raises :class:`RecoveryError`. This is what ``tradepipe replay`` calls.
     """
-    reader = JournalReader(journal_dir, dtype, repair=repair)
+    with JournalReader(journal_dir, dtype, repair=repair) as reader:
+        return _replay(reader, journal_dir, snapshot_dir, factory, restore, to_seq, on_events)
+
+
+def _replay(
+    reader: JournalReader,
+    journal_dir: str | os.PathLike[str],
+    snapshot_dir: str | os.PathLike[str] | None,
+    factory: Callable[[], Replayable],
+    restore: Callable[[bytes], Replayable] | None,
+    to_seq: int | None,
+    on_events: Callable[[np.ndarray], None] | None,
+) -> ReplayResult:
     snapshot = None
     if snapshot_dir is not None and Path(snapshot_dir).is_dir():
         snapshot = SnapshotStore(snapshot_dir).latest(max_seq=to_seq)
