@@ -164,3 +164,20 @@ def test_cli_refuses_bad_levels(tmp_path, capsys, levels) -> None:
 
 def test_book_row_writer_matches_simulator() -> None:
     assert lobster_book_row([(5, 1)], [], 1) == f"5,1,{lobster.EMPTY_BID_PRICE},0"
+
+
+@pytest.mark.parametrize("batch", [1, 2, feed_replay.ENGINE_BATCH])
+def test_execution_taking_the_seeded_order_first_is_seen_by_later_references(batch) -> None:
+    seed_row = np.array([10100, 5, 10000, 40], dtype=np.int64)
+    messages = _messages(
+        [
+            (1.0, 1, 77, 1, 1, 1),  # the "first message", already in the seed row
+            (2.0, 1, 9, 10, 10000, 1),  # a new bid behind the seeded one
+            (3.0, 4, 9, 10, 10000, 1),  # LOBSTER names order 9; time priority takes the seed
+            (4.0, 2, 500, 35, 10000, 1),  # older order, 35 of the seeded 30 left: all of it
+        ]
+    )
+    result, rows = _replay(messages, seed_row, levels=1, batch=batch)
+    assert result.other_order_fills == 1
+    assert result.tally.rejects == {}
+    assert [r[3] for r in rows] == [50, 40, 10]
