@@ -10,9 +10,9 @@ Determinism: the outcome is a function of the command stream *and its batch boun
 risk settles a batch's fills after matching it, so funds a fill frees are usable from the
 next batch on, as in the pipeline where settlement lags by the ring. Replaying the same
 batches from a snapshot rebuilds the same state; replaying them cut differently may not.
-One refinement keeps holds exact: a REPLACE sets its order's open quantity outright, so when
-its order may have unsettled fills, the chain settles the batch so far before pre-trading
-it (``RiskEngine.pre_trade_round`` says where to cut).
+Holds stay exact all the same: a REPLACE sets its order's open quantity outright, so while
+its order may have fills of the same batch not yet settled, risk holds the replace in full
+and returns the excess when matching confirms it (see ``stages/risk/limits.py``).
 """
 
 from __future__ import annotations
@@ -115,25 +115,10 @@ class Engine:
             )
         validate(commands, self.config.risk.max_accounts)
         self.throttle.check(commands)
-        # A REPLACE sets an order's open qty outright, so its hold must be sized after every
-        # earlier fill of that order settled: risk cuts the batch into rounds where needed.
-        done = self.risk.pre_trade_round(commands)
-        if done == len(commands):
-            events = self._settle(commands)
-        else:
-            parts = [self._settle(commands[:done]).copy()]
-            while done < len(commands):
-                k = self.risk.pre_trade_round(commands, done)
-                parts.append(self._settle(commands[done : done + k]).copy())
-                done += k
-            events = np.concatenate(parts)
-        self.last_seq = int(seq[-1])
-        return events
-
-    def _settle(self, commands: np.ndarray) -> np.ndarray:
-        """Match a pre-traded round and settle its events."""
+        self.risk.pre_trade(commands)
         events = self.matching.process(commands)
         self.risk.post_trade(events)
+        self.last_seq = int(seq[-1])
         return events
 
     # --- persistence -----------------------------------------------------------------------

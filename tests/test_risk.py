@@ -417,17 +417,38 @@ def test_order_table_behaves_like_a_dict(ops):
     assert int((keys != 0).sum()) == len(model)
 
 
-def test_pre_trade_round_stops_only_before_replaces_of_orders_that_may_have_moved():
-    risk, seq = funded()
+def test_replace_of_an_order_that_may_have_unsettled_fills_is_held_in_full():
+    risk, seq = funded(usd=2_000)
     risk.pre_trade(commands(buy(seq(), 1, ALICE, 100, 10), buy(seq(), 2, ALICE, 90, 10)))
+    assert risk.balance(ALICE, USD) == (100, 1_900)
     batch = commands(
-        sell(seq(), 3, BOB, 95, 5),  # may trade with order 1 (100), not with order 2 (90)
-        replace(seq(), 2, ALICE, 91, 10),  # order 2 cannot have moved: no cut
-        replace(seq(), 1, ALICE, 101, 10),  # order 1 may have filled: cut here
-        replace(seq(), 3, BOB, 96, 5),  # in the next round, the moved order 1 may cross it
+        sell(seq(), 3, BOB, 95, 5),  # may trade with order 1 (at 100), not with order 2 (90)
+        replace(seq(), 2, ALICE, 91, 10),  # order 2 cannot have moved: needs 10 more
+        replace(seq(), 1, ALICE, 100, 10),  # order 1 may have filled: needs 1000 in full
     )
-    assert risk.pre_trade_round(batch) == 2
-    assert list(batch["reason"][:2]) == [0, 0]
-    # a fresh round starts with the cut replace and goes on to the next cut
-    assert risk.pre_trade_round(batch[2:]) == 1
-    assert risk.pre_trade_round(batch[3:]) == 1
+    risk.pre_trade(batch)
+    assert reasons(batch) == [0, 0, Reason.INSUFFICIENT_FUNDS]
+    assert risk.balance(ALICE, USD) == (90, 1_910)
+    # once settled, the same replace needs only the difference (here none)
+    r = commands(replace(seq(), 1, ALICE, 100, 10))
+    risk.pre_trade(r)
+    assert reasons(r) == [0]
+    assert risk.balance(ALICE, USD) == (90, 1_910)
+
+
+def test_replace_held_in_full_returns_the_excess_when_matching_confirms():
+    risk, seq = funded(usd=3_000)
+    risk.pre_trade(commands(buy(seq(), 1, ALICE, 100, 10)))
+    batch = commands(sell(seq(), 2, BOB, 100, 4), replace(seq(), 1, ALICE, 100, 10))
+    risk.pre_trade(batch)
+    assert risk.balance(ALICE, USD) == (1_000, 2_000)
+    s2, s3 = int(batch["seq"][0]), int(batch["seq"][1])
+    risk.post_trade(
+        events(
+            ev(EventType.ACCEPTED, s2, 2, BOB, S, 100, 4),
+            *trade(s2, (2, BOB, S), (1, ALICE, B), 100, 4, taker_done=True),
+            ev(EventType.REPLACED, s3, 1, ALICE, B, 100, 10),
+        )
+    )
+    assert risk.order_hold(1) == 1_000
+    assert risk.balance(ALICE, USD) == (3_000 - 400 - 1_000, 1_000)

@@ -53,7 +53,7 @@ class RiskEngine:
         self.glob = np.zeros(L.G_COLUMNS, np.int64)
         self.keys, self.rows, load_limit = new_table(config.order_capacity)
         self.glob[L.G_MAX_ORDERS] = load_limit
-        # scratch of pre_trade_round (reset by every call; not state)
+        # scratch of pre_trade (reset by every call; not state)
         self._round_buy_max = np.zeros(max(n_sym, 1), np.int64)
         self._round_sell_min = np.zeros(max(n_sym, 1), np.int64)
         d = config.default_limits
@@ -82,30 +82,18 @@ class RiskEngine:
         """Check ``commands`` (COMMAND_DTYPE batch) in place; returns how many were rejected.
 
         Sets ``reason`` of refused commands and ``price`` of market buys (their protection
-        price); places holds and applies admin commands, in sequence. See ``pre_trade_round``
-        for why a REPLACE may want its order's earlier fills settled first.
+        price); places holds and applies admin commands, in sequence. The caller settles the
+        batch's events (``post_trade``) before the next batch: a replace is held in full
+        while its order may have fills of the current batch not yet settled.
         """
-        return self._pre_trade(commands, False)[1]
-
-    def pre_trade_round(self, commands: np.ndarray, start: int = 0) -> int:
-        """Like ``pre_trade``, but stops before a REPLACE whose order may have fills not yet
-        settled; returns how many commands it processed (at least 1 of a non-empty batch).
-
-        A REPLACE sets an order's open quantity outright, so its hold is exact only if sized
-        after every earlier fill of that order settled: the caller runs matching and
-        ``post_trade`` on the processed part, then calls again with the rest (``start``
-        skips the commands already processed, without slicing).
-        """
-        return self._pre_trade(commands, True, start)[0]
-
-    def _pre_trade(self, commands: np.ndarray, cut: bool, start: int = 0) -> tuple[int, int]:
         words = _words(commands, COMMAND_DTYPE, "commands")
-        end, rejected = pre_trade(
-            words, start, self.balances, self.positions, self.accounts, self.sym_index,
-            self.asset_index, self.symbols, self.glob, self.keys, self.rows,
-            cut, self._round_buy_max, self._round_sell_min,
+        return int(
+            pre_trade(
+                words, self.balances, self.positions, self.accounts, self.sym_index,
+                self.asset_index, self.symbols, self.glob, self.keys, self.rows,
+                self._round_buy_max, self._round_sell_min,
+            )
         )  # fmt: skip
-        return int(end) - start, int(rejected)
 
     def post_trade(self, events: np.ndarray) -> int:
         """Settle ``events`` (EVENT_DTYPE batch) from matching; returns how many touched orders."""

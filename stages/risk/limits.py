@@ -167,31 +167,32 @@ _NO_SELL = np.iinfo(np.int64).max
 
 @njit(cache=True)
 def pre_trade(
-    words, start, balances, positions, accounts, sym_index, asset_index, symbols, glob, keys,
-    rows, cut_replaces, round_buy_max, round_sell_min,
+    words, balances, positions, accounts, sym_index, asset_index, symbols, glob, keys, rows,
+    round_buy_max, round_sell_min,
 ):  # fmt: skip
-    """Check and hold commands ``words[start:]`` in place; returns ``(end, rejected)``.
+    """Check and hold a batch of commands in place; returns how many it rejected.
 
     ``words`` is a COMMAND_DTYPE batch viewed as int64 rows of 8 words (one argument instead
-    of ten field views: numba's dispatch cost counts when rounds are short).
+    of ten field views: numba's dispatch cost grows with the arguments).
 
     Hot: one pass in sequence order, no allocation, no Python calls per record. Sets
     ``reason`` of refused commands and ``price`` of market buys; skips commands whose
     ``reason`` is already set (ingest refused them).
 
-    With ``cut_replaces`` it stops before a REPLACE whose order may have changed since risk
-    last saw it settled — created in this round, already being replaced, or crossable by an
-    aggressor passed in this round (``round_buy_max`` / ``round_sell_min`` per symbol track
-    them) — so the caller can settle the round first: a REPLACE sets the open quantity
-    outright, and its hold must be sized on the real one. The first command never stops.
+    A REPLACE sets its order's open quantity outright, so while that order may have fills
+    risk has not settled — it was created or replaced in this batch, or an order passed in
+    this batch could reach its price (``round_buy_max`` / ``round_sell_min`` per symbol) —
+    the replace must be covered in full by the free balance: the old hold may be spent by
+    those fills. Settlement of REPLACED then returns the excess. Otherwise only the
+    difference to the current hold is needed.
     """
     n_accounts = accounts.shape[0]
     n = words.shape[0]
     rejected = 0
     round_buy_max[:] = 0
     round_sell_min[:] = _NO_SELL
-    first_seq = words[start, W_SEQ] if start < n else 0
-    for i in range(start, n):
+    first_seq = words[0, W_SEQ] if n > 0 else 0
+    for i in range(n):
         w6 = words[i, 6]
         w7 = words[i, 7]
         if (w7 >> 32) & 0xFF != 0:
@@ -212,13 +213,10 @@ def pre_trade(
                 _note_aggressor(round_buy_max, round_sell_min, sym_index[sym], side, p)
         elif k == REPLACE:
             oid = words[i, W_ORDER_ID]
-            if cut_replaces and i > start:
-                slot = orders.find(keys, oid)
-                if slot >= 0 and _unsettled(rows, slot, first_seq, round_buy_max, round_sell_min):
-                    return i, rejected
             r = _replace(
                 words[i, W_SEQ], oid, words[i, W_PRICE], words[i, W_QTY], a,
                 balances, positions, accounts, symbols, glob, keys, rows,
+                first_seq, round_buy_max, round_sell_min,
             )  # fmt: skip
             if r == 0:
                 slot = orders.find(keys, oid)
@@ -262,7 +260,7 @@ def pre_trade(
         if r != 0:
             words[i, 7] = (w7 & ~(0xFF << 32)) | (r << 32)
             rejected += 1
-    return n, rejected
+    return rejected
 
 
 @njit(cache=True, inline="always")
@@ -346,10 +344,12 @@ def _new_order(
 
 @njit(cache=True)
 def _replace(
-    seq, oid, price, q, a, balances, positions, accounts, symbols, glob, keys, rows
-) -> int:
+    seq, oid, price, q, a, balances, positions, accounts, symbols, glob, keys, rows,
+    first_seq, round_buy_max, round_sell_min,
+) -> int:  # fmt: skip
     """A replace is checked like a new order of its new price and quantity; the extra hold it
-    needs (if any) moves to held now, and settles when matching answers (REPLACED/REJECTED)."""
+    needs (if any; all of it while the order may have unsettled fills) moves to held now,
+    and settles when matching answers (REPLACED / REJECTED)."""
     if a == 0 or a >= accounts.shape[0]:
         return R_UNKNOWN_ACCOUNT
     if glob[G_KILL_ALL] != 0 or accounts[a, ACC_KILLED] != 0:
@@ -370,7 +370,9 @@ def _replace(
     if r != 0:
         return r
     x = hold_asset(symbols, s, sd)
-    extra = hold_amount(symbols, s, sd, p, q) - rows[slot, O_HELD]
+    extra = hold_amount(symbols, s, sd, p, q)
+    if not _unsettled(rows, slot, first_seq, round_buy_max, round_sell_min):
+        extra -= rows[slot, O_HELD]
     if extra > 0:
         if balances[a, x, FREE] < extra:
             return R_INSUFFICIENT_FUNDS
