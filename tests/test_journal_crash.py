@@ -111,3 +111,51 @@ def test_sigkill_at_random_moments_loses_nothing_reported(
     assert report.last_seq is not None and report.last_seq >= reported_max
     assert report.segments >= 2  # the kills landed across rotations too
     print(f"{policy}: {kills} kills, {report.last_seq} records, {torn_seen} torn tails seen")
+
+
+FULL_CHILD = """
+import resource, signal, struct, sys, warnings
+warnings.simplefilter("ignore")
+from stages.persistence.journal import JournalFullError, JournalWriter
+from stages.records import COMMAND_DTYPE
+from tests.test_journal import commands
+
+directory, limit = sys.argv[1], int(sys.argv[2])
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # get EFBIG from write() instead of a signal
+writer = JournalWriter(directory, COMMAND_DTYPE, fsync="batch", segment_bytes=1 << 30)
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+acked = 0
+try:
+    while True:
+        acked = writer.append(commands(writer.next_seq, 777))
+except JournalFullError as error:
+    print(acked, error.valid_seq, error.durable_seq)
+    print(error)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+def test_kernel_file_size_limit_is_a_clean_full_disk(tmp_path: Path) -> None:
+    """A real short write then EFBIG from the kernel (RLIMIT_FSIZE), not an injected one."""
+    directory = tmp_path / "journal"
+    limit = 1_000_000  # not a block boundary: the last write is cut short by the kernel
+    done = subprocess.run(
+        [sys.executable, "-c", FULL_CHILD, str(directory), str(limit)],
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        capture_output=True,
+        text=True,
+        timeout=50,
+    )
+    assert done.returncode == 0, done.stderr
+    numbers, message = done.stdout.splitlines()[:2]
+    acked, valid, durable = map(int, numbers.split())
+    assert acked == valid == durable > 0
+    assert "disk full (EFBIG)" in message and f"valid up to seq {valid}" in message
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no torn tail: the cut block was removed
+        records = JournalReader(directory, COMMAND_DTYPE).read()
+    assert np.array_equal(records, commands(1, valid))
+    segment = next(directory.glob("*.tpj"))
+    assert segment.stat().st_size <= limit
