@@ -140,6 +140,8 @@ def _translate_itch(
                 continue
             open_qty = packed & 0xFFFFFFFF
             qty = open_qty if t == 68 else _be(buf, p + 19, 4)
+            if qty == 0 and t != 68:  # executes or cancels nothing
+                continue
             c_oid[n] = ref
             c_side[n] = (packed >> 32) & 1
             c_sym[n] = (packed >> 33) & 0xFFFF

@@ -207,9 +207,10 @@ def _format_int(value, dst, at, digits):
 
 @numba.njit(cache=True, nogil=True)
 def _format_rows(table, out, prev_text, prev_len, prev_row, col_start, scratch):
-    """ASCII CSV of an int64 table into ``out``; returns the number of bytes written.
+    """HOT. ASCII CSV of an int64 table into ``out``; returns the number of bytes written.
 
-    Consecutive book rows mostly repeat themselves, so each row copies the unchanged prefix
+    Must not allocate per row or call Python. Consecutive book rows mostly repeat
+    themselves, so each row copies the unchanged prefix
     and suffix of the previous row's text and formats only the span of cells that changed.
     The previous row's values are ``prev_row`` and its cells start at ``col_start``; its
     text is the previous row in ``out``, or ``prev_text[:prev_len[0]]`` for the first row
