@@ -247,7 +247,24 @@ def _format_rows(table, out, prev_text, prev_len, prev_row, col_start, scratch):
         pos += head
         for c in range(first, last + 1):
             scratch[c] = pos - row_start
-            pos = _format_int(table[r, c], out, pos, digits)
+            value = table[r, c]
+            # a level shift moves a cell 4 columns: reuse the previous row's text if it has it
+            same = -1
+            if src_len:
+                if value == prev_row[c]:
+                    same = c
+                elif c >= 4 and value == prev_row[c - 4]:
+                    same = c - 4
+                elif c + 4 < ncols and value == prev_row[c + 4]:
+                    same = c + 4
+            if same >= 0:
+                a = src_at + col_start[same]
+                b = src_at + (col_start[same + 1] if same + 1 < ncols else src_len) - 1
+                for j in range(b - a):
+                    out[pos + j] = src[a + j]
+                pos += b - a
+            else:
+                pos = _format_int(value, out, pos, digits)
             out[pos] = 44 if c < ncols - 1 else 10
             pos += 1
         if last < ncols - 1:
