@@ -228,10 +228,11 @@ def main(argv: list[str] | None = None) -> int:
             lambda: python_struct_parse(data, prefix), prefix, runs
         )
         figures["itch_replay"] = _median_rate(lambda: feed_replay.replay_itch(path), n_itch, runs)
-        out_path = Path(tmp) / "book.csv"
+        run_number = iter(range(1 << 30))
 
         def lobster_replay() -> None:
-            with open(out_path, "wb") as out:
+            # a new file per run: overwriting the last run's would time freeing its pages
+            with open(Path(tmp) / f"book{next(run_number)}.csv", "wb") as out:
                 feed_replay.replay_lobster(lob, 10, None, out)
 
         figures["lobster_replay"] = _median_rate(lobster_replay, n_lob, runs)

@@ -295,6 +295,8 @@ class OrderbookWriter:
     only the span of cells that changed since the row before (see ``_format_rows``).
     """
 
+    BLOCK_BYTES = 1 << 19
+
     def __init__(self, stream: IO[bytes], columns: int) -> None:
         self.stream = stream
         self.columns = columns
@@ -312,14 +314,17 @@ class OrderbookWriter:
                 f"orderbook rows of shape {table.shape} given to a writer of "
                 f"{self.columns} columns; expected (n, {self.columns})"
             )
-        need = table.size * 21 + 1  # 20 characters at most per int64, plus the separator
+        # blocks of rows small enough for the text to stay in cache until it is written
+        block = max(1, self.BLOCK_BYTES // (self.columns * 21))
+        need = block * self.columns * 21 + 1  # 20 characters at most per int64, plus a comma
         if self._out.shape[0] < need:
             self._out = np.empty(need, dtype=np.uint8)
-        n = _format_rows(
-            table, self._out, self._prev_text, self._prev_len, self._prev_row,
-            self._col_start, self._scratch,
-        )  # fmt: skip
-        self.stream.write(memoryview(self._out[:n]))
+        for first in range(0, table.shape[0], block):
+            n = _format_rows(
+                table[first : first + block], self._out, self._prev_text, self._prev_len,
+                self._prev_row, self._col_start, self._scratch,
+            )  # fmt: skip
+            self.stream.write(memoryview(self._out[:n]))
 
 
 def format_orderbook(rows: np.ndarray) -> bytes:
