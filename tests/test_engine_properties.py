@@ -141,7 +141,7 @@ def check_invariants(engine: Engine, expected_totals: dict[int, int]) -> None:
     assert (risk.balances >= 0).all(), "negative balance"
     # risk's order table is exactly the resting orders of the books
     resting = engine.matching.resting_orders()  # symbol, side, price, id, account, open, ...
-    live = {int(k): s for s, k in enumerate(risk.keys) if k != 0}
+    live = {oid: risk.order_row(oid) for oid in risk.open_order_ids()}
     assert set(live) == {int(r[3]) for r in resting}
     held = np.zeros_like(risk.balances[:, :, L.HELD])
     for sym, side, p, order_id, acct, open_qty, _, _ in resting:

@@ -398,23 +398,25 @@ def test_bad_config_names_the_field():
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(st.booleans(), st.integers(1, 40)), max_size=300))
 def test_order_table_behaves_like_a_dict(ops):
-    keys = np.zeros(64, np.int64)
-    rows = np.zeros((64, 8), np.int64)
+    keys, rows = orders.new_table(40)
+    glob = np.zeros(8, np.int64)  # G_FREE_HEAD = 0: the whole pool is free
     model: dict[int, int] = {}
     for add, oid in ops:
-        slot = orders.find(keys, oid)
-        assert (slot >= 0) == (oid in model)
+        row = orders.find(keys, oid)
+        assert (row >= 0) == (oid in model)
         if add and oid not in model:
-            slot = orders.insert(keys, oid)
-            rows[slot, 0] = oid * 3
+            row = orders.insert(keys, rows, glob, oid)
+            rows[row, 0] = oid * 3
             model[oid] = oid * 3
         elif not add and oid in model:
-            orders.remove(keys, rows, slot)
+            orders.remove(keys, rows, glob, oid)
             del model[oid]
         for k, v in model.items():
-            s = orders.find(keys, k)
-            assert s >= 0 and rows[s, 0] == v
-    assert int((keys != 0).sum()) == len(model)
+            r = orders.find(keys, k)
+            assert r >= 0 and rows[r, 0] == v
+        rows_in_use = [orders.find(keys, k) for k in model]
+        assert len(set(rows_in_use)) == len(model)
+    assert int((keys[:, 0] != 0).sum()) == len(model)
 
 
 def test_replace_of_an_order_that_may_have_unsettled_fills_is_held_in_full():

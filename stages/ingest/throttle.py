@@ -60,7 +60,7 @@ class ThrottleConfig(msgspec.Struct, frozen=True):
     symbol: BucketConfig = msgspec.field(default_factory=BucketConfig)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", _nrt=False)
 def _refill(tokens, last, ts, rate, cap) -> int:
     """A bucket's tokens at time ``ts`` (not stored). Integer arithmetic only."""
     dt = ts - last
@@ -71,7 +71,7 @@ def _refill(tokens, last, ts, rate, cap) -> int:
     return min(cap, tokens + dt * rate)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _throttle(
     kind, account, symbol, ts, reason,
     acc_tokens, acc_last, sym_tokens, sym_last, rates, caps,

@@ -48,7 +48,7 @@ _INVALID_PRICE = int(Reason.INVALID_PRICE)
 _UNKNOWN_ACCOUNT = int(Reason.UNKNOWN_ACCOUNT)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _check_one(kind, order_id, price, qty, account, side, otype, tif, stp, flags, n_acc) -> int:
     if kind in (_NEW, _CANCEL, _REDUCE, _REPLACE, _DEPOSIT, _WITHDRAW):
         if account == 0 or account >= n_acc:
@@ -83,7 +83,7 @@ def _check_one(kind, order_id, price, qty, account, side, otype, tif, stp, flags
     return _INVALID_PRICE if price <= 0 else 0
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _validate(kind, order_id, price, qty, account, side, otype, tif, stp, flags, reason, n_acc):
     bad = 0
     for i in range(kind.shape[0]):

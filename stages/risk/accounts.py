@@ -60,20 +60,20 @@ from stages.risk.layout import (
 )
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", _nrt=False)
 def fee_floor(amount: int, bps: int) -> int:
     """floor(amount × bps / 10000) without overflowing int64 (bps <= 10000)."""
     return (amount // BPS) * bps + ((amount % BPS) * bps) // BPS
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", _nrt=False)
 def fee_ceil(amount: int, bps: int) -> int:
     """ceil(amount × bps / 10000) without overflowing int64 (bps <= 10000)."""
     part = (amount % BPS) * bps
     return (amount // BPS) * bps + part // BPS + (1 if part % BPS else 0)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", _nrt=False)
 def hold_amount(symbols: np.ndarray, s: int, side: int, price: int, qty: int) -> int:
     """What an order of ``qty`` lots at ``price`` holds: quote (+ fee) for a buy, base for a sell.
 
@@ -88,13 +88,13 @@ def hold_amount(symbols: np.ndarray, s: int, side: int, price: int, qty: int) ->
     return qty * symbols[s, SYM_BASE_PER_LOT]
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", _nrt=False)
 def hold_asset(symbols: np.ndarray, s: int, side: int) -> int:
     """Asset index an order of ``side`` on symbol index ``s`` holds."""
     return symbols[s, SYM_QUOTE] if side == BUY else symbols[s, SYM_BASE]
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _reconcile(balances, symbols, rows, slot) -> None:
     """Bring the order's hold to exactly ``hold_amount`` of its open qty (unless a replace is
     pending: then its extra stays held until matching answers)."""
@@ -115,8 +115,8 @@ def _reconcile(balances, symbols, rows, slot) -> None:
     rows[slot, O_HELD] -= diff
 
 
-@njit(cache=True)
-def drop_order(balances, positions, accounts, symbols, glob, keys, rows, slot) -> None:
+@njit(cache=True, _nrt=False)
+def drop_order(balances, positions, accounts, symbols, glob, keys, rows, slot, order_id) -> None:
     """Forget a finished order: release whatever it still holds and its open quantity."""
     a = rows[slot, O_ACCOUNT]
     s = rows[slot, O_SYMBOL]
@@ -128,10 +128,10 @@ def drop_order(balances, positions, accounts, symbols, glob, keys, rows, slot) -
     positions[a, s, POS_OPEN_BUY if side == BUY else POS_OPEN_SELL] -= rows[slot, O_OPEN]
     accounts[a, ACC_OPEN_ORDERS] -= 1
     glob[G_OPEN_ORDERS] -= 1
-    orders.remove(keys, rows, slot)
+    orders.remove(keys, rows, glob, order_id)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _settle_trade(balances, positions, symbols, rows, slot, price, qty, maker) -> None:
     a = rows[slot, O_ACCOUNT]
     s = rows[slot, O_SYMBOL]
@@ -162,7 +162,7 @@ def _settle_trade(balances, positions, symbols, rows, slot, price, qty, maker) -
     rows[slot, O_OPEN] -= qty
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def post_trade(
     words, balances, positions, accounts, sym_index, symbols, glob, keys, rows
 ) -> int:  # fmt: skip
@@ -191,12 +191,13 @@ def post_trade(
             symbols[s, SYM_LAST_PRICE] = price
         if k != EV_TRADE and k != EV_CANCELLED and k != EV_REPLACED and k != EV_REJECTED:
             continue
-        slot = orders.find(keys, words[i, WE_ORDER_ID])
+        oid = words[i, WE_ORDER_ID]
+        slot = orders.find(keys, oid)
         if slot < 0:
             continue
         if k == EV_REJECTED:
             if seq == rows[slot, O_NEW_SEQ]:
-                drop_order(balances, positions, accounts, symbols, glob, keys, rows, slot)
+                drop_order(balances, positions, accounts, symbols, glob, keys, rows, slot, oid)
                 touched += 1
             elif seq == rows[slot, O_REP_SEQ]:
                 rows[slot, O_REP_SEQ] = 0
@@ -222,7 +223,7 @@ def post_trade(
             if seq == rows[slot, O_REP_SEQ]:
                 rows[slot, O_REP_SEQ] = 0
         if (flags & F_DONE) != 0 or rows[slot, O_OPEN] <= 0:
-            drop_order(balances, positions, accounts, symbols, glob, keys, rows, slot)
+            drop_order(balances, positions, accounts, symbols, glob, keys, rows, slot, oid)
         else:
             _reconcile(balances, symbols, rows, slot)
     return touched

@@ -121,7 +121,7 @@ class RiskConfig(msgspec.Struct, frozen=True):
         default_factory=lambda: [InstrumentConfig(symbol=1, base=1, quote=0, name="BTC-USD")]
     )
     max_accounts: int = 1024
-    order_capacity: int = 1 << 16  # open orders tracked at once (rounded up to a power of 2)
+    order_capacity: int = 1 << 16  # open orders risk tracks at once
     default_limits: AccountLimits = msgspec.field(default_factory=AccountLimits)
     accounts: list[AccountConfig] = msgspec.field(default_factory=list)
 

@@ -51,8 +51,9 @@ class RiskEngine:
         self.accounts = np.zeros((n_acc, L.ACC_COLUMNS), np.int64)
         self.symbols = np.zeros((max(n_sym, 1), L.SYM_COLUMNS), np.int64)
         self.glob = np.zeros(L.G_COLUMNS, np.int64)
-        self.keys, self.rows, load_limit = new_table(config.order_capacity)
-        self.glob[L.G_MAX_ORDERS] = load_limit
+        self.keys, self.rows = new_table(config.order_capacity)
+        self.glob[L.G_MAX_ORDERS] = config.order_capacity
+        self.glob[L.G_FREE_HEAD] = 0
         # scratch of pre_trade (reset by every call; not state)
         self._round_buy_max = np.zeros(max(n_sym, 1), np.int64)
         self._round_sell_min = np.zeros(max(n_sym, 1), np.int64)
@@ -140,8 +141,17 @@ class RiskEngine:
 
     def order_hold(self, order_id: int) -> int | None:
         """What ``order_id`` holds now, or None when risk does not track it."""
-        hits = np.nonzero(self.keys == order_id)[0]
-        return int(self.rows[hits[0], L.O_HELD]) if len(hits) else None
+        row = self.order_row(order_id)
+        return None if row is None else int(self.rows[row, L.O_HELD])
+
+    def order_row(self, order_id: int) -> int | None:
+        """Pool row of ``order_id`` (see ``layout.O_*`` for its columns), or None."""
+        hits = np.nonzero(self.keys[:, 0] == order_id)[0]
+        return int(self.keys[hits[0], 1]) if len(hits) else None
+
+    def open_order_ids(self) -> list[int]:
+        """Ids of every order risk tracks, ascending."""
+        return sorted(int(k) for k in self.keys[self.keys[:, 0] != 0, 0])
 
     # --- persistence -----------------------------------------------------------------------
 

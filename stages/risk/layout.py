@@ -54,10 +54,11 @@ SYM_COLUMNS = 14
 # glob[column]
 G_KILL_ALL = 0
 G_OPEN_ORDERS = 1  # orders in the order table
-G_MAX_ORDERS = 2  # table load limit (3/4 of its capacity)
-G_COLUMNS = 3
+G_MAX_ORDERS = 2  # the order pool's capacity
+G_FREE_HEAD = 3  # first free row of the order pool (-1 = none)
+G_COLUMNS = 4
 
-# orders[slot, column] (the order table, keyed by order id in a parallel `keys` array)
+# rows[row, column]: the order pool, found by order id through the `keys` hash (orders.py)
 O_ACCOUNT = 0
 O_SYMBOL = 1  # symbol index
 O_SIDE = 2

@@ -88,21 +88,26 @@ from stages.risk.layout import (
 )
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", _nrt=False)
 def reference_price(symbols: np.ndarray, s: int) -> int:
     """The collar's reference: the last trade price, else the configured one (0 = none)."""
     last = symbols[s, SYM_LAST_PRICE]
     return last if last > 0 else symbols[s, SYM_REF_PRICE]
 
 
-@njit(cache=True, inline="always")
+_SMALL = 1 << 20
+
+
+@njit(cache=True, inline="always", _nrt=False)
 def _fits(price: int, qty: int, scale: int) -> bool:
     """price × qty × scale stays below AMOUNT_LIMIT (so notional + fee fits an int64)."""
+    if price < _SMALL and qty < _SMALL and scale < _SMALL:
+        return True  # < 2**60: no division on the common path
     unit = price * scale if price <= AMOUNT_LIMIT // scale else AMOUNT_LIMIT
     return unit < AMOUNT_LIMIT and qty <= AMOUNT_LIMIT // max(unit, 1)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _limit_checks(
     accounts, positions, symbols, a, s, side, price, qty, open_now, is_new, collared
 ) -> int:
@@ -132,7 +137,8 @@ def _limit_checks(
         lim = accounts[a, ACC_MAX_NOTIONAL]
         if lim > 0 and notional_price * qty * symbols[s, SYM_QUOTE_SCALE] > lim:
             return R_MAX_NOTIONAL
-    if qty > AMOUNT_LIMIT // symbols[s, SYM_BASE_PER_LOT]:
+    bpl = symbols[s, SYM_BASE_PER_LOT]
+    if (qty >= _SMALL or bpl >= _SMALL) and qty > AMOUNT_LIMIT // bpl:
         return R_MAX_QTY
     lim = accounts[a, ACC_MAX_OPEN]
     if is_new and lim > 0 and accounts[a, ACC_OPEN_ORDERS] >= lim:
@@ -149,7 +155,7 @@ def _limit_checks(
     return 0
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", _nrt=False)
 def _market_buy_price(symbols: np.ndarray, s: int) -> int:
     """A market buy's protection price: best ask (else reference) + band, down to the tick."""
     ask = symbols[s, SYM_BEST_ASK]
@@ -165,7 +171,7 @@ def _market_buy_price(symbols: np.ndarray, s: int) -> int:
 _NO_SELL = np.iinfo(np.int64).max
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def pre_trade(
     words, balances, positions, accounts, sym_index, asset_index, symbols, glob, keys, rows,
     round_buy_max, round_sell_min,
@@ -263,7 +269,7 @@ def pre_trade(
     return rejected
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", _nrt=False)
 def _note_aggressor(round_buy_max, round_sell_min, s, side, price) -> None:
     """Remember how far an order passed in this round may reach into the book."""
     if s < 0:
@@ -274,7 +280,7 @@ def _note_aggressor(round_buy_max, round_sell_min, s, side, price) -> None:
         round_sell_min[s] = min(round_sell_min[s], price)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", _nrt=False)
 def _unsettled(rows, slot, first_seq, round_buy_max, round_sell_min) -> bool:
     """May this order have fills or changes risk has not settled yet, in this round?"""
     if rows[slot, O_NEW_SEQ] >= first_seq or rows[slot, O_REP_SEQ] != 0:
@@ -285,7 +291,7 @@ def _unsettled(rows, slot, first_seq, round_buy_max, round_sell_min) -> bool:
     return round_buy_max[s] >= rows[slot, O_PRICE]
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _new_order(
     seq, oid, price, q, a, sym, sd, order_type,
     balances, positions, accounts, sym_index, symbols, glob, keys, rows,
@@ -320,14 +326,14 @@ def _new_order(
     if r != 0:
         return r, price
     if glob[G_OPEN_ORDERS] >= glob[G_MAX_ORDERS]:
-        return R_OPEN_ORDERS, price  # the order table is full
+        return R_OPEN_ORDERS, price  # the order pool is full
     x = hold_asset(symbols, s, sd)
     need = hold_amount(symbols, s, sd, p, q)
     if balances[a, x, FREE] < need:
         return R_INSUFFICIENT_FUNDS, price
     balances[a, x, FREE] -= need
     balances[a, x, HELD] += need
-    slot = orders.insert(keys, oid)
+    slot = orders.insert(keys, rows, glob, oid)
     rows[slot, O_ACCOUNT] = a
     rows[slot, O_SYMBOL] = s
     rows[slot, O_SIDE] = sd
@@ -342,7 +348,7 @@ def _new_order(
     return 0, (p if market and sd == BUY else price)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _replace(
     seq, oid, price, q, a, balances, positions, accounts, symbols, glob, keys, rows,
     first_seq, round_buy_max, round_sell_min,
