@@ -181,3 +181,17 @@ def test_execution_taking_the_seeded_order_first_is_seen_by_later_references(bat
     assert result.other_order_fills == 1
     assert result.tally.rejects == {}
     assert [r[3] for r in rows] == [50, 40, 10]
+
+
+def test_every_level_of_the_seed_row_is_seeded_whatever_the_output_levels() -> None:
+    seed_row = np.array([10100, 5, 10000, 40, 10200, 7, 9900, 8], dtype=np.int64)
+    messages = _messages(
+        [
+            (1.0, 1, 77, 1, 1, 1),
+            (2.0, 3, 501, 40, 10000, 1),  # the whole best bid goes: level 2 comes into view
+            (3.0, 4, 502, 5, 10100, -1),  # the best ask is executed away
+        ]
+    )
+    result, rows = _replay(messages, seed_row, levels=1)
+    assert rows == [[10100, 5, 9900, 8], [10200, 7, 9900, 8]]
+    assert result.unknown_refs == 0

@@ -559,8 +559,8 @@ def replay_lobster(
 ) -> LobsterReplayResult:
     """Replay LOBSTER ``messages`` (``lobster.MESSAGE_DTYPE``) into a one-symbol engine.
 
-    With ``seed_row`` (the orderbook file's first row) the book is seeded from it and the
-    replay starts at the second message. ``book_out`` (a binary stream), if given, receives
+    With ``seed_row`` (the orderbook file's first row) the book is seeded from it, every
+    level the row has, whatever ``levels`` is, and the replay starts at the second message. ``book_out`` (a binary stream), if given, receives
     one LOBSTER orderbook row of ``levels`` levels per replayed message.
     """
     if levels < 1:
@@ -572,7 +572,8 @@ def replay_lobster(
     seed_slot = _order_dict()
     seeds = np.zeros(0, dtype=COMMAND_DTYPE)
     if seed_row is not None:
-        seeds = seed_commands(np.asarray(seed_row, dtype=np.int64), levels)
+        seed_row = np.asarray(seed_row, dtype=np.int64)
+        seeds = seed_commands(seed_row, seed_row.shape[0] // 4)  # every level the file has
         seeds["seq"] = np.arange(seq, seq + len(seeds))
         seq += len(seeds)
         engine.process(seeds)
