@@ -171,7 +171,7 @@ def _run_feed(args: argparse.Namespace) -> int:
 
 #: Every input mode, checked in order; the first whose ``selected`` is true runs.
 MODES: list[ReplayMode] = [
-    ReplayMode("feed", _feed_arguments, _is_feed, _run_feed),
+    ReplayMode("--format lobster|itch50 FILE", _feed_arguments, _is_feed, _run_feed),
 ]
 
 
@@ -180,7 +180,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "replay",
         help="replay recorded input into the matching engine and summarise it",
         description="Replay recorded input into the matching engine. Modes: "
-        + ", ".join(m.name for m in MODES),
+        + "; ".join(m.name for m in MODES),
     )
     for mode in MODES:
         mode.add_arguments(parser)
