@@ -110,3 +110,17 @@ def test_cli_reports_corruption_with_exit_status_1(tmp_path, capsys) -> None:
 def test_cli_without_input_says_what_is_missing(argv, capsys) -> None:
     assert main(argv) == 2
     assert "replay" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_long_day_over_small_chunks_rebuilds_every_book(tmp_path) -> None:
+    rng = np.random.default_rng(2026)
+    messages, books, counts = simulate_itch(rng, steps=30_000, stocks=20)
+    path = tmp_path / "day.itch"
+    path.write_bytes(itch_stream(messages))
+    result = feed_replay.replay_itch(path, chunk_bytes=4096)
+    assert result.error is None
+    assert result.unknown_refs == counts["unknown_refs"]
+    assert result.tally.rejects == {}
+    _assert_books_match(result, books)

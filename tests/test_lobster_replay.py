@@ -195,3 +195,14 @@ def test_every_level_of_the_seed_row_is_seeded_whatever_the_output_levels() -> N
     result, rows = _replay(messages, seed_row, levels=1)
     assert rows == [[10100, 5, 9900, 8], [10200, 7, 9900, 8]]
     assert result.unknown_refs == 0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_long_seeded_day_matches_row_for_row() -> None:
+    rng = np.random.default_rng(2026)
+    messages, expected = simulate_lobster(rng, steps=20_000, levels=LEVELS, preexisting=300)
+    result, rows = _replay(_messages(messages), np.array(expected[0]), batch=4096)
+    assert rows == expected[1:]
+    assert (result.unknown_refs, result.other_order_fills) == (0, 0)
+    assert result.tally.rejects == {}
