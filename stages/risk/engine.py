@@ -20,7 +20,7 @@ from stages.risk import layout as L
 from stages.risk.accounts import post_trade
 from stages.risk.config import RiskConfig
 from stages.risk.limits import pre_trade
-from stages.risk.orders import new_table
+from stages.risk.orders import hash_size_for, new_table, rehash
 
 _STATE_ARRAYS = ("balances", "positions", "accounts", "symbols", "glob", "keys", "rows")
 _SNAPSHOT_VERSION = 1
@@ -88,6 +88,12 @@ class RiskEngine:
         while its order may have fills of the current batch not yet settled.
         """
         words = _words(commands, COMMAND_DTYPE, "commands")
+        # every command could add an order: keep the hash at most half full
+        size = hash_size_for(int(self.glob[L.G_OPEN_ORDERS]) + len(words), len(self.keys))
+        if size != len(self.keys):
+            grown = np.zeros((size, 2), np.int64)
+            rehash(self.keys, grown)
+            self.keys = grown
         return int(
             pre_trade(
                 words, self.balances, self.positions, self.accounts, self.sym_index,
@@ -156,10 +162,20 @@ class RiskEngine:
     # --- persistence -----------------------------------------------------------------------
 
     def state_hash(self) -> str:
-        """A digest of the whole risk state; equal hashes mean identical state."""
+        """A digest of the whole risk state; equal hashes mean identical state.
+
+        Orders are hashed by id with their columns, not by where they sit in the hash or
+        the pool, so the digest does not depend on table sizes.
+        """
         h = hashlib.blake2b(digest_size=16)
         for name in _STATE_ARRAYS:
-            h.update(np.ascontiguousarray(getattr(self, name)).tobytes())
+            if name not in ("keys", "rows"):
+                h.update(np.ascontiguousarray(getattr(self, name)).tobytes())
+        live = self.keys[self.keys[:, 0] != 0]
+        live = live[np.argsort(live[:, 0], kind="stable")]
+        orders = self.rows[live[:, 1]].copy()
+        h.update(live[:, 0].tobytes())
+        h.update(np.ascontiguousarray(orders).tobytes())
         return h.hexdigest()
 
     def snapshot(self) -> bytes:
@@ -180,7 +196,10 @@ class RiskEngine:
         for name in _STATE_ARRAYS:
             current = getattr(engine, name)
             restored = np.frombuffer(snap.arrays[name], dtype=current.dtype)
-            current[...] = restored.reshape(current.shape)
+            if name == "keys":  # the hash grows with use: take its size from the snapshot
+                engine.keys = restored.reshape(-1, 2).copy()
+            else:
+                current[...] = restored.reshape(current.shape)
         return engine
 
     # --- helpers ---------------------------------------------------------------------------

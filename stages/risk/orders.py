@@ -20,12 +20,16 @@ from stages.risk.layout import G_FREE_HEAD, O_COLUMNS, O_NEW_SEQ
 _GOLDEN = -7046029254386353131  # 0x9E3779B97F4A7C15 as a signed int64 (Fibonacci hashing)
 
 
+MIN_HASH_SIZE = 1024
+
+
 def new_table(capacity: int) -> tuple[np.ndarray, np.ndarray]:
-    """Empty ``(keys, rows)`` for ``capacity`` open orders; set ``glob[G_FREE_HEAD] = 0``."""
-    size = 16
-    while size < 2 * capacity:
-        size *= 2
-    keys = np.zeros((size, 2), np.int64)
+    """Empty ``(keys, rows)`` for ``capacity`` open orders; set ``glob[G_FREE_HEAD] = 0``.
+
+    The hash starts small and is grown by the caller (``hash_size_for`` / ``rehash``) before
+    a batch that could fill it past half: sized by use, it stays in cache.
+    """
+    keys = np.zeros((MIN_HASH_SIZE, 2), np.int64)
     rows = np.zeros((capacity, O_COLUMNS), np.int64)
     rows[:, O_NEW_SEQ] = np.arange(1, capacity + 1)
     rows[-1, O_NEW_SEQ] = -1
@@ -36,6 +40,27 @@ def new_table(capacity: int) -> tuple[np.ndarray, np.ndarray]:
 def _home(order_id: int, mask: int) -> int:
     h = order_id * _GOLDEN
     return (h ^ (h >> 31)) & mask
+
+
+def hash_size_for(entries: int, size: int) -> int:
+    """The hash size (a power of two, >= ``size``) that keeps ``entries`` at most half full."""
+    while size < 2 * entries:
+        size *= 2
+    return size
+
+
+@njit(cache=True, _nrt=False)
+def rehash(old: np.ndarray, new: np.ndarray) -> None:
+    """Insert every ``(order id, row)`` of ``old`` into the empty, larger ``new``."""
+    mask = new.shape[0] - 1
+    for j in range(old.shape[0]):
+        k = old[j, 0]
+        if k != 0:
+            i = _home(k, mask)
+            while new[i, 0] != 0:
+                i = (i + 1) & mask
+            new[i, 0] = k
+            new[i, 1] = old[j, 1]
 
 
 @njit(cache=True, _nrt=False)
