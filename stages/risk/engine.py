@@ -169,8 +169,9 @@ class RiskEngine:
         """
         h = hashlib.blake2b(digest_size=16)
         for name in _STATE_ARRAYS:
-            if name not in ("keys", "rows"):
+            if name not in ("keys", "rows", "glob"):
                 h.update(np.ascontiguousarray(getattr(self, name)).tobytes())
+        h.update(self.glob[: L.G_FREE_HEAD].tobytes())  # not where the free rows start
         live = self.keys[self.keys[:, 0] != 0]
         live = live[np.argsort(live[:, 0], kind="stable")]
         orders = self.rows[live[:, 1]].copy()
