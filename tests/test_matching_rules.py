@@ -8,9 +8,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stages.matching import MatchingEngine, SymbolSpec
+from stages.matching import EventBufferFull, MatchingEngine, SymbolSpec
 from stages.records import (
     COMMAND_DTYPE,
+    EVENT_DTYPE,
     CommandFlag,
     CommandType,
     EventFlag,
@@ -534,4 +535,37 @@ def test_engine_grows_past_its_initial_capacity():
     ev = engine.process(np.array([(0, 0, 0, 9999, 0, 5000, 2, 1, 1, 1, 1, 0, 0, 0, 0, 0)],
                                  dtype=COMMAND_DTYPE))  # fmt: skip
     assert (ev["kind"] == 3).sum() == 10000  # one market sell sweeps all 5000 levels
+    assert engine.open_orders() == 0
+
+
+def test_an_empty_batch_produces_no_events():
+    engine = MatchingEngine([SymbolSpec(1)])
+    assert len(engine.process(np.zeros(0, dtype=COMMAND_DTYPE))) == 0
+
+
+def test_process_into_wants_an_event_buffer():
+    engine = MatchingEngine([SymbolSpec(1)])
+    with pytest.raises(TypeError, match="EVENT_DTYPE"):
+        engine.process_into(np.zeros(1, dtype=COMMAND_DTYPE), np.zeros(8, dtype=COMMAND_DTYPE))
+
+
+def test_process_into_a_buffer_too_small_for_one_command_says_how_much_it_needs():
+    engine = MatchingEngine([SymbolSpec(1)])
+    cmds = np.zeros(40, dtype=COMMAND_DTYPE)
+    cmds["kind"], cmds["symbol"], cmds["account"], cmds["qty"] = CommandType.NEW, 1, 1, 1
+    cmds["order_id"] = np.arange(1, 41)
+    cmds["price"] = 100
+    cmds["side"][:39] = SELL
+    cmds["side"][39], cmds["price"][39], cmds["qty"][39] = BUY, 0, 39  # market: sweeps 39
+    cmds["order_type"][39] = OrderType.MARKET
+    out = np.zeros(120, dtype=EVENT_DTYPE)  # the 39 resting orders take 78 events
+    with pytest.raises(EventBufferFull) as info:
+        engine.process_into(cmds, out)
+    full = info.value
+    assert full.commands_done == 39  # the sweep was not started
+    assert engine.open_orders() == 39
+    assert full.events_needed > len(out) - full.events_written
+    big = np.zeros(full.events_needed, dtype=EVENT_DTYPE)
+    n = engine.process_into(cmds[39:], big)
+    assert (big[:n]["kind"] == EventType.TRADE).sum() == 78
     assert engine.open_orders() == 0
