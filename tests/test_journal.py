@@ -472,16 +472,59 @@ def test_full_disk_is_a_clear_error_and_the_journal_stays_valid(
 def test_full_disk_at_rotation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     w = JournalWriter(tmp_path, COMMAND_DTYPE, segment_bytes=2048)
     w.append(commands(1, 20))
-    # room for the blocks that fit in the current segment, none for the next segment's header
-    room = 2048 - w._offset
-    monkeypatch.setattr(journal_mod, "_writev", _FullDiskAfter(room))
-    with pytest.raises(JournalFullError, match="creating segment"):
-        w.append(commands(21, 40))
+    monkeypatch.setattr(journal_mod, "_writev", _FullDiskAfter(0))
+    with pytest.raises(JournalFullError, match="creating segment") as info:
+        w.append(commands(21, 40))  # does not fit: a new segment is needed first
+    assert info.value.valid_seq == 20
     monkeypatch.undo()
     assert not list(tmp_path.glob(".*.tmp"))
-    written = read_all(tmp_path)
-    assert np.array_equal(written, commands(1, len(written)))
-    assert len(written) >= 20
+    assert np.array_equal(read_all(tmp_path), commands(1, 20))
+
+
+def test_full_disk_in_a_multi_block_append_removes_the_whole_append(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = JournalWriter(tmp_path, COMMAND_DTYPE, max_block_bytes=32 + 10 * 64)
+    w.append(commands(1, 25))  # three blocks
+    monkeypatch.setattr(journal_mod, "_writev", _FullDiskAfter(2 * (32 + 640) + 50))
+    with pytest.raises(JournalFullError, match="valid up to seq 25"):
+        w.append(commands(26, 30))  # two blocks fit, the third is cut: the append goes
+    monkeypatch.undo()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.array_equal(read_all(tmp_path), commands(1, 25))
+
+
+def test_appends_come_back_as_the_batches_written(tmp_path: Path) -> None:
+    sizes = [1, 25, 7, 40, 10, 3]
+    with JournalWriter(
+        tmp_path, COMMAND_DTYPE, segment_bytes=3000, max_block_bytes=32 + 10 * 64
+    ) as w:
+        seq = 1
+        for n in sizes:
+            w.append(commands(seq, n))
+            seq += n
+    reader = JournalReader(tmp_path)
+    assert [len(b) for b in reader.batches()] == sizes
+    assert len(reader.segments) >= 3
+    # an append never spans segments; one larger than a segment has a segment of its own
+    ranges = [(int(b["seq"][0]), int(b["seq"][-1])) for b in reader.batches()]
+    firsts = [h.first_seq for h in reader.segments]
+    assert all(first in {lo for lo, _ in ranges} for first in firsts)
+    assert [len(b) for b in reader.batches(from_seq=30, to_seq=40)] == [4, 7]
+
+
+def test_append_missing_its_final_block_is_torn_from_its_start(tmp_path: Path) -> None:
+    with JournalWriter(tmp_path, COMMAND_DTYPE, max_block_bytes=32 + 10 * 64) as w:
+        w.append(commands(1, 5))
+        w.append(commands(6, 25))  # blocks of 10, 10, 5
+    segment = list_segments(tmp_path)[0]
+    header_size = JournalReader(tmp_path).segments[0].header_size
+    append_start = header_size + 32 + 5 * 64
+    os.truncate(segment, segment.stat().st_size - (32 + 5 * 64))  # drop the final block whole
+    with pytest.warns(TornTailWarning, match=f"at offset {append_start} .*final block is missing"):
+        assert np.array_equal(read_all(tmp_path, repair=True), commands(1, 5))
+    assert segment.stat().st_size == append_start
 
 
 def test_failed_fsync_closes_the_writer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

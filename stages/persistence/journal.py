@@ -51,9 +51,12 @@ DEFAULT_FSYNC_INTERVAL_MS = 5.0
 #: created (unix ns), layout_len, header_crc -- followed by the layout JSON, zero-padded so
 #: the whole header is a multiple of 64 bytes.
 FILE_HEADER = struct.Struct("<8sIIII16sqqII")
-#: magic, length (header + records), count, records_crc, first_seq, reserved, header_crc.
+#: magic, length (header + records), count, records_crc, first_seq, flags, header_crc.
 BLOCK_HEADER = struct.Struct("<IIIIqII")
 BLOCK_MAGIC = int.from_bytes(b"TPBK", "little")
+#: Block flag: the append this block belongs to continues in the next block (an append
+#: larger than MAX_BLOCK_BYTES); an append never spans segments.
+BLOCK_CONTINUES = 1
 MAX_BLOCK_BYTES = 1 << 30  # keeps ``length`` far from the u32 limit and blocks readable
 
 assert FILE_HEADER.size == 64
@@ -434,22 +437,28 @@ def _scan_blocks(
     is_last: bool,
     skip_before: int | None = None,
 ) -> Iterator[tuple[int, int, int, np.ndarray | None]]:
-    """Yield ``(offset, first_seq, count, records)`` for each verified block of an open segment.
+    """Yield ``(offset, first_seq, count, records)`` for each verified append of a segment.
 
-    Blocks that end before ``skip_before`` are checked by their header checksum only and
-    yielded with ``records=None``. Raises :class:`_Torn` when the segment's tail is torn
-    (only possible in the last segment) and :class:`JournalCorruptError` otherwise.
+    An append is one block, or several when it was larger than a block may be (every block
+    but its last has ``BLOCK_CONTINUES``); it is yielded whole, so a replay sees the batch
+    boundaries the writer was given. Appends that end before ``skip_before`` are checked by
+    their block header checksums only and yielded with ``records=None``. Raises
+    :class:`_Torn` when the segment's tail is torn (only possible in the last segment; an
+    append missing its final block is torn from its first block) and
+    :class:`JournalCorruptError` otherwise.
     """
     path = header.path
     dtype = header.dtype
     rs = header.record_size
     offset = header.header_size
     seq = header.first_seq
+    parts: list[np.ndarray] = []  # blocks of the append being read
+    append_offset, append_seq, skipping, pending = offset, seq, False, False
     f.seek(offset)
 
     def bad(reason: str, *, tail_ok: bool) -> None:
         if is_last and tail_ok:
-            raise _Torn(offset, seq, reason)
+            raise _Torn(append_offset, append_seq, reason)
         raise JournalCorruptError(
             f"journal segment {path} at offset {offset} (seq {seq}): {reason}; the journal "
             "is corrupt before its tail and cannot be replayed past this point",
@@ -459,10 +468,13 @@ def _scan_blocks(
         )
 
     while offset < file_size:
+        starts_append = not pending
+        if starts_append:
+            append_offset, append_seq = offset, seq
         raw = f.read(BLOCK_HEADER.size)
         if len(raw) < BLOCK_HEADER.size:
             bad(f"incomplete block header ({len(raw)} of {BLOCK_HEADER.size} bytes)", tail_ok=True)
-        magic, length, count, records_crc, first, _reserved, header_crc = BLOCK_HEADER.unpack(raw)
+        magic, length, count, records_crc, first, flags, header_crc = BLOCK_HEADER.unpack(raw)
         if magic != BLOCK_MAGIC or crc32c.crc32c(raw[:28]) != header_crc:
             zero = _rest_is_zero(f, offset, file_size)
             bad(
@@ -475,15 +487,25 @@ def _scan_blocks(
             bad(f"block starts at seq {first}, seq {seq} expected", tail_ok=False)
         if count == 0 or length != BLOCK_HEADER.size + count * rs:
             bad(f"block length {length} does not hold {count} records of {rs} bytes", tail_ok=False)
+        if flags & ~BLOCK_CONTINUES:
+            bad(f"unknown block flags {flags:#x}", tail_ok=False)
         end = offset + length
         if end > file_size:
             bad(
                 f"block of {length} bytes runs past the end of the file ({file_size} bytes)",
                 tail_ok=True,
             )
-        if skip_before is not None and first + count <= skip_before:
+        if starts_append:
+            skipping = skip_before is not None and first < skip_before
+        if skipping and not (flags & BLOCK_CONTINUES) and first + count > skip_before:
+            skipping = False  # the append reaches the wanted range: read it after all
+            f.seek(append_offset)
+            offset, seq, parts, pending = append_offset, append_seq, [], False
+            skip_before = None
+            continue
+        pending = bool(flags & BLOCK_CONTINUES)
+        if skipping:
             f.seek(end)
-            yield offset, first, count, None
         else:
             records = np.empty(count, dtype=dtype)
             raw_records = records.view(np.uint8)
@@ -494,9 +516,15 @@ def _scan_blocks(
                 bad("records checksum mismatch", tail_ok=end == file_size)
             if first_gap(records["seq"], first) >= 0:
                 bad("record seq fields are not contiguous with the block header", tail_ok=False)
-            yield offset, first, count, records
+            parts.append(records)
         offset = end
         seq = first + count
+        if not flags & BLOCK_CONTINUES:
+            whole = None if skipping else parts[0] if len(parts) == 1 else np.concatenate(parts)
+            yield append_offset, append_seq, seq - append_seq, whole
+            parts, skipping = [], False
+    if pending:  # the last append's final block never made it
+        bad("the last append is incomplete: its final block is missing", tail_ok=True)
 
 
 def _handle_torn(path: Path, torn: _Torn, *, repair: bool, locked: bool = False) -> TornTail:
@@ -556,6 +584,7 @@ class JournalWriter:
         fsync_interval_ms: float = DEFAULT_FSYNC_INTERVAL_MS,
         segment_bytes: int = DEFAULT_SEGMENT_BYTES,
         first_seq: int = 1,
+        max_block_bytes: int = MAX_BLOCK_BYTES,
     ) -> None:
         self.directory = Path(directory)
         self.dtype = _check_dtype(dtype)
@@ -568,8 +597,8 @@ class JournalWriter:
             ) from None
         if fsync_interval_ms <= 0:
             raise ValueError(f"journal fsync_interval_ms={fsync_interval_ms} must be > 0")
-        self._header = build_file_header(self.dtype, 0)  # size only; rebuilt per segment
-        minimum = len(self._header) + BLOCK_HEADER.size + self.dtype.itemsize
+        self._segment_header_size = len(build_file_header(self.dtype, 0))
+        minimum = self._segment_header_size + BLOCK_HEADER.size + self.dtype.itemsize
         if segment_bytes < minimum:
             raise ValueError(
                 f"journal segment_bytes={segment_bytes} is too small: at least {minimum} "
@@ -578,7 +607,12 @@ class JournalWriter:
         self.segment_bytes = segment_bytes
         self._interval_ns = int(fsync_interval_ms * 1e6)
         self._record_size = self.dtype.itemsize
-        self._max_block_records = (MAX_BLOCK_BYTES - BLOCK_HEADER.size) // self._record_size
+        if not BLOCK_HEADER.size + self._record_size <= max_block_bytes <= MAX_BLOCK_BYTES:
+            raise ValueError(
+                f"journal max_block_bytes={max_block_bytes} must hold one record and be at "
+                f"most {MAX_BLOCK_BYTES}"
+            )
+        self._max_block_records = (max_block_bytes - BLOCK_HEADER.size) // self._record_size
         self._fd = -1
         self._lock_fd = -1
         self._failed: str | None = None
@@ -706,9 +740,13 @@ class JournalWriter:
     def append(self, batch: np.ndarray) -> int:
         """Append a batch whose ``seq`` runs from ``next_seq`` on; return the last seq written.
 
-        Hot path: one vectorised contiguity check, then one ``writev`` of (block header,
-        the array's own buffer) per block, no copy of the records and no per-record Python
-        work; then the fsync policy. Must not be given a batch it has to convert per record.
+        Hot path: one compiled contiguity check, then one ``writev`` of (block header, the
+        array's own buffer) per block, no copy of the records and no per-record Python work;
+        then the fsync policy. Must not be given a batch it has to convert per record.
+
+        The batch is one append: it goes whole into one segment (rotating first if it does
+        not fit, so a segment exceeds ``segment_bytes`` only when one append does) and
+        readers yield it whole, so a replay feeds the engine the same batch boundaries.
         """
         if self._failed is not None:
             raise JournalError(f"journal {self.directory} is closed for writing: {self._failed}")
@@ -733,26 +771,30 @@ class JournalWriter:
             batch = np.ascontiguousarray(batch)
         raw = batch.view(np.uint8)
         rs = self._record_size
+        blocks = -(-n // self._max_block_records)
+        size = n * rs + blocks * BLOCK_HEADER.size
+        if self._offset > self._segment_header_size and self._offset + size > self.segment_bytes:
+            self._rotate()  # appends never span segments: a replay sees the same batches
+        start = self._offset
         done = 0
         while done < n:
-            room = (self.segment_bytes - self._offset - BLOCK_HEADER.size) // rs
-            if room <= 0:
-                self._rotate()
-                continue
-            k = min(n - done, room, self._max_block_records)
-            self._write_block(first + done, k, raw[done * rs : (done + k) * rs])
+            k = min(n - done, self._max_block_records)
+            flags = BLOCK_CONTINUES if done + k < n else 0
+            self._write_block(first + done, k, raw[done * rs : (done + k) * rs], flags, start)
             done += k
-            self._next_seq = first + done
+        self._next_seq = first + n
         if self.fsync is FsyncPolicy.BATCH:
             self._sync_fd()
         elif self.fsync is FsyncPolicy.INTERVAL:
             self.maybe_sync()
         return self._next_seq - 1
 
-    def _write_block(self, first_seq: int, count: int, payload: np.ndarray) -> None:
+    def _write_block(
+        self, first_seq: int, count: int, payload: np.ndarray, flags: int, append_start: int
+    ) -> None:
         length = BLOCK_HEADER.size + payload.nbytes
         head = struct.pack(
-            "<IIIIqI", BLOCK_MAGIC, length, count, crc32c.crc32c(payload), first_seq, 0
+            "<IIIIqI", BLOCK_MAGIC, length, count, crc32c.crc32c(payload), first_seq, flags
         )
         head += struct.pack("<I", crc32c.crc32c(head))
         written = 0
@@ -764,8 +806,10 @@ class JournalWriter:
                 else:
                     written += _writev(self._fd, [payload[written - len(head) :]])
         except OSError as exc:
-            if written:
-                os.ftruncate(self._fd, self._offset)  # never leave half a block behind
+            if written or self._offset > append_start:
+                # never leave half an append behind
+                os.ftruncate(self._fd, append_start)
+                self._offset = append_start
             self._fail_write(exc, f"writing seqs {first_seq}..{first_seq + count - 1}")
         self._offset += length
 
