@@ -108,3 +108,19 @@ def test_bad_configuration_is_refused_at_construction():
         SymbolSpec(1, lot_size=0)
     with pytest.raises(KeyError, match="symbol 5 is not configured"):
         MatchingEngine([SymbolSpec(1)]).depth(5, 1)
+
+
+def test_restore_sizes_books_by_their_levels_not_their_orders():
+    engine = MatchingEngine([SymbolSpec(s) for s in range(1, 21)], order_capacity=16)
+    cmds = np.zeros(6000, dtype=COMMAND_DTYPE)
+    cmds["kind"], cmds["account"], cmds["qty"] = CommandType.NEW, 1, 1
+    cmds["order_id"] = np.arange(1, 6001)
+    cmds["symbol"] = np.arange(6000) % 20 + 1
+    cmds["price"] = np.arange(6000) // 20 % 100 + 1  # 100 levels per book, 3 orders each
+    engine.process(cmds)
+    restored = MatchingEngine.restore(engine.snapshot())
+    assert restored.state_hash() == engine.state_hash()
+    assert restored._spx.shape[1] < 6000
+    bids, _ = restored.depth(20, 200)
+    assert bids[0].tolist() == [100, 3, 3]
+    assert len(bids) == 100

@@ -339,10 +339,11 @@ class MatchingEngine:
                 f"snapshot has {len(body.halted)} halt flags for {len(engine._bk)} symbols"
             )
         engine._bk[:, B_HALTED] = body.halted
-        need_levels = len(rows) + 1
-        if int(engine._ctr[C_LFREE]) < need_levels:
-            engine._grow_levels(need_levels)
-        while engine._spx.shape[1] <= len(rows):
+        levels = np.unique(rows[:, :3], axis=0)  # (book, side, price) of every level
+        if int(engine._ctr[C_LFREE]) <= len(levels):
+            engine._grow_levels(len(levels) + 1)
+        per_side = np.bincount(2 * levels[:, 0] + levels[:, 1], minlength=2 * len(engine._bk))
+        while engine._spx.shape[1] <= int(per_side.max(initial=0)):
             engine._grow(ST_GROW_SIDES)
         while 2 * (len(rows) + 1) > len(engine._ht):
             engine._grow(ST_GROW_HASH)
