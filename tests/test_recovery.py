@@ -22,7 +22,7 @@ from stages.persistence.recovery import (
     replay_journal,
 )
 from stages.persistence.snapshots import HEADER_SIZE, SnapshotCorruptWarning, SnapshotStore
-from stages.records import COMMAND_DTYPE, EVENT_DTYPE, CommandType
+from stages.records import COMMAND_DTYPE, EVENT_DTYPE, CommandType, EventType
 from tests.test_journal import commands
 
 
@@ -237,3 +237,60 @@ def test_default_engine_factory_replays_a_journal(tmp_path: Path) -> None:
     assert symbols == [0, 1, 2]
     result = replay_journal(tmp_path / "j", None, default_engine_factory(symbols))
     assert result.state_hash == expected
+
+
+# --------------------------------------------------------------------------------------------
+# the whole in-process chain (ingest checks, risk, matching, settlement)
+
+
+def engine_batches(count: int, seed: int = 5) -> list[np.ndarray]:
+    """Funding, then synthetic flow cut into batches of varied sizes, sequenced from 1."""
+    synthetic = pytest.importorskip("stages.ingest.synthetic")
+    flow = synthetic.SyntheticFlow([1], accounts=40, seed=seed)
+    sequencer = synthetic.Sequencer()
+    rng = np.random.default_rng(seed)
+    batches = [sequencer.stamp(flow.funding([0, 1], 10**9))]
+    for _ in range(count):
+        batches.append(sequencer.stamp(flow.next(int(rng.integers(1, 300)))))
+    return batches
+
+
+def test_engine_recovers_to_the_uninterrupted_state_hash(tmp_path: Path) -> None:
+    engine_mod = pytest.importorskip("stages.engine")
+    batches = engine_batches(60)
+    crash_after = 37
+
+    uninterrupted = engine_mod.Engine()
+    trades = 0
+    for batch in batches:
+        trades += int((uninterrupted.process(batch.copy())["kind"] == EventType.TRADE).sum())
+    expected = uninterrupted.state_hash()
+    assert trades > 0 and uninterrupted.matching.open_orders() > 0  # a state worth comparing
+
+    # the run that "crashes": journal first (write-ahead), then process, snapshot now and then
+    journal, snapshots = tmp_path / "journal", tmp_path / "snapshots"
+    engine = engine_mod.Engine()
+    snapshotter = Snapshotter(SnapshotStore(snapshots, keep=2), every_records=1500)
+    with JournalWriter(journal, COMMAND_DTYPE, segment_bytes=64 * 1024) as writer:
+        for batch in batches[:crash_after]:
+            writer.append(batch)
+            engine.process(batch.copy())
+            snapshotter.after_batch(engine, writer.written_seq)
+    hash_at_crash = engine.state_hash()
+    del engine
+
+    recovered, last_seq = recover(journal, snapshots, engine_mod.Engine)
+    assert SnapshotStore(snapshots).latest() is not None  # it did start from a snapshot
+    assert last_seq == int(batches[crash_after - 1]["seq"][-1])
+    assert recovered.state_hash() == hash_at_crash
+
+    # ... and carries on: the same future as the run that never stopped
+    with JournalWriter(journal, COMMAND_DTYPE, segment_bytes=64 * 1024) as writer:
+        assert writer.next_seq == last_seq + 1
+        for batch in batches[crash_after:]:
+            writer.append(batch)
+            recovered.process(batch.copy())
+    assert recovered.state_hash() == expected
+    from_scratch = replay_journal(journal, None, engine_mod.Engine)
+    assert from_scratch.state_hash == expected
+    assert default_engine_factory() is engine_mod.Engine
