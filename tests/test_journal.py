@@ -25,6 +25,7 @@ from stages.persistence.journal import (
     JournalWriter,
     TornTailWarning,
     list_segments,
+    prune_segments,
     verify_journal,
 )
 from stages.records import COMMAND_DTYPE, EVENT_DTYPE, CommandType, Side
@@ -578,3 +579,17 @@ def test_a_writer_that_fails_to_open_releases_the_lock(tmp_path: Path) -> None:
         JournalWriter(tmp_path, EVENT_DTYPE)
     with JournalWriter(tmp_path, COMMAND_DTYPE) as w:
         assert w.next_seq == 6
+
+
+def test_prune_segments_keeps_what_recovery_needs(tmp_path: Path) -> None:
+    write_journal(tmp_path, [40] * 6, segment_bytes=4096)
+    firsts = [int(p.name[:20]) for p in list_segments(tmp_path)]
+    assert len(firsts) >= 4
+    assert prune_segments(tmp_path, firsts[1] - 2) == []  # segment 0 still has seq firsts[1]-1
+    removed = prune_segments(tmp_path, firsts[2] - 1)
+    assert [int(p.name[:20]) for p in removed] == firsts[:2]
+    assert np.array_equal(read_all(tmp_path), commands(firsts[2], 240 - firsts[2] + 1))
+    prune_segments(tmp_path, 10**9)
+    assert [int(p.name[:20]) for p in list_segments(tmp_path)] == firsts[-1:]  # never the last
+    with JournalWriter(tmp_path, COMMAND_DTYPE, segment_bytes=4096) as w:
+        assert w.next_seq == 241

@@ -78,9 +78,13 @@ def test_verify_verdicts(journal: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert first.read_bytes() == bytes(data)  # corruption is never repaired away
 
 
-def test_verify_missing_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_verify_missing_or_empty_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["journal", "verify", str(tmp_path / "nope")]) == 1
     assert "does not exist" in capsys.readouterr().out
+    assert main(["journal", "verify", str(tmp_path)]) == 1
+    assert "holds no journal segment" in capsys.readouterr().out
 
 
 def test_export_jsonl(journal: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -153,6 +153,9 @@ def run_verify(args: argparse.Namespace) -> int:
             _print_torn(caught)
             print(f"CORRUPT: {error}")
             return EXIT_CORRUPT
+    if report.segments == 0 and not report.torn:
+        print(f"CORRUPT: {report.directory} holds no journal segment (*.tpj) files")
+        return EXIT_CORRUPT
     seqs = (
         "no records" if report.first_seq is None else f"seqs {report.first_seq}..{report.last_seq}"
     )

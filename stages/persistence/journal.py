@@ -26,6 +26,7 @@ import enum
 import errno
 import fcntl
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -1058,3 +1059,23 @@ def verify_journal(
             report.bytes += header.path.stat().st_size if header.path.exists() else 0
         report.torn = list(reader.repairs)
     return report
+
+
+def prune_segments(directory: str | os.PathLike[str], covered_seq: int) -> list[Path]:
+    """Remove the segments every record of which is at most ``covered_seq``; return them.
+
+    Call it with the seq of the oldest snapshot kept: recovery never needs records it covers.
+    Only whole segments go (a segment's last record is the next segment's first seq - 1),
+    and the last segment always stays, so the writer's position is never lost.
+    """
+    directory = Path(directory)
+    segments = list_segments(directory)
+    removed = []
+    for path, following in itertools.pairwise(segments):
+        if int(following.name[:20]) - 1 > covered_seq:
+            break
+        path.unlink()
+        removed.append(path)
+    if removed:
+        _fsync_dir(directory)
+    return removed
