@@ -15,6 +15,7 @@ from stages.persistence.journal import (
     JournalReader,
     JournalWriter,
     TornTailWarning,
+    prune_segments,
     verify_journal,
 )
 from stages.persistence.recovery import (
@@ -43,6 +44,7 @@ __all__ = [
     "SnapshotStore",
     "Snapshotter",
     "TornTailWarning",
+    "prune_segments",
     "recover",
     "replay_journal",
     "verify_journal",
