@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stages.records import CommandType, EventFlag, EventType, Reason, Side
+from stages.risk import layout as L
 from stages.risk import orders
 from stages.risk.config import (
     AccountConfig,
@@ -51,6 +52,19 @@ def make(instrument: dict | None = None, **config) -> RiskEngine:
     return RiskEngine(cfg)
 
 
+def ack(risk: RiskEngine, batch: np.ndarray) -> None:
+    """Settle matching's acknowledgement of a pre-traded ``batch`` (nothing traded)."""
+    acks = [ev(EventType.ACCEPTED, int(c["seq"]), int(c["order_id"]), 0, B) for c in batch]
+    risk.post_trade(events(*acks))
+
+
+def placed(risk: RiskEngine, batch: np.ndarray) -> np.ndarray:
+    """Pre-trade ``batch`` and settle matching's acknowledgement of it (nothing traded)."""
+    risk.pre_trade(batch)
+    ack(risk, batch)
+    return batch
+
+
 def funded(instrument: dict | None = None, usd=100_000, btc=1_000, **config):
     risk = make(instrument, **config)
     seq = Seq()
@@ -61,6 +75,7 @@ def funded(instrument: dict | None = None, usd=100_000, btc=1_000, **config):
         deposit(seq(), BOB, BTC, btc),
     )
     assert risk.pre_trade(batch) == 0
+    ack(risk, batch)  # nothing pending: later orders start settled
     return risk, seq
 
 
@@ -165,7 +180,7 @@ def test_trade_settles_both_sides_at_trade_price_with_fees_and_refunds_improveme
 
 def test_partial_fill_keeps_exact_hold_then_cancel_releases_the_rest():
     risk, seq = funded({"taker_fee_bps": 25})
-    risk.pre_trade(commands(buy(seq(), 1, ALICE, 100, 10)))
+    placed(risk, commands(buy(seq(), 1, ALICE, 100, 10)))
     risk.post_trade(events(*trade(5, (9, BOB, S), (1, ALICE, B), 95, 4)))
     # 6 left open at 100: 600 + ceil(600 * 25 / 10000) = 602 held
     assert risk.order_hold(1) == 602
@@ -195,7 +210,7 @@ def test_ioc_remainder_and_matching_reject_release_holds():
 
 def test_replace_adjusts_the_hold_and_an_uncovered_replace_is_refused():
     risk, seq = funded(usd=2_000)
-    risk.pre_trade(commands(buy(seq(), 1, ALICE, 100, 10)))
+    placed(risk, commands(buy(seq(), 1, ALICE, 100, 10)))
     batch = commands(replace(seq(), 1, ALICE, 150, 10), replace(seq(), 1, ALICE, 300, 10))
     risk.pre_trade(batch)
     assert reasons(batch) == [Reason.OK, Reason.INSUFFICIENT_FUNDS]
@@ -212,7 +227,7 @@ def test_replace_adjusts_the_hold_and_an_uncovered_replace_is_refused():
 
 def test_replace_rejected_by_matching_returns_the_extra_hold():
     risk, seq = funded(usd=2_000)
-    risk.pre_trade(commands(buy(seq(), 1, ALICE, 100, 10)))
+    placed(risk, commands(buy(seq(), 1, ALICE, 100, 10)))
     r = commands(replace(seq(), 1, ALICE, 150, 10))
     risk.pre_trade(r)
     assert risk.balance(ALICE, USD) == (500, 1500)
@@ -225,7 +240,7 @@ def test_replace_rejected_by_matching_returns_the_extra_hold():
 
 def test_replace_of_someone_elses_or_unknown_order_is_refused():
     risk, seq = funded()
-    risk.pre_trade(commands(buy(seq(), 1, ALICE, 100, 10)))
+    placed(risk, commands(buy(seq(), 1, ALICE, 100, 10)))
     batch = commands(replace(seq(), 1, BOB, 100, 20), replace(seq(), 77, BOB, 100, 20))
     risk.pre_trade(batch)
     assert reasons(batch) == [Reason.NOT_OWNER, Reason.UNKNOWN_ORDER]
@@ -421,7 +436,7 @@ def test_order_table_behaves_like_a_dict(ops):
 
 def test_replace_of_an_order_that_may_have_unsettled_fills_is_held_in_full():
     risk, seq = funded(usd=2_000)
-    risk.pre_trade(commands(buy(seq(), 1, ALICE, 100, 10), buy(seq(), 2, ALICE, 90, 10)))
+    placed(risk, commands(buy(seq(), 1, ALICE, 100, 10), buy(seq(), 2, ALICE, 90, 10)))
     assert risk.balance(ALICE, USD) == (100, 1_900)
     batch = commands(
         sell(seq(), 3, BOB, 95, 5),  # may trade with order 1 (at 100), not with order 2 (90)
@@ -432,6 +447,7 @@ def test_replace_of_an_order_that_may_have_unsettled_fills_is_held_in_full():
     assert reasons(batch) == [0, 0, Reason.INSUFFICIENT_FUNDS]
     assert risk.balance(ALICE, USD) == (90, 1_910)
     # once settled, the same replace needs only the difference (here none)
+    ack(risk, batch)
     r = commands(replace(seq(), 1, ALICE, 100, 10))
     risk.pre_trade(r)
     assert reasons(r) == [0]
@@ -440,7 +456,7 @@ def test_replace_of_an_order_that_may_have_unsettled_fills_is_held_in_full():
 
 def test_replace_held_in_full_returns_the_excess_when_matching_confirms():
     risk, seq = funded(usd=3_000)
-    risk.pre_trade(commands(buy(seq(), 1, ALICE, 100, 10)))
+    placed(risk, commands(buy(seq(), 1, ALICE, 100, 10)))
     batch = commands(sell(seq(), 2, BOB, 100, 4), replace(seq(), 1, ALICE, 100, 10))
     risk.pre_trade(batch)
     assert risk.balance(ALICE, USD) == (1_000, 2_000)
@@ -454,3 +470,18 @@ def test_replace_held_in_full_returns_the_excess_when_matching_confirms():
     )
     assert risk.order_hold(1) == 1_000
     assert risk.balance(ALICE, USD) == (3_000 - 400 - 1_000, 1_000)
+
+
+def test_unsettled_tracking_spans_batches_until_settlement_catches_up():
+    """A pipelined stage pre-trades batch B before A's events arrive: still safe."""
+    risk, seq = funded(usd=2_000)
+    placed(risk, commands(buy(seq(), 1, ALICE, 100, 10)))
+    a = commands(sell(seq(), 2, BOB, 100, 4))
+    risk.pre_trade(a)
+    b = commands(replace(seq(), 1, ALICE, 100, 10))
+    risk.pre_trade(b)  # A's sell may have filled order 1: held in full
+    assert risk.balance(ALICE, USD) == (0, 2_000)
+    ack(risk, a)  # A settled, B not yet: the round stays open
+    assert risk.glob[L.G_ROUND_FIRST_SEQ] != 0
+    ack(risk, b)
+    assert risk.glob[L.G_ROUND_FIRST_SEQ] == 0

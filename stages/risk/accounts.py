@@ -31,8 +31,12 @@ from stages.risk.layout import (
     F_MAKER,
     FEE_ACCOUNT,
     FREE,
+    G_LAST_PRETRADE_SEQ,
     G_OPEN_ORDERS,
+    G_ROUND_FIRST_SEQ,
+    G_SETTLED_SEQ,
     HELD,
+    NO_SELL,
     O_ACCOUNT,
     O_HELD,
     O_NEW_SEQ,
@@ -164,17 +168,22 @@ def _settle_trade(balances, positions, symbols, rows, slot, price, qty, maker) -
 
 @njit(cache=True, _nrt=False)
 def post_trade(
-    words, balances, positions, accounts, sym_index, symbols, glob, keys, rows
+    words, balances, positions, accounts, sym_index, symbols, glob, keys, rows,
+    round_buy_max, round_sell_min,
 ) -> int:  # fmt: skip
     """Settle a batch of events; returns how many touched an order risk tracks.
 
     ``words`` is an EVENT_DTYPE batch viewed as int64 rows of 8 words (see ``layout``).
-    Hot: one pass, no allocation, no Python calls per record. Events of orders risk does not
+    Once every command pre-traded is settled, the "may have unsettled fills" tracking of
+    ``limits.pre_trade`` starts afresh. Hot: one pass, no allocation, no Python calls per
+    record. Events of orders risk does not
     know (never passed through its pre-trade) are ignored, except market data (BOOK_TOP,
     TRADE prices) which every event of a configured symbol updates.
     """
     touched = 0
+    settled = glob[G_SETTLED_SEQ]
     for i in range(words.shape[0]):
+        settled = max(settled, words[i, W_SEQ])
         w7 = words[i, 7]
         k = (w7 >> 16) & 0xFF
         side = (w7 >> 24) & 0xFF
@@ -226,4 +235,9 @@ def post_trade(
             drop_order(balances, positions, accounts, symbols, glob, keys, rows, slot, oid)
         else:
             _reconcile(balances, symbols, rows, slot)
+    glob[G_SETTLED_SEQ] = settled
+    if settled >= glob[G_LAST_PRETRADE_SEQ]:  # everything pre-traded is settled
+        glob[G_ROUND_FIRST_SEQ] = 0
+        round_buy_max[:] = 0
+        round_sell_min[:] = NO_SELL
     return touched

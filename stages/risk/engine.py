@@ -22,7 +22,10 @@ from stages.risk.config import RiskConfig
 from stages.risk.limits import pre_trade
 from stages.risk.orders import hash_size_for, new_table, rehash
 
-_STATE_ARRAYS = ("balances", "positions", "accounts", "symbols", "glob", "keys", "rows")
+_STATE_ARRAYS = (
+    "balances", "positions", "accounts", "symbols", "glob", "keys", "rows",
+    "round_buy_max", "round_sell_min",
+)  # fmt: skip
 _SNAPSHOT_VERSION = 1
 
 
@@ -54,9 +57,9 @@ class RiskEngine:
         self.keys, self.rows = new_table(config.order_capacity)
         self.glob[L.G_MAX_ORDERS] = config.order_capacity
         self.glob[L.G_FREE_HEAD] = 0
-        # scratch of pre_trade (reset by every call; not state)
-        self._round_buy_max = np.zeros(max(n_sym, 1), np.int64)
-        self._round_sell_min = np.zeros(max(n_sym, 1), np.int64)
+        # how far orders pre-traded since all was last settled may reach, per symbol
+        self.round_buy_max = np.zeros(max(n_sym, 1), np.int64)
+        self.round_sell_min = np.full(max(n_sym, 1), L.NO_SELL, np.int64)
         d = config.default_limits
         self.accounts[:, L.ACC_MAX_QTY] = d.max_order_qty
         self.accounts[:, L.ACC_MAX_NOTIONAL] = d.max_order_notional
@@ -83,9 +86,8 @@ class RiskEngine:
         """Check ``commands`` (COMMAND_DTYPE batch) in place; returns how many were rejected.
 
         Sets ``reason`` of refused commands and ``price`` of market buys (their protection
-        price); places holds and applies admin commands, in sequence. The caller settles the
-        batch's events (``post_trade``) before the next batch: a replace is held in full
-        while its order may have fills of the current batch not yet settled.
+        price); places holds and applies admin commands, in sequence. A replace is held in
+        full while its order may have fills not yet settled (see ``limits.pre_trade``).
         """
         words = _words(commands, COMMAND_DTYPE, "commands")
         # every command could add an order: keep the hash at most half full
@@ -98,7 +100,7 @@ class RiskEngine:
             pre_trade(
                 words, self.balances, self.positions, self.accounts, self.sym_index,
                 self.asset_index, self.symbols, self.glob, self.keys, self.rows,
-                self._round_buy_max, self._round_sell_min,
+                self.round_buy_max, self.round_sell_min,
             )
         )  # fmt: skip
 
@@ -108,7 +110,8 @@ class RiskEngine:
         return int(
             post_trade(
                 words, self.balances, self.positions, self.accounts, self.sym_index,
-                self.symbols, self.glob, self.keys, self.rows,
+                self.symbols, self.glob, self.keys, self.rows, self.round_buy_max,
+                self.round_sell_min,
             )
         )  # fmt: skip
 
@@ -171,7 +174,9 @@ class RiskEngine:
         for name in _STATE_ARRAYS:
             if name not in ("keys", "rows", "glob"):
                 h.update(np.ascontiguousarray(getattr(self, name)).tobytes())
-        h.update(self.glob[: L.G_FREE_HEAD].tobytes())  # not where the free rows start
+        glob = self.glob.copy()
+        glob[L.G_FREE_HEAD] = 0  # where the free rows start is placement, not state
+        h.update(glob.tobytes())
         live = self.keys[self.keys[:, 0] != 0]
         live = live[np.argsort(live[:, 0], kind="stable")]
         orders = self.rows[live[:, 1]].copy()

@@ -56,7 +56,12 @@ G_KILL_ALL = 0
 G_OPEN_ORDERS = 1  # orders in the order table
 G_MAX_ORDERS = 2  # the order pool's capacity
 G_FREE_HEAD = 3  # first free row of the order pool (-1 = none)
-G_COLUMNS = 4
+G_ROUND_FIRST_SEQ = 4  # seq of the first command pre-traded since all was settled; 0 = none
+G_LAST_PRETRADE_SEQ = 5  # seq of the last command pre-traded
+G_SETTLED_SEQ = 6  # highest seq of an event settled
+G_COLUMNS = 7
+
+NO_SELL = (1 << 63) - 1  # round_sell_min when no sell passed
 
 # rows[row, column]: the order pool, found by order id through the `keys` hash (orders.py)
 O_ACCOUNT = 0

@@ -32,14 +32,17 @@ from stages.risk.layout import (
     DEPOSIT,
     FREE,
     G_KILL_ALL,
+    G_LAST_PRETRADE_SEQ,
     G_MAX_ORDERS,
     G_OPEN_ORDERS,
+    G_ROUND_FIRST_SEQ,
     HALT,
     HELD,
     KILL,
     KILL_RELEASE,
     MARKET,
     NEW,
+    NO_SELL,
     O_ACCOUNT,
     O_HELD,
     O_NEW_SEQ,
@@ -168,7 +171,7 @@ def _market_buy_price(symbols: np.ndarray, s: int) -> int:
     return max(p - p % tick, ask)
 
 
-_NO_SELL = np.iinfo(np.int64).max
+_NO_SELL = NO_SELL
 
 
 @njit(cache=True, _nrt=False)
@@ -186,18 +189,22 @@ def pre_trade(
     ``reason`` is already set (ingest refused them).
 
     A REPLACE sets its order's open quantity outright, so while that order may have fills
-    risk has not settled — it was created or replaced in this batch, or an order passed in
-    this batch could reach its price (``round_buy_max`` / ``round_sell_min`` per symbol) —
+    risk has not settled — it was created or replaced since everything was last settled, or
+    an order passed since then could reach its price (``round_buy_max`` / ``round_sell_min``
+    per symbol; ``post_trade`` resets them once it has settled every command pre-traded) —
     the replace must be covered in full by the free balance: the old hold may be spent by
     those fills. Settlement of REPLACED then returns the excess. Otherwise only the
-    difference to the current hold is needed.
+    difference to the current hold is needed. This holds however far pre-trade runs ahead
+    of settlement (a pipelined stage), and in the ``Engine`` (settled after every batch).
     """
     n_accounts = accounts.shape[0]
     n = words.shape[0]
     rejected = 0
-    round_buy_max[:] = 0
-    round_sell_min[:] = _NO_SELL
-    first_seq = words[0, W_SEQ] if n > 0 else 0
+    if n == 0:
+        return 0
+    if glob[G_ROUND_FIRST_SEQ] == 0:
+        glob[G_ROUND_FIRST_SEQ] = words[0, W_SEQ]
+    first_seq = glob[G_ROUND_FIRST_SEQ]
     for i in range(n):
         w6 = words[i, 6]
         w7 = words[i, 7]
@@ -266,6 +273,7 @@ def pre_trade(
         if r != 0:
             words[i, 7] = (w7 & ~(0xFF << 32)) | (r << 32)
             rejected += 1
+    glob[G_LAST_PRETRADE_SEQ] = words[n - 1, W_SEQ]
     return rejected
 
 
