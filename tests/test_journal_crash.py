@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import struct
 import subprocess
 import sys
@@ -118,6 +119,7 @@ def test_sigkill_at_random_moments_loses_nothing_reported(
     assert report.last_seq is not None and report.last_seq >= reported_max
     assert report.segments >= 2  # the kills landed across rotations too
     print(f"{policy}: {kills} kills, {report.last_seq} records, {torn_seen} torn tails seen")
+    shutil.rmtree(directory)  # a few hundred MB: do not leave them to pytest's kept tmp dirs
 
 
 FULL_CHILD = """
