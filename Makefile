@@ -35,9 +35,11 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-## bench: every benchmark in quick mode (see perf/README.md for full runs).
+## bench: every benchmark in quick mode (drop --quick for full runs; see perf/README.md).
+BENCHES := ring matching risk journal feeds
 bench: $(STAMP)
-	$(BIN)/python perf/bench_ring.py --quick
+	mkdir -p perf/results
+	for b in $(BENCHES); do $(BIN)/python perf/bench_$$b.py --quick --json perf/results/$$b.json || exit 1; done
 
 clean:
 	-$(BIN)/tradepipe clean
