@@ -23,7 +23,7 @@ import msgspec
 import numpy as np
 
 from stages.ingest.throttle import Throttle, ThrottleConfig
-from stages.ingest.validate import validate
+from stages.ingest.validate import validate_sequenced
 from stages.matching.engine import MatchingEngine
 from stages.matching.symbols import SymbolSpec
 from stages.records import COMMAND_DTYPE
@@ -106,19 +106,18 @@ class Engine:
             )
         if len(commands) == 0:
             return self.matching.process(commands)
-        seq = commands["seq"]
-        if seq[0] <= self.last_seq or (len(seq) > 1 and not bool((seq[1:] > seq[:-1]).all())):
-            bad = int(seq[0]) if seq[0] <= self.last_seq else int(seq[1:][seq[1:] <= seq[:-1]][0])
+        _, bad = validate_sequenced(commands, self.config.risk.max_accounts, self.last_seq)
+        if bad >= 0:
+            prev = self.last_seq if bad == 0 else int(commands["seq"][bad - 1])
             raise ValueError(
-                f"command seq {bad} does not increase: expected every seq > the previous one "
-                f"(last applied: {self.last_seq}); was this batch already applied?"
+                f"command seq {int(commands['seq'][bad])} (batch index {bad}) does not "
+                f"increase: expected > {prev}; was this batch already applied?"
             )
-        validate(commands, self.config.risk.max_accounts)
         self.throttle.check(commands)
         self.risk.pre_trade(commands)
         events = self.matching.process(commands)
         self.risk.post_trade(events)
-        self.last_seq = int(seq[-1])
+        self.last_seq = int(commands["seq"][-1])
         return events
 
     # --- persistence -----------------------------------------------------------------------

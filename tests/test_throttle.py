@@ -164,3 +164,13 @@ def test_validate_refuses_each_malformed_field():
         R.INVALID_COMMAND, R.INVALID_QTY, R.INVALID_PRICE, R.INVALID_QTY, R.INVALID_QTY,
         R.INVALID_COMMAND, 0, R.UNKNOWN_ACCOUNT, 0, 0,
     ]  # fmt: skip
+
+
+def test_validate_sequenced_finds_a_bad_seq_and_then_writes_nothing():
+    from stages.ingest.validate import validate_sequenced
+
+    batch = commands(buy(5, 1, 1, 10, 0), buy(6, 2, 1, 10, 1), buy(6, 3, 1, 10, 1))
+    assert validate_sequenced(batch, 8, last_seq=4) == (0, 2)
+    assert list(batch["reason"]) == [0, 0, 0]
+    assert validate_sequenced(batch[:2], 8, last_seq=4) == (1, -1)
+    assert validate_sequenced(batch[:2].copy(), 8, last_seq=5) == (0, 0)

@@ -84,19 +84,29 @@ def _check_one(kind, order_id, price, qty, account, side, otype, tif, stp, flags
 
 
 @njit(cache=True, _nrt=False)
-def _validate(kind, order_id, price, qty, account, side, otype, tif, stp, flags, reason, n_acc):
+def _validate(words, n_acc, last_seq, check_seq):
+    """Returns (refused, index of the first seq not above its predecessor or -1); with a bad
+    seq nothing is written."""
+    prev = last_seq
+    for i in range(words.shape[0] if check_seq else 0):
+        if words[i, 0] <= prev:
+            return 0, i
+        prev = words[i, 0]
     bad = 0
-    for i in range(kind.shape[0]):
-        if reason[i] != 0:
+    for i in range(words.shape[0]):
+        w6 = words[i, 6]
+        w7 = words[i, 7]
+        if (w7 >> 32) & 0xFF != 0:
             continue
         r = _check_one(
-            kind[i], order_id[i], price[i], qty[i], account[i], side[i], otype[i], tif[i],
-            stp[i], flags[i], n_acc,
+            (w6 >> 48) & 0xFF, words[i, 3], words[i, 4], words[i, 5], w6 & 0xFFFFFFFF,
+            (w6 >> 56) & 0xFF, w7 & 0xFF, (w7 >> 8) & 0xFF, (w7 >> 16) & 0xFF,
+            (w7 >> 24) & 0xFF, n_acc,
         )  # fmt: skip
         if r != 0:
-            reason[i] = r
+            words[i, 7] = (w7 & ~(0xFF << 32)) | (r << 32)
             bad += 1
-    return bad
+    return bad, -1
 
 
 def validate(commands: np.ndarray, max_accounts: int) -> int:
@@ -105,12 +115,26 @@ def validate(commands: np.ndarray, max_accounts: int) -> int:
     Hot: one compiled pass, no allocation per record. Commands already refused are skipped.
     Account ids must be below ``max_accounts``; account 0 may only send admin commands.
     """
-    if commands.dtype != COMMAND_DTYPE:
-        raise TypeError(f"commands must be a COMMAND_DTYPE array, got dtype {commands.dtype}")
-    c = commands
-    return int(
-        _validate(
-            c["kind"], c["order_id"], c["price"], c["qty"], c["account"], c["side"],
-            c["order_type"], c["tif"], c["stp"], c["flags"], c["reason"], np.int64(max_accounts),
-        )
-    )  # fmt: skip
+    return _run(commands, max_accounts, 0, False)[0]
+
+
+def validate_sequenced(commands: np.ndarray, max_accounts: int, last_seq: int) -> tuple[int, int]:
+    """``validate``, also finding the first command whose seq is not above the previous one
+    (``last_seq`` before the first); returns ``(refused, that index or -1)``.
+
+    With a bad seq nothing is validated or written: the caller decides (the ``Engine``
+    raises before anything of the batch is applied).
+    """
+    return _run(commands, max_accounts, last_seq, True)
+
+
+def _run(commands: np.ndarray, max_accounts: int, last_seq: int, check_seq: bool):
+    if (commands.dtype is not COMMAND_DTYPE and commands.dtype != COMMAND_DTYPE) or (
+        commands.ndim != 1
+    ):
+        raise TypeError(f"commands must be a 1-d COMMAND_DTYPE array, got dtype {commands.dtype}")
+    if not commands.flags.c_contiguous:
+        raise ValueError("commands must be a contiguous array (not a strided view)")
+    words = commands.view(np.int64).reshape(-1, 8)
+    bad, bad_seq = _validate(words, np.int64(max_accounts), np.int64(last_seq), check_seq)
+    return int(bad), int(bad_seq)
