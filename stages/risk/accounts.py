@@ -98,7 +98,7 @@ def hold_asset(symbols: np.ndarray, s: int, side: int) -> int:
     return symbols[s, SYM_QUOTE] if side == BUY else symbols[s, SYM_BASE]
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, inline="always", _nrt=False)
 def _reconcile(balances, symbols, rows, slot) -> None:
     """Bring the order's hold to exactly ``hold_amount`` of its open qty (unless a replace is
     pending: then its extra stays held until matching answers)."""
@@ -119,7 +119,7 @@ def _reconcile(balances, symbols, rows, slot) -> None:
     rows[slot, O_HELD] -= diff
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, inline="always", _nrt=False)
 def drop_order(balances, positions, accounts, symbols, glob, keys, rows, slot, order_id) -> None:
     """Forget a finished order: release whatever it still holds and its open quantity."""
     a = rows[slot, O_ACCOUNT]
@@ -135,7 +135,7 @@ def drop_order(balances, positions, accounts, symbols, glob, keys, rows, slot, o
     orders.remove(keys, rows, glob, order_id)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, inline="always", _nrt=False)
 def _settle_trade(balances, positions, symbols, rows, slot, price, qty, maker) -> None:
     a = rows[slot, O_ACCOUNT]
     s = rows[slot, O_SYMBOL]
