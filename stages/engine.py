@@ -6,13 +6,17 @@ through validation and throttling (ingest), the risk pre-trade pass, the matchin
 the risk post-trade pass, exactly as the stages do in sequence. ``state_hash()``,
 ``snapshot()`` and ``restore()`` cover all of it (throttle buckets, risk, books).
 
-Determinism: the outcome is a function of the command stream *and its batch boundaries* —
-risk settles a batch's fills after matching it, so funds a fill frees are usable from the
-next batch on, as in the pipeline where settlement lags by the ring. Replaying the same
-batches from a snapshot rebuilds the same state; replaying them cut differently may not.
+Determinism: the outcome is a function of the sequenced command stream alone, however the
+caller cuts it into batches. Settlement lags pre-trade checks (in the pipeline risk runs
+ahead of matching's answers), so the lag is fixed by sequence numbers, not by batches:
+commands fall into *settlement windows* of ``settle_every`` consecutive seqs, every
+command of a window is checked before any fill of that window settles, and a window's
+events settle when its last seq has been matched (or, after a gap in seqs, before the
+first command of a later window). Funds a fill frees are usable from the next window on.
+Events of an open window wait in the engine and are part of its snapshot and hash.
 Holds stay exact all the same: a REPLACE sets its order's open quantity outright, so while
-its order may have fills of the same batch not yet settled, risk holds the replace in full
-and returns the excess when matching confirms it (see ``stages/risk/limits.py``).
+its order may have fills not yet settled, risk holds the replace in full and returns the
+excess when matching confirms it (see ``stages/risk/limits.py``).
 """
 
 from __future__ import annotations
@@ -26,12 +30,12 @@ from stages.ingest.throttle import Throttle, ThrottleConfig
 from stages.ingest.validate import validate_sequenced
 from stages.matching.engine import MatchingEngine
 from stages.matching.symbols import SymbolSpec
-from stages.records import COMMAND_DTYPE
+from stages.records import COMMAND_DTYPE, EVENT_DTYPE
 from stages.risk.config import RiskConfig
 from stages.risk.engine import RiskEngine
 
 _SNAPSHOT_FORMAT = "tradepipe.engine"
-_SNAPSHOT_VERSION = 1
+_SNAPSHOT_VERSION = 2
 
 
 class EngineConfig(msgspec.Struct, frozen=True):
@@ -45,8 +49,13 @@ class EngineConfig(msgspec.Struct, frozen=True):
     throttle: ThrottleConfig = msgspec.field(default_factory=ThrottleConfig)
     matching_order_capacity: int = 1 << 16
     emit_book_top: bool = True  # risk prices market buys from BOOK_TOP: keep it on
+    settle_every: int = 1024  # the settlement window, in seqs (see the module docstring)
 
     def __post_init__(self) -> None:
+        if self.settle_every < 1:
+            raise ValueError(
+                f"EngineConfig.settle_every = {self.settle_every} is invalid: expected >= 1"
+            )
         if self.matching_order_capacity < 1:
             raise ValueError(
                 f"EngineConfig.matching_order_capacity = {self.matching_order_capacity} is "
@@ -73,6 +82,7 @@ class _Snapshot(msgspec.Struct, frozen=True):
     throttle: dict[str, bytes]
     risk: bytes
     matching: bytes
+    unsettled: bytes  # events of the open settlement window, not yet settled
 
 
 class Engine:
@@ -88,6 +98,15 @@ class Engine:
             emit_book_top=config.emit_book_top,
         )
         self.last_seq = 0
+        self._unsettled: list[np.ndarray] = []  # event batches of the open window
+
+    @property
+    def unsettled_events(self) -> int:
+        """Events matched but not settled yet (their window is still open)."""
+        return sum(len(batch) for batch in self._unsettled)
+
+    def _window(self, seq: int) -> int:
+        return (seq - 1) // self.config.settle_every
 
     def process(self, commands: np.ndarray) -> np.ndarray:
         """Run a sequenced command batch through the chain; returns its events.
@@ -113,12 +132,35 @@ class Engine:
                 f"command seq {int(commands['seq'][bad])} (batch index {bad}) does not "
                 f"increase: expected > {prev}; was this batch already applied?"
             )
+        seqs = commands["seq"]
+        windows = (seqs - 1) // self.config.settle_every
+        cuts = np.flatnonzero(windows[1:] != windows[:-1]) + 1
+        if len(cuts) == 0:
+            return self._process_window(commands)
+        parts = [self._process_window(part).copy() for part in np.split(commands, cuts)]
+        return np.concatenate(parts)
+
+    def _process_window(self, commands: np.ndarray) -> np.ndarray:
+        """Check, match and (when the window closes) settle commands of one window."""
+        first, last = int(commands["seq"][0]), int(commands["seq"][-1])
+        if self._unsettled and self._window(first) != self._window(self.last_seq):
+            self._settle()  # a gap in seqs skipped the old window's last seq
         self.throttle.check(commands)
         self.risk.pre_trade(commands)
         events = self.matching.process(commands)
-        self.risk.post_trade(events)
-        self.last_seq = int(commands["seq"][-1])
+        self.last_seq = last
+        if last % self.config.settle_every == 0:  # the window's last seq: it closes
+            self._settle(events)
+        else:
+            self._unsettled.append(events.copy())
         return events
+
+    def _settle(self, closing: np.ndarray | None = None) -> None:
+        for events in self._unsettled:
+            self.risk.post_trade(events)
+        self._unsettled.clear()
+        if closing is not None:
+            self.risk.post_trade(closing)
 
     # --- persistence -----------------------------------------------------------------------
 
@@ -129,7 +171,15 @@ class Engine:
         for part in (self.throttle.state_hash(), self.risk.state_hash()):
             h.update(part.encode())
         h.update(self.matching.state_hash().encode())
+        unsettled = self._unsettled_batch()
+        unsettled["dt_match"] = 0  # a latency, not state
+        h.update(unsettled.tobytes())
         return h.hexdigest()
+
+    def _unsettled_batch(self) -> np.ndarray:
+        if not self._unsettled:
+            return np.zeros(0, dtype=EVENT_DTYPE)
+        return np.concatenate(self._unsettled)
 
     def snapshot(self) -> bytes:
         """Everything needed to rebuild this engine, as bytes (msgpack)."""
@@ -142,6 +192,7 @@ class Engine:
                 throttle=self.throttle.state(),
                 risk=self.risk.snapshot(),
                 matching=self.matching.snapshot(),
+                unsettled=self._unsettled_batch().tobytes(),
             )
         )
 
@@ -164,4 +215,6 @@ class Engine:
         engine.risk = RiskEngine.restore(snap.risk)
         engine.matching = MatchingEngine.restore(snap.matching)
         engine.last_seq = snap.last_seq
+        unsettled = np.frombuffer(snap.unsettled, dtype=EVENT_DTYPE).copy()
+        engine._unsettled = [unsettled] if len(unsettled) else []
         return engine

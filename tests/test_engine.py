@@ -26,7 +26,10 @@ from tests.test_risk_helpers import (
 ALICE, BOB = 1, 2
 
 
-def funded(config: EngineConfig | None = None, usd=10_000, btc=100):
+def funded(config: EngineConfig | None = None, usd=10_000, btc=100, settle_every=1):
+    """An engine with Alice and Bob funded. ``settle_every=1`` settles each command's fills
+    before the next command is checked, which keeps these scenarios easy to follow."""
+    config = msgspec.structs.replace(config or EngineConfig(), settle_every=settle_every)
     engine = Engine(config)
     seq = Seq()
     engine.process(
@@ -116,7 +119,7 @@ def test_market_buy_is_protected_and_pays_only_what_it_takes():
 
 
 def test_replace_after_an_unsettled_fill_is_sized_on_the_real_open_qty():
-    engine, seq = funded(usd=1_000)
+    engine, seq = funded(usd=1_000, settle_every=4)  # seqs 5..8 share a settlement window
     engine.process(commands(buy(seq(), 1, ALICE, 100, 10)))  # all of alice's dollars held
     events = engine.process(
         commands(
@@ -184,3 +187,32 @@ def test_config_decodes_from_plain_data_like_toml_and_names_bad_fields():
     data["risk"]["instruments"][0]["taker_fee_bps"] = 20_000
     with pytest.raises(msgspec.ValidationError, match="taker_fee_bps"):
         msgspec.convert(data, EngineConfig)
+
+
+def test_fills_settle_when_their_window_closes_however_the_stream_is_batched():
+    """Seqs 1..6 form one settlement window: Bob's dollars from the fill at seq 4 are not
+    usable at seq 5, and are at seq 7 — in one batch or cut anywhere."""
+    seq = Seq()
+    stream = commands(
+        deposit(seq(), ALICE, USD, 1_000),
+        deposit(seq(), BOB, BTC, 10),
+        sell(seq(), 1, BOB, 100, 5),
+        buy(seq(), 2, ALICE, 100, 5),  # seq 4 fills Bob's sell: Bob is owed 500 USD
+        buy(seq(), 3, BOB, 100, 1),  # seq 5: same window, not settled yet
+        buy(seq(), 4, ALICE, 90, 1),  # seq 6 closes the window: the fill settles
+        buy(seq(), 5, BOB, 100, 1),  # seq 7: Bob can spend his 500 USD
+    )
+    outcomes = []
+    for cuts in ([], [4], [5], [1, 2, 3, 4, 5, 6], [3, 6]):
+        engine = Engine(EngineConfig(settle_every=6))
+        parts = [engine.process(part.copy()).copy() for part in np.split(stream, cuts)]
+        events = np.concatenate(parts)
+        outcomes.append(
+            (events[["seq", "kind", "order_id", "reason"]].tolist(), engine.state_hash())
+        )
+    assert all(outcome == outcomes[0] for outcome in outcomes)
+    events = dict(
+        ((seq_, order_id), (kind, reason)) for seq_, kind, order_id, reason in outcomes[0][0]
+    )
+    assert events[(5, 3)] == (EventType.REJECTED, Reason.INSUFFICIENT_FUNDS)
+    assert events[(7, 5)] == (EventType.ACCEPTED, Reason.OK)

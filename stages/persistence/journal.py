@@ -747,7 +747,7 @@ class JournalWriter:
 
         The batch is one append: it goes whole into one segment (rotating first if it does
         not fit, so a segment exceeds ``segment_bytes`` only when one append does) and
-        readers yield it whole, so a replay feeds the engine the same batch boundaries.
+        readers yield it whole, so a replay sees the batches that were written.
         """
         if self._failed is not None:
             raise JournalError(f"journal {self.directory} is closed for writing: {self._failed}")
@@ -775,7 +775,7 @@ class JournalWriter:
         blocks = -(-n // self._max_block_records)
         size = n * rs + blocks * BLOCK_HEADER.size
         if self._offset > self._segment_header_size and self._offset + size > self.segment_bytes:
-            self._rotate()  # appends never span segments: a replay sees the same batches
+            self._rotate()  # appends never span segments: a torn append stays in one file
         start = self._offset
         done = 0
         while done < n:
