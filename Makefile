@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 
 ## run: the most complete main job the project has, on embedded defaults, ending with a summary.
 run: $(STAMP)
-	$(BIN)/tradepipe demo
+	$(BIN)/tradepipe run --fresh
 
 ## test: lint, then the fast suite, then the slow (multiprocess, fault, long property) suite.
 test: lint test-fast test-slow

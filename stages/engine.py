@@ -136,24 +136,31 @@ class Engine:
         windows = (seqs - 1) // self.config.settle_every
         cuts = np.flatnonzero(windows[1:] != windows[:-1]) + 1
         if len(cuts) == 0:
-            return self._process_window(commands)
-        parts = [self._process_window(part).copy() for part in np.split(commands, cuts)]
-        return np.concatenate(parts)
+            return self._process_window(commands, earlier=None)
+        events = None
+        for part in np.split(commands, cuts):
+            events = self._process_window(part, earlier=events)
+        return events
 
-    def _process_window(self, commands: np.ndarray) -> np.ndarray:
-        """Check, match and (when the window closes) settle commands of one window."""
+    def _process_window(self, commands: np.ndarray, earlier: np.ndarray | None) -> np.ndarray:
+        """Check, match and (when the window closes) settle commands of one window.
+
+        ``earlier`` is what this call returned for the batch's previous window, if any: the
+        events then accumulate in matching's buffer (no copies) and the whole is returned.
+        """
         first, last = int(commands["seq"][0]), int(commands["seq"][-1])
         if self._unsettled and self._window(first) != self._window(self.last_seq):
             self._settle()  # a gap in seqs skipped the old window's last seq
         self.throttle.check(commands)
         self.risk.pre_trade(commands)
-        events = self.matching.process(commands)
+        batch_events = self.matching.process(commands, append=earlier is not None)
+        events = batch_events[0 if earlier is None else len(earlier) :]
         self.last_seq = last
         if last % self.config.settle_every == 0:  # the window's last seq: it closes
             self._settle(events)
         else:
             self._unsettled.append(events.copy())
-        return events
+        return batch_events
 
     def _settle(self, closing: np.ndarray | None = None) -> None:
         for events in self._unsettled:

@@ -124,3 +124,15 @@ def test_restore_sizes_books_by_their_levels_not_their_orders():
     bids, _ = restored.depth(20, 200)
     assert bids[0].tolist() == [100, 3, 3]
     assert len(bids) == 100
+
+
+@pytest.mark.parametrize("cut", [0, 1, 150, 299])
+def test_append_accumulates_events_of_consecutive_calls(cut):
+    commands = stream(seed=5)
+    whole = MatchingEngine(SPECS).process(commands).copy()
+    engine = MatchingEngine(SPECS)
+    first = engine.process(commands[:cut]).copy()
+    both = engine.process(commands[cut:], append=True)
+    assert np.array_equal(without_dt(both), without_dt(whole))
+    assert np.array_equal(without_dt(both[: len(first)]), without_dt(first))
+    assert len(engine.process(commands[:0])) == 0, "without append the buffer starts over"

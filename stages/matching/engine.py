@@ -132,18 +132,25 @@ class MatchingEngine:
         self._ht = np.zeros((1024, 2), dtype=np.int64)
         self._scratch = np.zeros(6 * nb, dtype=np.int64)
         self._events = np.zeros(4096, dtype=EVENT_DTYPE)
+        self._events_end = 0  # events of the last process() call end here
 
     # ------------------------------------------------------------------ batch processing
-    def process(self, commands: np.ndarray) -> np.ndarray:
+    def process(self, commands: np.ndarray, append: bool = False) -> np.ndarray:
         """Process a batch of COMMAND_DTYPE records in order; return the EVENT_DTYPE records
-        produced (a view of an internal buffer, valid until the next call)."""
+        produced (a view of an internal buffer, valid until the next call).
+
+        With ``append`` the events follow those of the previous call in the buffer and the
+        view covers both calls (a caller splitting a batch gets one array, no copies).
+        """
         cw = self._command_words(commands)
         t0 = time.perf_counter_ns()
-        i = pos = 0
+        i = 0
+        pos = self._events_end if append else 0
         while True:
             ew = self._events.view("<i8").reshape(-1, 8)
             i, pos, status, need = self._run(cw, i, ew, pos, t0)
             if status == ST_DONE:
+                self._events_end = pos
                 return self._events[:pos]
             if status == ST_OUT_FULL:
                 grown = np.zeros(max(2 * len(self._events), pos + need), dtype=EVENT_DTYPE)

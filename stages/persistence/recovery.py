@@ -86,6 +86,7 @@ def replay_journal(
     repair: bool = False,
     to_seq: int | None = None,
     on_events: Callable[[np.ndarray], None] | None = None,
+    snapshot_max_seq: int | None = None,
 ) -> ReplayResult:
     """Rebuild state from the newest valid snapshot (if any) and the journal after it.
 
@@ -93,10 +94,19 @@ def replay_journal(
     the class of ``factory()``'s) rebuilds one from a snapshot payload. A torn journal tail
     ends the replay with a warning (and is cut off if ``repair``); corruption raises
     :class:`~stages.persistence.journal.JournalCorruptError`; a journal that does not join its
-    snapshot raises :class:`RecoveryError`. This is what ``tradepipe replay`` calls.
+    snapshot raises :class:`RecoveryError`. ``snapshot_max_seq`` starts from an older
+    snapshot (0: the initial state) to replay more of the journal, e.g. for an audit.
+    This is what ``tradepipe replay`` calls.
     """
     with JournalReader(journal_dir, dtype, repair=repair) as reader:
-        return _replay(reader, journal_dir, snapshot_dir, factory, restore, to_seq, on_events)
+        newest = (
+            to_seq
+            if snapshot_max_seq is None
+            else min(snapshot_max_seq, to_seq or snapshot_max_seq)
+        )
+        return _replay(
+            reader, journal_dir, snapshot_dir, factory, restore, to_seq, on_events, newest
+        )
 
 
 def _replay(
@@ -107,10 +117,11 @@ def _replay(
     restore: Callable[[bytes], Replayable] | None,
     to_seq: int | None,
     on_events: Callable[[np.ndarray], None] | None,
+    snapshot_max_seq: int | None,
 ) -> ReplayResult:
     snapshot = None
     if snapshot_dir is not None and Path(snapshot_dir).is_dir():
-        snapshot = SnapshotStore(snapshot_dir).latest(max_seq=to_seq)
+        snapshot = SnapshotStore(snapshot_dir).latest(max_seq=snapshot_max_seq)
     first = reader.first_seq
     if snapshot is not None:
         state = (restore or _restorer(factory))(snapshot.payload)
