@@ -38,6 +38,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ringbuffer import Backoff, BusySpin, EndOfStreamError, Ring
+from ringbuffer.records import copy_records
 
 RECORD = np.dtype([("seq", "<i8"), ("ts", "<i8"), ("value", "<i8"), ("pad", "u1", (40,))])
 BATCH = 256
@@ -147,7 +148,7 @@ def ring_producer(name, mode, n, start):
         claim, publish = producer.claim, producer.publish
         while sent < n:
             for view in claim(BATCH):
-                view[:] = source[: len(view)]
+                copy_records(view, source[: len(view)])
             publish()
             sent += BATCH
     else:  # latency: one record at a time, paced

@@ -40,6 +40,7 @@ from ringbuffer.errors import (
     LayoutMismatchError,
     PeerDeadError,
 )
+from ringbuffer.records import clone_records, concat_records, copy_records
 from ringbuffer.segments import (
     Segment,
     attach_segment,
@@ -450,7 +451,7 @@ class Producer:
         while done < total:
             n = min(total - done, self._capacity)
             for view in self.claim(n, timeout):
-                view[:] = records[done : done + len(view)]
+                copy_records(view, records[done : done + len(view)])
                 done += len(view)
             self.publish()
 
@@ -632,7 +633,7 @@ class Consumer:
     def take(self, limit: int | None = None, timeout: float | None = None) -> np.ndarray:
         """Wait, copy up to ``limit`` records out and release them (convenience path)."""
         views = self.wait(limit, timeout)
-        batch = views[0].copy() if len(views) == 1 else np.concatenate(views)
+        batch = clone_records(views[0]) if len(views) == 1 else concat_records(views)
         self.release()
         return batch
 

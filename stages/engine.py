@@ -26,6 +26,7 @@ import hashlib
 import msgspec
 import numpy as np
 
+from ringbuffer.records import clone_records, concat_records
 from stages.ingest.throttle import Throttle, ThrottleConfig
 from stages.ingest.validate import validate_sequenced
 from stages.matching.engine import MatchingEngine
@@ -159,7 +160,7 @@ class Engine:
         if last % self.config.settle_every == 0:  # the window's last seq: it closes
             self._settle(events)
         else:
-            self._unsettled.append(events.copy())
+            self._unsettled.append(clone_records(events))
         return batch_events
 
     def _settle(self, closing: np.ndarray | None = None) -> None:
@@ -186,7 +187,7 @@ class Engine:
     def _unsettled_batch(self) -> np.ndarray:
         if not self._unsettled:
             return np.zeros(0, dtype=EVENT_DTYPE)
-        return np.concatenate(self._unsettled)
+        return concat_records(self._unsettled)
 
     def snapshot(self) -> bytes:
         """Everything needed to rebuild this engine, as bytes (msgpack)."""
@@ -222,6 +223,6 @@ class Engine:
         engine.risk = RiskEngine.restore(snap.risk)
         engine.matching = MatchingEngine.restore(snap.matching)
         engine.last_seq = snap.last_seq
-        unsettled = np.frombuffer(snap.unsettled, dtype=EVENT_DTYPE).copy()
+        unsettled = clone_records(np.frombuffer(snap.unsettled, dtype=EVENT_DTYPE))
         engine._unsettled = [unsettled] if len(unsettled) else []
         return engine

@@ -21,8 +21,6 @@ from stages.persistence.recovery import (
     RecoveryError,
     Replayable,
     Snapshotter,
-    default_engine_factory,
-    journal_symbols,
     recover,
     replay_journal,
 )
@@ -238,21 +236,6 @@ def test_matching_engine_recovers_to_the_same_state_hash(tmp_path: Path) -> None
     assert from_scratch.replayed == sum(sizes)
 
 
-def test_default_engine_factory_replays_a_journal(tmp_path: Path) -> None:
-    engine_mod = pytest.importorskip("stages.matching.engine")
-    from stages.matching.symbols import SymbolSpec
-
-    sizes = [100, 250, 80]
-    uninterrupted = engine_mod.MatchingEngine([SymbolSpec(symbol=s) for s in range(3)])
-    expected = run_and_journal(
-        tmp_path / "j", None, uninterrupted, sizes, stream=matching_stream, segment_bytes=1 << 20
-    )
-    symbols = journal_symbols(tmp_path / "j")
-    assert symbols == [0, 1, 2]
-    result = replay_journal(tmp_path / "j", None, default_engine_factory(symbols))
-    assert result.state_hash == expected
-
-
 # --------------------------------------------------------------------------------------------
 # the whole in-process chain (ingest checks, risk, matching, settlement)
 
@@ -307,4 +290,3 @@ def test_engine_recovers_to_the_uninterrupted_state_hash(tmp_path: Path) -> None
     assert recovered.state_hash() == expected
     from_scratch = replay_journal(journal, None, engine_mod.Engine)
     assert from_scratch.state_hash == expected
-    assert default_engine_factory() is engine_mod.Engine

@@ -1,11 +1,11 @@
 """``tradepipe replay``: drive the matching engine from recorded input and report what happened.
 
 One sub-command, several input modes. Each mode is a ``ReplayMode``: it adds its own
-arguments, says whether the parsed arguments select it, and runs. A new mode (for example
-replaying the journal with ``--journal DIR``) is one more entry in ``MODES``; the shared
+arguments, says whether the parsed arguments select it, and runs. A new mode is one more entry in ``MODES``; the shared
 argument parsing and dispatch below do not change.
 
-Modes here: ``--format lobster MESSAGE_FILE`` and ``--format itch50 FILE``.
+Modes here: ``--format lobster MESSAGE_FILE``, ``--format itch50 FILE`` and
+``--journal DIR`` (rebuild the engine from snapshot + journal and print its state hash).
 """
 
 from __future__ import annotations
@@ -17,7 +17,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline.config import ConfigError, load_config
+from stages.engine import Engine
 from stages.ingest import feed_replay, lobster
+from stages.persistence.journal import JournalError
+from stages.persistence.recovery import replay_journal
 
 
 @dataclass(frozen=True)
@@ -169,17 +173,71 @@ def _run_feed(args: argparse.Namespace) -> int:
     return run_lobster(args) if args.format == "lobster" else run_itch50(args)
 
 
+def _journal_arguments(parser: argparse.ArgumentParser) -> None:
+    journal = parser.add_argument_group("a tradepipe journal (--journal)")
+    journal.add_argument("--journal", metavar="DIR", help="journal directory to replay")
+    journal.add_argument(
+        "--snapshots",
+        metavar="DIR",
+        help="snapshot directory: start from its newest valid snapshot (default: none)",
+    )
+    journal.add_argument(
+        "--from-start",
+        action="store_true",
+        help="start from the snapshot of the initial state (seq 0): replay the whole journal",
+    )
+    journal.add_argument(
+        "--config",
+        metavar="TOML",
+        help="engine configuration when no snapshot is used (default: embedded defaults)",
+    )
+    journal.add_argument("--to-seq", type=int, help="stop after this sequence number")
+
+
+def _is_journal(args: argparse.Namespace) -> bool:
+    return getattr(args, "journal", None) is not None
+
+
+def _run_journal(args: argparse.Namespace) -> int:
+    try:
+        engine_config = load_config(args.config).engine
+    except ConfigError as error:
+        print(f"tradepipe replay: {error}", file=sys.stderr)
+        return 2
+    try:
+        result = replay_journal(
+            args.journal,
+            args.snapshots,
+            lambda: Engine(engine_config),
+            to_seq=args.to_seq,
+            snapshot_max_seq=0 if args.from_start else None,
+        )
+    except (JournalError, OSError, ValueError) as error:
+        print(f"tradepipe replay: {error}", file=sys.stderr)
+        return 1
+    if result.snapshot_seq is None:
+        start = f"the initial state (config: {args.config or 'embedded defaults'})"
+    else:
+        start = f"snapshot @ seq {result.snapshot_seq}"
+    print(f"replayed {result.replayed} journal records from {start} up to seq {result.last_seq}")
+    for torn in result.torn:
+        print(f"  torn tail: {torn.describe()}")
+    print(f"state hash {result.state_hash}")
+    return 0
+
+
 #: Every input mode, checked in order; the first whose ``selected`` is true runs.
 MODES: list[ReplayMode] = [
     ReplayMode("--format lobster|itch50 FILE", _feed_arguments, _is_feed, _run_feed),
+    ReplayMode("--journal DIR [--snapshots DIR]", _journal_arguments, _is_journal, _run_journal),
 ]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "replay",
-        help="replay recorded input into the matching engine and summarise it",
-        description="Replay recorded input into the matching engine. Modes: "
+        help="replay recorded input (market data or a journal) and summarise it",
+        description="Replay recorded input into tradepipe's engines. Modes: "
         + "; ".join(m.name for m in MODES),
     )
     for mode in MODES:
@@ -192,7 +250,7 @@ def run(args: argparse.Namespace) -> int:
         if mode.selected(args):
             return mode.run(args)
     print(
-        "tradepipe replay: say what to replay, e.g. --format lobster|itch50 FILE",
+        "tradepipe replay: say what to replay: --format lobster|itch50 FILE or --journal DIR",
         file=sys.stderr,
     )
     return 2

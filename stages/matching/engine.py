@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import msgspec
 import numpy as np
 
+from ringbuffer.records import copy_records
 from stages.records import COMMAND_DTYPE, EVENT_DTYPE
 
 from . import book
@@ -154,7 +155,7 @@ class MatchingEngine:
                 return self._events[:pos]
             if status == ST_OUT_FULL:
                 grown = np.zeros(max(2 * len(self._events), pos + need), dtype=EVENT_DTYPE)
-                grown[:pos] = self._events[:pos]
+                copy_records(grown[:pos], self._events[:pos])
                 self._events = grown
             else:
                 self._grow(status)

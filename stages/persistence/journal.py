@@ -42,6 +42,8 @@ import crc32c
 import numba
 import numpy as np
 
+from ringbuffer.records import concat_records
+
 MAGIC = b"TPJOURNL"
 VERSION = 1
 SEGMENT_SUFFIX = ".tpj"
@@ -521,7 +523,7 @@ def _scan_blocks(
         offset = end
         seq = first + count
         if not flags & BLOCK_CONTINUES:
-            whole = None if skipping else parts[0] if len(parts) == 1 else np.concatenate(parts)
+            whole = None if skipping else parts[0] if len(parts) == 1 else concat_records(parts)
             yield append_offset, append_seq, seq - append_seq, whole
             parts, skipping = [], False
     if pending:  # the last append's final block never made it
@@ -1003,7 +1005,7 @@ class JournalReader:
         parts = list(self.batches(from_seq, to_seq))
         if not parts:
             return np.empty(0, dtype=self.dtype)
-        return np.concatenate(parts)
+        return concat_records(parts)
 
     def _blocks(
         self, start: int, skip_before: int | None

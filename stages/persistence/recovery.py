@@ -9,10 +9,8 @@ the matching engine, the risk + matching ``Engine``, or a test's tiny counter.
 
 from __future__ import annotations
 
-import functools
-import importlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -21,7 +19,7 @@ import numpy as np
 
 from stages.persistence.journal import JournalError, JournalReader, TornTail
 from stages.persistence.snapshots import SnapshotStore
-from stages.records import COMMAND_DTYPE, CommandType
+from stages.records import COMMAND_DTYPE
 
 
 @runtime_checkable
@@ -36,17 +34,6 @@ class Replayable(Protocol):
     def restore(cls, data: bytes) -> Replayable: ...
 
     def state_hash(self) -> str: ...
-
-
-#: Commands whose ``symbol`` field names no book (an asset id, or unused).
-ASSET_COMMANDS = frozenset(
-    {
-        CommandType.DEPOSIT,
-        CommandType.WITHDRAW,
-        CommandType.KILL_SWITCH,
-        CommandType.KILL_SWITCH_RELEASE,
-    }
-)
 
 
 class RecoveryError(JournalError):
@@ -206,43 +193,3 @@ class Snapshotter:
         path = self.store.save(last_seq, state.snapshot())
         self.last_snapshot_seq = last_seq
         return path
-
-
-def journal_symbols(journal_dir: str | os.PathLike[str]) -> list[int]:
-    """The symbol ids the journal's order and halt commands use (asset ids of deposits and
-    withdrawals left out): what a matching engine replaying it must be configured with."""
-    market = np.array([k for k in CommandType if k not in ASSET_COMMANDS], dtype=np.uint8)
-    seen: set[int] = set()
-    for batch in JournalReader(journal_dir, COMMAND_DTYPE).batches():
-        seen.update(np.unique(batch["symbol"][np.isin(batch["kind"], market)]).tolist())
-    return sorted(seen)
-
-
-def default_engine_factory(symbols: Sequence[int] | None = None) -> Callable[[], Replayable]:
-    """A zero-argument factory of the pipeline's deterministic chain, for ``tradepipe replay``.
-
-    ``stages.engine.Engine`` (risk + matching) when it exists and no ``symbols`` are given;
-    otherwise ``stages.matching.engine.MatchingEngine`` with a default ``SymbolSpec`` for each
-    of ``symbols`` (see :func:`journal_symbols`). A replay that needs the pipeline's real
-    symbol rules should build its own factory from the configuration.
-    """
-    if symbols is None:
-        try:
-            return importlib.import_module("stages.engine").Engine
-        except (ImportError, AttributeError):
-            pass
-    try:
-        engine = importlib.import_module("stages.matching.engine")
-        specs = importlib.import_module("stages.matching.symbols")
-    except ImportError as exc:
-        raise JournalError(
-            f"no deterministic engine to replay into: stages.engine.Engine is not there and "
-            f"the matching engine does not import ({exc})"
-        ) from exc
-    if symbols is None:
-        raise JournalError(
-            "replaying into the matching engine alone needs its symbol ids "
-            "(journal_symbols(journal_dir) lists the ones the journal uses)"
-        )
-    spec_list = [specs.SymbolSpec(symbol=int(s)) for s in symbols]
-    return functools.partial(engine.MatchingEngine, spec_list)
