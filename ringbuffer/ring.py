@@ -332,6 +332,12 @@ class Ring:
 class Producer:
     """The single writer of a ring: claims slots, fills them in place, publishes."""
 
+    __slots__ = (
+        "_buf", "_capacity", "_cursor", "_cursor_parked", "_cursor_view", "_data_at", "_gate",
+        "_gates", "_last_peer_check", "_mask", "_next", "_ordered", "_peer", "_record_size",
+        "_records", "_state", "ring", "stale_after", "wait_strategy",
+    )  # fmt: skip
+
     def __init__(self, ring: Ring, wait: WaitStrategy, stale_after: float | None) -> None:
         self.ring = ring
         self.wait_strategy = wait
@@ -503,6 +509,13 @@ class Producer:
 
 class Consumer:
     """A named reader of a ring: reads views of available records, then releases them."""
+
+    __slots__ = (
+        "_available", "_buf", "_capacity", "_cursor", "_cursor_parked", "_cursor_view",
+        "_data_at", "_dependencies", "_last_peer_check", "_mask", "_next", "_ordered",
+        "_pending", "_producer_cursor", "_producer_state", "_read_available", "_record_size",
+        "_records", "_slot", "after", "name", "ring", "stale_after", "wait_strategy",
+    )  # fmt: skip
 
     def __init__(
         self, ring: Ring, index: int, wait: WaitStrategy, stale_after: float | None
