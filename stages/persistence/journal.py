@@ -43,6 +43,7 @@ import numba
 import numpy as np
 
 from ringbuffer.records import concat_records
+from stages.persistence.durable import fsync_dir
 
 MAGIC = b"TPJOURNL"
 VERSION = 1
@@ -270,14 +271,6 @@ def segment_name(first_seq: int) -> str:
 def list_segments(directory: Path) -> list[Path]:
     """The segment files of a journal directory, oldest first."""
     return sorted(p for p in directory.iterdir() if _SEGMENT_NAME.match(p.name))
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def build_file_header(dtype: np.dtype, first_seq: int, created_ns: int | None = None) -> bytes:
@@ -558,7 +551,7 @@ def _drop_torn_segment(path: Path, size: int, *, repair: bool, locked: bool = Fa
         lock = -1 if locked else lock_journal(path.parent, "removing a torn segment")
         try:
             path.unlink()
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
         finally:
             if lock >= 0:
                 os.close(lock)
@@ -636,7 +629,7 @@ class JournalWriter:
                     raise ValueError(f"journal first_seq={first_seq} must be >= 0")
                 self._next_seq = first_seq
                 self._create_segment(first_seq)
-                _fsync_dir(self.directory)
+                fsync_dir(self.directory)
         except BaseException:
             self.close_quietly()  # release the lock: this writer never came to be
             raise
@@ -687,7 +680,7 @@ class JournalWriter:
             if not segments:  # the first segment's creation was cut off: start it again
                 self._next_seq = int(last.name[:20])
                 self._create_segment(self._next_seq)
-                _fsync_dir(self.directory)
+                fsync_dir(self.directory)
                 return
             last = segments[-1]
             size = last.stat().st_size
@@ -736,7 +729,7 @@ class JournalWriter:
         self._fd = -1
         self._create_segment(self._next_seq)
         if self.fsync is not FsyncPolicy.NEVER:
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
 
     # -- appending -------------------------------------------------------------------------------
 
@@ -1079,5 +1072,5 @@ def prune_segments(directory: str | os.PathLike[str], covered_seq: int) -> list[
         path.unlink()
         removed.append(path)
     if removed:
-        _fsync_dir(directory)
+        fsync_dir(directory)
     return removed

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import crc32c
 
+from stages.persistence.durable import fsync_dir
+
 MAGIC = b"TPSNAPSH"
 VERSION = 1
 #: magic, version, header_size, seq, payload_len, created (unix ns), reserved,
@@ -55,14 +57,6 @@ class Snapshot:
 
 def snapshot_name(seq: int) -> str:
     return f"snapshot-{seq:020d}.tps"
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def encode_snapshot(seq: int, payload: bytes, created_ns: int | None = None) -> bytes:
@@ -140,7 +134,7 @@ class SnapshotStore:
             raise SnapshotError(f"snapshot {path}: write failed: {exc}") from exc
         os.close(fd)
         os.replace(tmp, path)
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
         self.prune()
         return path
 
@@ -151,7 +145,7 @@ class SnapshotStore:
         for path in removed:
             path.unlink(missing_ok=True)
         if removed:
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
         return removed
 
     def load(self, path: Path) -> Snapshot:
