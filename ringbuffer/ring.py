@@ -333,8 +333,8 @@ class Producer:
     """The single writer of a ring: claims slots, fills them in place, publishes."""
 
     __slots__ = (
-        "_buf", "_capacity", "_cursor", "_cursor_parked", "_cursor_view", "_data_at", "_gate",
-        "_gates", "_last_peer_check", "_mask", "_next", "_ordered", "_peer", "_record_size",
+        "_buf", "_capacity", "_cursor", "_data_at", "_gate",
+        "_gates", "_last_peer_check", "_mask", "_next", "_peer", "_record_size",
         "_records", "_state", "ring", "stale_after", "wait_strategy",
     )  # fmt: skip
 
@@ -351,9 +351,6 @@ class Producer:
         self._data_at = ring.data_offset
         self._record_size = ring.record_size
         self._cursor = ring._sequence(layout.PRODUCER_CURSOR_OFFSET)
-        self._cursor_view = self._cursor.view
-        self._cursor_parked = self._cursor.parked
-        self._ordered = self._cursor.ordered
         self._state = ring._sequence(layout.PRODUCER_STATE_OFFSET)
         self._state.set(layout.PRODUCER_ATTACHED)
         self._gates = [
@@ -442,13 +439,7 @@ class Producer:
 
     def publish(self) -> None:
         """Make every claimed slot visible to consumers (one release store of the cursor)."""
-        last = self._next - 1
-        if self._ordered:
-            self._cursor_view[0] = last
-        else:
-            self._cursor.set(last)
-        if self._cursor_parked[0]:
-            self._cursor.wake()
+        self._cursor.publish(self._next - 1)
 
     def publish_batch(self, records: np.ndarray, timeout: float | None = None) -> None:
         """Copy ``records`` into the ring (in capacity-sized chunks) and publish them."""
@@ -471,12 +462,7 @@ class Producer:
         offset = self._data_at + (seq & self._mask) * self._record_size
         self._buf[offset : offset + self._record_size] = record
         self._next = seq + 1
-        if self._ordered:
-            self._cursor_view[0] = seq
-        else:
-            self._cursor.set(seq)
-        if self._cursor_parked[0]:
-            self._cursor.wake()
+        self.publish()
         return True
 
     def put(self, record: bytes | memoryview | np.void, timeout: float | None = None) -> None:
@@ -511,8 +497,8 @@ class Consumer:
     """A named reader of a ring: reads views of available records, then releases them."""
 
     __slots__ = (
-        "_available", "_buf", "_capacity", "_cursor", "_cursor_parked", "_cursor_view",
-        "_data_at", "_dependencies", "_last_peer_check", "_mask", "_next", "_ordered",
+        "_available", "_buf", "_capacity", "_cursor",
+        "_data_at", "_dependencies", "_last_peer_check", "_mask", "_next",
         "_pending", "_producer_cursor", "_producer_state", "_read_available", "_record_size",
         "_records", "_slot", "after", "name", "ring", "stale_after", "wait_strategy",
     )  # fmt: skip
@@ -533,9 +519,6 @@ class Consumer:
         self._data_at = ring.data_offset
         self._record_size = ring.record_size
         self._cursor = ring._sequence(layout.consumer_offset(index) + layout.CURSOR_FIELD_OFFSET)
-        self._cursor_view = self._cursor.view
-        self._cursor_parked = self._cursor.parked
-        self._ordered = self._cursor.ordered
         self._producer_cursor = ring._sequence(layout.PRODUCER_CURSOR_OFFSET)
         self._producer_state = ring._sequence(layout.PRODUCER_STATE_OFFSET)
         mask = int(self._slot[0]["after_mask"])
@@ -636,12 +619,7 @@ class Consumer:
         if last < self._next:
             return
         self._next = last + 1
-        if self._ordered:
-            self._cursor_view[0] = last
-        else:
-            self._cursor.set(last)
-        if self._cursor_parked[0]:
-            self._cursor.wake()
+        self._cursor.publish(last)
 
     def take(self, limit: int | None = None, timeout: float | None = None) -> np.ndarray:
         """Wait, copy up to ``limit`` records out and release them (convenience path)."""
@@ -659,14 +637,8 @@ class Consumer:
                 return None
         offset = self._data_at + (seq & self._mask) * self._record_size
         record = self._buf[offset : offset + self._record_size]
-        self._next = seq + 1
         self._pending = seq
-        if self._ordered:
-            self._cursor_view[0] = seq
-        else:
-            self._cursor.set(seq)
-        if self._cursor_parked[0]:
-            self._cursor.wake()
+        self.release()
         return record
 
     def get(self, timeout: float | None = None) -> bytes:

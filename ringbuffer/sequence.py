@@ -39,6 +39,15 @@ class Sequence:
         self.ordered = HARDWARE_ORDERED
         self.get, self.set = cursor_accessors(self.view, address)
 
+    def publish(self, value: int) -> None:
+        """Store ``value`` (release) and wake whoever is parked on this sequence."""
+        if self.ordered:  # ``set`` inlined: the cheapest correct store on x86-64
+            self.view[0] = value
+        else:
+            self.set(value)
+        if self.parked[0]:
+            self.wake()
+
     def park(self, seen: int, timeout_ns: int) -> None:
         """Sleep until this sequence moves away from ``seen``, a wake-up, or ``timeout_ns``."""
         self.parked[0] = 1

@@ -38,13 +38,80 @@ Housekeeping = Callable[[int], None]
 Park = Callable[[int], None]
 
 
-def _deadline(timeout: float | None, now: int) -> int | None:
-    return None if timeout is None else now + int(timeout * 1e9)
+class _Waiting:
+    """One wait in progress: the target, the callbacks, the deadline, and its phases.
 
+    Each phase returns the available sequence once it reaches the target, or ``None`` when
+    the phase's time is up; housekeeping and the timeout are checked the same way in all.
+    """
 
-def _timed_out(deadline: int | None, now: int, target: int) -> None:
-    if deadline is not None and now >= deadline:
-        raise WaitTimeoutError(f"sequence {target} not available before the timeout")
+    __slots__ = ("deadline", "housekeeping", "last_housekeeping", "now", "poll", "start", "target")
+
+    def __init__(
+        self, target: int, poll: Poll, housekeeping: Housekeeping, timeout: float | None
+    ) -> None:
+        self.target = target
+        self.poll = poll
+        self.housekeeping = housekeeping
+        self.start = self.now = self.last_housekeeping = time.monotonic_ns()
+        self.deadline = None if timeout is None else self.start + int(timeout * 1e9)
+
+    def keep_house(self, force: bool = False) -> None:
+        """Housekeeping at most every ``HOUSEKEEPING_NS`` (or now), then the timeout check."""
+        now = self.now
+        if force or now - self.last_housekeeping >= HOUSEKEEPING_NS:
+            self.housekeeping(now)
+            self.last_housekeeping = now
+        if self.deadline is not None and now >= self.deadline:
+            raise WaitTimeoutError(f"sequence {self.target} not available before the timeout")
+
+    def spin(self, until_ns: int | None, burst: int = 32) -> int | None:
+        """Poll without pause, looking at the clock every ``burst`` polls."""
+        poll, target, clock = self.poll, self.target, time.monotonic_ns
+        bursts = range(burst)
+        while until_ns is None or self.now < until_ns:
+            for _ in bursts:
+                available = poll()
+                if available >= target:
+                    return available
+            self.now = clock()
+            self.keep_house()
+        return None
+
+    def yield_core(self, until_ns: int | None) -> int | None:
+        """Poll with ``sched_yield()`` between polls: other threads of the core may run."""
+        poll, target, clock = self.poll, self.target, time.monotonic_ns
+        while until_ns is None or self.now < until_ns:
+            os.sched_yield()
+            available = poll()
+            if available >= target:
+                return available
+            self.now = clock()
+            self.keep_house()
+        return None
+
+    def park(self, park: Park, max_park_ns: int) -> int:
+        """Sleep in the kernel until a writer wakes us (at most ``max_park_ns`` a time)."""
+        while True:
+            self.keep_house(force=True)
+            limit = max_park_ns if self.deadline is None else self.deadline - self.now
+            park(max(1000, min(max_park_ns, limit)))
+            available = self.poll()
+            if available >= self.target:
+                return available
+            self.now = time.monotonic_ns()
+
+    def sleep(self, min_sleep_ns: int, max_sleep_ns: int) -> int:
+        """Sleep between polls, doubling the sleep up to ``max_sleep_ns``."""
+        sleep_ns = min_sleep_ns
+        while True:
+            self.keep_house(force=True)
+            time.sleep(sleep_ns / 1e9)
+            available = self.poll()
+            if available >= self.target:
+                return available
+            sleep_ns = min(sleep_ns * 2, max_sleep_ns)
+            self.now = time.monotonic_ns()
 
 
 class WaitStrategy:
@@ -67,54 +134,26 @@ class WaitStrategy:
 
 
 class BusySpin(WaitStrategy):
-    """Poll in a tight loop; housekeeping every ``batch`` polls."""
+    """Poll in a tight loop, forever (housekeeping between bursts of polls)."""
 
     name = "busy-spin"
 
-    def __init__(self, batch: int = 512) -> None:
-        self.batch = batch
-
     def wait(self, target, poll, housekeeping, timeout, park=None):
-        clock = time.monotonic_ns
-        deadline = _deadline(timeout, clock())
-        spins = range(self.batch)
-        while True:
-            for _ in spins:
-                available = poll()
-                if available >= target:
-                    return available
-            now = clock()
-            housekeeping(now)
-            _timed_out(deadline, now, target)
+        return _Waiting(target, poll, housekeeping, timeout).spin(until_ns=None, burst=512)
 
 
 class Yielding(WaitStrategy):
-    """Poll ``spins`` times, then give the core away with ``sched_yield`` between polls."""
+    """Spin for ``spin_ns``, then give the core away with ``sched_yield`` between polls."""
 
     name = "yielding"
 
-    def __init__(self, spins: int = 100) -> None:
-        self.spins = spins
+    def __init__(self, spin_ns: int = 2_000) -> None:
+        self.spin_ns = spin_ns
 
     def wait(self, target, poll, housekeeping, timeout, park=None):
-        clock = time.monotonic_ns
-        start = clock()
-        deadline = _deadline(timeout, start)
-        for _ in range(self.spins):
-            available = poll()
-            if available >= target:
-                return available
-        last_housekeeping = start
-        while True:
-            os.sched_yield()
-            available = poll()
-            if available >= target:
-                return available
-            now = clock()
-            if now - last_housekeeping >= HOUSEKEEPING_NS:
-                housekeeping(now)
-                last_housekeeping = now
-                _timed_out(deadline, now, target)
+        waiting = _Waiting(target, poll, housekeeping, timeout)
+        available = waiting.spin(waiting.start + self.spin_ns)
+        return available if available is not None else waiting.yield_core(until_ns=None)
 
 
 def lower_timer_slack(slack_ns: int = 1000) -> bool:
@@ -158,56 +197,17 @@ class Backoff(WaitStrategy):
         available = poll()
         if available >= target:
             return available
-        clock = time.monotonic_ns
-        start = clock()
-        deadline = _deadline(timeout, start)
-        last_housekeeping = start
-        # Phase 1: spin (poll in batches, looking at the clock between batches).
-        spin_until = start + self.spin_ns
-        now = start
-        while now < spin_until:
-            for _ in range(32):
-                available = poll()
-                if available >= target:
-                    return available
-            now = clock()
-        # Phase 2: yield the core between polls.
-        yield_until = start + self.yield_ns
-        while now < yield_until:
-            os.sched_yield()
-            available = poll()
-            if available >= target:
-                return available
-            now = clock()
-            if now - last_housekeeping >= HOUSEKEEPING_NS:
-                housekeeping(now)
-                last_housekeeping = now
-                _timed_out(deadline, now, target)
-        # Phase 3: park in the kernel until woken (bounded), or sleep with doubling sleeps.
+        waiting = _Waiting(target, poll, housekeeping, timeout)
+        available = waiting.spin(waiting.start + self.spin_ns)
+        if available is None:
+            available = waiting.yield_core(waiting.start + self.yield_ns)
+        if available is not None:
+            return available
         if park is not None:
-            while True:
-                housekeeping(now)
-                _timed_out(deadline, now, target)
-                limit = self.max_park_ns if deadline is None else deadline - now
-                park(max(1000, min(self.max_park_ns, limit)))
-                available = poll()
-                if available >= target:
-                    return available
-                now = clock()
+            return waiting.park(park, self.max_park_ns)
         if not self._slack_lowered:
-            lower_timer_slack()
-            self._slack_lowered = True
-        sleep_ns = self.min_sleep_ns
-        sleep = time.sleep
-        while True:
-            housekeeping(now)
-            _timed_out(deadline, now, target)
-            sleep(sleep_ns / 1e9)
-            available = poll()
-            if available >= target:
-                return available
-            sleep_ns = min(sleep_ns * 2, self.max_sleep_ns)
-            now = clock()
+            self._slack_lowered = lower_timer_slack()
+        return waiting.sleep(self.min_sleep_ns, self.max_sleep_ns)
 
 
 STRATEGIES: dict[str, type[WaitStrategy]] = {
