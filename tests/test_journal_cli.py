@@ -122,3 +122,16 @@ def test_export_parquet(journal: Path, tmp_path: Path, capsys: pytest.CaptureFix
         table = pq.read_table(out)
         assert table.column("seq").to_pylist() == list(range(1, 71))
         assert np.asarray(table.column("kind").to_pylist())[30] == "CANCEL"
+
+
+@pytest.mark.parametrize("action", ["dump", "export"])
+def test_dump_and_export_warn_of_a_torn_tail_once_before_their_summary(
+    journal: Path, capsys: pytest.CaptureFixture[str], action: str
+) -> None:
+    last = list_segments(journal)[-1]
+    os.truncate(last, last.stat().st_size - 3)
+    assert main(["journal", action, str(journal)]) == 0
+    err = capsys.readouterr().err.splitlines()
+    warned = [line for line in err if line.startswith("warning: ")]
+    assert len(warned) == 1 and str(last) in warned[0]
+    assert err.index(warned[0]) < len(err) - 1 and "records" in err[-1]

@@ -8,6 +8,7 @@ status; ``export`` writes JSON lines (or Parquet when pyarrow is installed).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import warnings
 from collections.abc import Iterator
@@ -98,6 +99,21 @@ def _print_torn(caught: list[warnings.WarningMessage]) -> None:
             print(f"warning: {w.message}", file=sys.stderr)
 
 
+@contextlib.contextmanager
+def _torn_tails_reported() -> Iterator[None]:
+    """Print the torn-tail warnings raised inside the block once it ends, failed or not.
+
+    dump and export read through the same reader: an operator should see each torn tail as
+    one ``warning:`` line on stderr, before any error message the failure leads to.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", TornTailWarning)
+        try:
+            yield
+        finally:
+            _print_torn(caught)
+
+
 # --------------------------------------------------------------------------------------------
 
 
@@ -112,9 +128,8 @@ def run_dump(args: argparse.Namespace) -> int:
     out = sys.stdout
     widths: dict[str, int] | None = None
     shown = 0
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", TornTailWarning)
-        try:
+    try:
+        with _torn_tails_reported():
             reader = JournalReader(args.directory)
             for batch in _selected(args, reader):
                 if left is not None:
@@ -134,11 +149,9 @@ def run_dump(args: argparse.Namespace) -> int:
                 shown += len(batch)
                 if left == 0:
                     break
-        except JournalError as error:
-            _print_torn(caught)
-            _fail("dump", error)
-            return EXIT_CORRUPT
-    _print_torn(caught)
+    except JournalError as error:
+        _fail("dump", error)
+        return EXIT_CORRUPT
     print(f"({shown} records)", file=sys.stderr)
     return EXIT_OK
 
@@ -181,23 +194,20 @@ def run_export(args: argparse.Namespace) -> int:
     encoder = msgspec.json.Encoder()
     sink: IO[bytes] = sys.stdout.buffer if args.output == "-" else open(args.output, "wb")  # noqa: SIM115
     count = 0
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", TornTailWarning)
-        try:
+    try:
+        with _torn_tails_reported():
             reader = JournalReader(args.directory)
             for batch in _selected(args, reader):
                 lines = [encoder.encode(row) for row in export.rows(batch)]
                 sink.write(b"\n".join(lines) + b"\n")
                 count += len(lines)
-        except JournalError as error:
-            _print_torn(caught)
-            _fail("export", error)
-            return EXIT_CORRUPT
-        finally:
-            sink.flush()
-            if sink is not sys.stdout.buffer:
-                sink.close()
-    _print_torn(caught)
+    except JournalError as error:
+        _fail("export", error)
+        return EXIT_CORRUPT
+    finally:
+        sink.flush()
+        if sink is not sys.stdout.buffer:
+            sink.close()
     print(f"({count} records exported)", file=sys.stderr)
     return EXIT_OK
 
