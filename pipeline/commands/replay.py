@@ -91,8 +91,7 @@ def run_lobster(args: argparse.Namespace) -> int:
     finally:
         if out is not None:
             out.close()
-    rate = result.messages / result.seconds if result.seconds > 0 else float("inf")
-    print(f"LOBSTER replay of {args.file}: {result.messages} messages, {rate:,.0f} messages/s")
+    _print_headline("LOBSTER", args.file, result.messages, result.seconds)
     for kind, count in sorted(result.by_type.items()):
         label = lobster.MESSAGE_TYPES.get(kind, "unknown type")
         print(f"  type {kind} ({label}): {count}")
@@ -101,8 +100,7 @@ def run_lobster(args: argparse.Namespace) -> int:
         print(f"  applied to seeded orders: {result.seeded_applied}")
     print(f"  executions that filled a different order: {result.other_order_fills}")
     print(f"  trades: {result.tally.trades} ({result.tally.traded_qty} shares)")
-    for reason, count in sorted(result.tally.rejects.items()):
-        print(f"  rejected by the engine, {reason}: {count}")
+    _print_rejects(result.tally)
     if args.book_out:
         print(f"  book after every message written to {args.book_out} ({args.levels} levels)")
     return 0
@@ -117,8 +115,7 @@ def run_itch50(args: argparse.Namespace) -> int:
     except OSError as error:
         print(f"tradepipe replay: {error}", file=sys.stderr)
         return 1
-    rate = result.messages / result.seconds if result.seconds > 0 else float("inf")
-    print(f"ITCH 5.0 replay of {args.file}: {result.messages} messages, {rate:,.0f} messages/s")
+    _print_headline("ITCH 5.0", args.file, result.messages, result.seconds)
     print("  messages by type: " + " ".join(f"{k}={v}" for k, v in sorted(result.by_type.items())))
     print(f"  commands sent to the books: {result.commands}")
     print(f"  references to orders never added: {result.unknown_refs}")
@@ -131,8 +128,7 @@ def run_itch50(args: argparse.Namespace) -> int:
             f"  adds for a stock locate without a directory message: {result.unknown_symbol_adds}"
         )
     print(f"  trades in tradepipe's books: {result.tally.trades}")
-    for reason, count in sorted(result.tally.rejects.items()):
-        print(f"  rejected by the engine, {reason}: {count}")
+    _print_rejects(result.tally)
     if result.engine is not None and args.depth:
         wanted = set(args.symbol) if args.symbol else None
         _print_itch_depth(result, args.depth, wanted)
@@ -140,6 +136,16 @@ def run_itch50(args: argparse.Namespace) -> int:
         print(f"tradepipe replay: {result.error}", file=sys.stderr)
         return 1
     return 0
+
+
+def _print_headline(feed: str, file: str, messages: int, seconds: float) -> None:
+    rate = messages / seconds if seconds > 0 else float("inf")
+    print(f"{feed} replay of {file}: {messages} messages, {rate:,.0f} messages/s")
+
+
+def _print_rejects(tally: feed_replay.EventTally) -> None:
+    for reason, count in sorted(tally.rejects.items()):
+        print(f"  rejected by the engine, {reason}: {count}")
 
 
 def _print_itch_depth(result: feed_replay.ItchReplayResult, levels: int, wanted) -> None:
