@@ -134,14 +134,16 @@ def assert_same_books(engine: MatchingEngine, ref: ReferenceEngine) -> None:
         assert [tuple(int(x) for x in r) for r in asks] == rasks
 
 
-def run_both(rows, cuts, capacity=1 << 10, emit_book_top=True):
+def assert_engine_matches_reference(rows, cuts, capacity=1 << 10, emit_book_top=True) -> None:
+    """Same events and books from both engines; the compiled one gets batches cut at ``cuts``."""
     cmds = to_commands(rows)
     engine = MatchingEngine(SPECS, order_capacity=capacity, emit_book_top=emit_book_top)
     ref = ReferenceEngine(SPECS, emit_book_top=emit_book_top)
     bounds = sorted({0, len(cmds), *[c % (len(cmds) + 1) for c in cuts]})
     got = [engine.process(cmds[a:b]).copy() for a, b in itertools.pairwise(bounds)]
     got_events = np.concatenate(got) if got else np.zeros(0, dtype=comparable(cmds[:0]).dtype)
-    return engine, ref, cmds, got_events, ref.process(cmds)
+    assert_same_events(got_events, ref.process(cmds))
+    assert_same_books(engine, ref)
 
 
 seeds = st.integers(0, 2**32 - 1)
@@ -154,18 +156,14 @@ cut_lists = st.lists(st.integers(0, 200), max_size=4)
        capacity=st.sampled_from([1, 3, 1024]))  # fmt: skip
 def test_engine_matches_reference(seed, n, odd, cuts, capacity):
     rows = random_stream(seed, n, odd)
-    engine, ref, _cmds, got, want = run_both(rows, cuts, capacity)
-    assert_same_events(got, want)
-    assert_same_books(engine, ref)
+    assert_engine_matches_reference(rows, cuts, capacity)
 
 
 @settings(max_examples=20, deadline=None)
 @given(seed=seeds, n=st.integers(1, 200), odd=odd_rates)
 def test_engine_matches_reference_without_book_top(seed, n, odd):
     rows = random_stream(seed, n, odd)
-    engine, ref, _cmds, got, want = run_both(rows, [], emit_book_top=False)
-    assert_same_events(got, want)
-    assert_same_books(engine, ref)
+    assert_engine_matches_reference(rows, [], emit_book_top=False)
 
 
 @settings(max_examples=25, deadline=None)
@@ -198,6 +196,4 @@ def test_process_into_small_buffer_resumes_exactly(seed, n, out_size):
        capacity=st.sampled_from([1, 2, 64]))  # fmt: skip
 def test_engine_matches_reference_long(seed, n, odd, cuts, capacity):
     rows = random_stream(seed, n, odd)
-    engine, ref, _cmds, got, want = run_both(rows, cuts, capacity)
-    assert_same_events(got, want)
-    assert_same_books(engine, ref)
+    assert_engine_matches_reference(rows, cuts, capacity)
