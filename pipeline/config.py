@@ -40,7 +40,7 @@ class JournalConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 class SnapshotConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     directory: str = "run/snapshots"
-    every_records: Positive = 250_000
+    every_records: Positive = 300_000
     keep: Positive = 3
 
 
