@@ -329,27 +329,55 @@ class Ring:
             raise AlertedError(f"ring {self.name!r} was alerted")
 
 
-class Producer:
-    """The single writer of a ring: claims slots, fills them in place, publishes."""
+class _Role:
+    """What a producer and a consumer share: the ring's geometry, a wait strategy, and a
+    peer line (pid, start time, heartbeat) this process claims for its role."""
 
     __slots__ = (
-        "_buf", "_capacity", "_cursor", "_data_at", "_gate",
-        "_gates", "_last_peer_check", "_mask", "_next", "_peer", "_record_size",
-        "_records", "_state", "ring", "stale_after", "wait_strategy",
+        "_buf", "_capacity", "_cursor", "_data_at", "_last_peer_check", "_mask", "_next",
+        "_peer", "_record_size", "_records", "ring", "stale_after", "wait_strategy",
     )  # fmt: skip
 
-    def __init__(self, ring: Ring, wait: WaitStrategy, stale_after: float | None) -> None:
+    def __init__(
+        self,
+        ring: Ring,
+        wait: WaitStrategy,
+        stale_after: float | None,
+        peer: np.ndarray,
+        role: str,
+        records: np.ndarray,
+    ) -> None:
         self.ring = ring
         self.wait_strategy = wait
         self.stale_after = stale_after
-        self._peer = ring._producer_peer[0:1]
-        ring._claim_peer(self._peer[0], "producer")
+        self._peer = peer
+        ring._claim_peer(peer[0], role)
         self._capacity = ring.capacity
         self._mask = ring.capacity - 1
-        self._records = ring._records
+        self._records = records
         self._buf = ring._segment.buf
         self._data_at = ring.data_offset
         self._record_size = ring.record_size
+        self._last_peer_check = 0
+
+    def heartbeat(self) -> None:
+        """Tell the other side this process is alive (call it from an otherwise idle loop)."""
+        self._peer[0]["heartbeat_ns"] = time.monotonic_ns()
+
+    def close(self) -> None:
+        """Detach cleanly: another process may take the role (a consumer's cursor stays)."""
+        self._peer[0]["pid"] = 0
+
+
+class Producer(_Role):
+    """The single writer of a ring: claims slots, fills them in place, publishes."""
+
+    __slots__ = ("_gate", "_gates", "_state")
+
+    def __init__(self, ring: Ring, wait: WaitStrategy, stale_after: float | None) -> None:
+        super().__init__(
+            ring, wait, stale_after, ring._producer_peer[0:1], "producer", ring._records
+        )
         self._cursor = ring._sequence(layout.PRODUCER_CURSOR_OFFSET)
         self._state = ring._sequence(layout.PRODUCER_STATE_OFFSET)
         self._state.set(layout.PRODUCER_ATTACHED)
@@ -359,7 +387,6 @@ class Producer:
         ]
         self._next = self._cursor.get() + 1  # resume after what a previous producer published
         self._gate = self._read_gate()
-        self._last_peer_check = 0
 
     @property
     def published(self) -> int:
@@ -478,50 +505,32 @@ class Producer:
             if not self.offer(record):  # pragma: no cover - the wait guarantees space
                 raise AssertionError("slot still busy after the wait")
 
-    def heartbeat(self) -> None:
-        """Tell consumers this producer is alive (call it from an otherwise idle loop)."""
-        self._peer[0]["heartbeat_ns"] = time.monotonic_ns()
-
     def finish(self) -> None:
         """Declare the end of the stream: consumers drain what was published, then stop."""
         self.publish()
         self._state.set(layout.PRODUCER_FINISHED)  # release: ordered after the cursor store
         self._cursor.wake()  # parked consumers must see the end now
 
-    def close(self) -> None:
-        """Detach cleanly so another producer may attach (pending claims are dropped)."""
-        self._peer[0]["pid"] = 0
 
-
-class Consumer:
+class Consumer(_Role):
     """A named reader of a ring: reads views of available records, then releases them."""
 
     __slots__ = (
-        "_available", "_buf", "_capacity", "_cursor",
-        "_data_at", "_dependencies", "_last_peer_check", "_mask", "_next",
-        "_pending", "_producer_cursor", "_producer_state", "_read_available", "_record_size",
-        "_records", "_slot", "after", "name", "ring", "stale_after", "wait_strategy",
+        "_available", "_dependencies", "_pending", "_producer_cursor", "_producer_state",
+        "_read_available", "after", "name",
     )  # fmt: skip
 
     def __init__(
         self, ring: Ring, index: int, wait: WaitStrategy, stale_after: float | None
     ) -> None:
-        self.ring = ring
         self.name = ring.consumer_names[index]
-        self.wait_strategy = wait
-        self.stale_after = stale_after
-        self._slot = ring._consumers[index : index + 1]
-        ring._claim_peer(self._slot[0], f"consumer {self.name!r}")
-        self._capacity = ring.capacity
-        self._mask = ring.capacity - 1
-        self._records = ring._readonly_records
-        self._buf = ring._segment.buf
-        self._data_at = ring.data_offset
-        self._record_size = ring.record_size
+        slot = ring._consumers[index : index + 1]
+        role = f"consumer {self.name!r}"
+        super().__init__(ring, wait, stale_after, slot, role, ring._readonly_records)
         self._cursor = ring._sequence(layout.consumer_offset(index) + layout.CURSOR_FIELD_OFFSET)
         self._producer_cursor = ring._sequence(layout.PRODUCER_CURSOR_OFFSET)
         self._producer_state = ring._sequence(layout.PRODUCER_STATE_OFFSET)
-        mask = int(self._slot[0]["after_mask"])
+        mask = int(slot[0]["after_mask"])
         self.after = tuple(n for i, n in enumerate(ring.consumer_names) if mask >> i & 1)
         self._dependencies = [
             ring._sequence(layout.consumer_offset(i) + layout.CURSOR_FIELD_OFFSET)
@@ -534,7 +543,6 @@ class Consumer:
         self._next = self._cursor.get() + 1  # resume after what this consumer released
         self._pending = self._next - 1
         self._available = self._read_available()
-        self._last_peer_check = 0
 
     @property
     def released(self) -> int:
@@ -558,7 +566,7 @@ class Consumer:
                 return
 
     def _housekeeping(self, now: int) -> None:
-        self._slot[0]["heartbeat_ns"] = now
+        self._peer[0]["heartbeat_ns"] = now
         ring = self.ring
         ring._check_alert()
         # End of stream once this consumer read everything published (not merely all that
@@ -650,10 +658,3 @@ class Consumer:
             )
             record = self.poll_one()
         return record
-
-    def heartbeat(self) -> None:
-        self._slot[0]["heartbeat_ns"] = time.monotonic_ns()
-
-    def close(self) -> None:
-        """Detach cleanly; the cursor stays, so a successor resumes where this one stopped."""
-        self._slot[0]["pid"] = 0

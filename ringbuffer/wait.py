@@ -65,12 +65,15 @@ class _Waiting:
         if self.deadline is not None and now >= self.deadline:
             raise WaitTimeoutError(f"sequence {self.target} not available before the timeout")
 
-    def spin(self, until_ns: int | None, burst: int = 32) -> int | None:
-        """Poll without pause, looking at the clock every ``burst`` polls."""
+    def spin(self, until_ns: int | None, burst: int = 32, pause=None) -> int | None:
+        """Poll until ``until_ns`` (None: forever), looking at the clock every ``burst``
+        polls; ``pause`` (e.g. ``os.sched_yield``) runs between polls if given."""
         poll, target, clock = self.poll, self.target, time.monotonic_ns
         bursts = range(burst)
         while until_ns is None or self.now < until_ns:
             for _ in bursts:
+                if pause is not None:
+                    pause()
                 available = poll()
                 if available >= target:
                     return available
@@ -80,15 +83,7 @@ class _Waiting:
 
     def yield_core(self, until_ns: int | None) -> int | None:
         """Poll with ``sched_yield()`` between polls: other threads of the core may run."""
-        poll, target, clock = self.poll, self.target, time.monotonic_ns
-        while until_ns is None or self.now < until_ns:
-            os.sched_yield()
-            available = poll()
-            if available >= target:
-                return available
-            self.now = clock()
-            self.keep_house()
-        return None
+        return self.spin(until_ns, burst=1, pause=os.sched_yield)
 
     def park(self, park: Park, max_park_ns: int) -> int:
         """Sleep in the kernel until a writer wakes us (at most ``max_park_ns`` a time)."""
