@@ -28,12 +28,12 @@ import numpy as np
 
 from ringbuffer.records import clone_records, concat_records
 from stages.ingest.throttle import Throttle, ThrottleConfig
-from stages.ingest.validate import validate_sequenced
+from stages.ingest.validate import command_words, validate_words
 from stages.matching.engine import MatchingEngine
 from stages.matching.symbols import SymbolSpec
 from stages.records import COMMAND_DTYPE, EVENT_DTYPE
 from stages.risk.config import RiskConfig
-from stages.risk.engine import RiskEngine
+from stages.risk.engine import RiskEngine, event_words
 
 _SNAPSHOT_FORMAT = "tradepipe.engine"
 _SNAPSHOT_VERSION = 2
@@ -100,14 +100,19 @@ class Engine:
         )
         self.last_seq = 0
         self._unsettled: list[np.ndarray] = []  # event batches of the open window
+        self._cache_config()
+
+    def _cache_config(self) -> None:
+        """Copy the settings the per-window path reads into plain attributes."""
+        self._settle_every = self.config.settle_every
+        self._max_accounts = self.config.risk.max_accounts
+        self._throttled = self.throttle.enabled
+        self._events_done = 0  # events of the current batch's earlier windows
 
     @property
     def unsettled_events(self) -> int:
         """Events matched but not settled yet (their window is still open)."""
         return sum(len(batch) for batch in self._unsettled)
-
-    def _window(self, seq: int) -> int:
-        return (seq - 1) // self.config.settle_every
 
     def process(self, commands: np.ndarray) -> np.ndarray:
         """Run a sequenced command batch through the chain; returns its events.
@@ -116,6 +121,9 @@ class Engine:
         ``reason``, market buys their protection ``price``. Their ``seq`` must increase from
         one command to the next, across batches (risk ties matching's answers to the command
         by seq). The events are a view valid until the next call.
+
+        Hot: a few Python steps per batch and per settlement window, none per command. The
+        batch is viewed as int64 words once and its windows are cut by slicing that view.
         """
         if (commands.dtype is not COMMAND_DTYPE and commands.dtype != COMMAND_DTYPE) or (
             commands.ndim != 1
@@ -124,40 +132,65 @@ class Engine:
                 f"commands must be a 1-d COMMAND_DTYPE array, got dtype {commands.dtype} "
                 f"with {commands.ndim} dimension(s)"
             )
-        if len(commands) == 0:
+        n = len(commands)
+        if n == 0:
             return self.matching.process(commands)
-        _, bad = validate_sequenced(commands, self.config.risk.max_accounts, self.last_seq)
+        words = command_words(commands)
+        _, bad = validate_words(words, self._max_accounts, self.last_seq, True)
         if bad >= 0:
-            prev = self.last_seq if bad == 0 else int(commands["seq"][bad - 1])
+            prev = self.last_seq if bad == 0 else int(words[bad - 1, 0])
             raise ValueError(
-                f"command seq {int(commands['seq'][bad])} (batch index {bad}) does not "
+                f"command seq {int(words[bad, 0])} (batch index {bad}) does not "
                 f"increase: expected > {prev}; was this batch already applied?"
             )
-        seqs = commands["seq"]
-        windows = (seqs - 1) // self.config.settle_every
-        cuts = np.flatnonzero(windows[1:] != windows[:-1]) + 1
-        if len(cuts) == 0:
-            return self._process_window(commands, earlier=None)
+        every = self._settle_every
+        first = int(words[0, 0])
+        last = int(words[n - 1, 0])
+        if (first - 1) // every == (last - 1) // every:
+            return self._process_window(commands, words, first, last, append=False)
+        # cut at the last seq of each window; seqs increase, so a window's last seq is
+        # usually at a known offset (contiguous seqs) and else found by bisection
         events = None
-        for part in np.split(commands, cuts):
-            events = self._process_window(part, earlier=events)
+        start = 0
+        while start < n:
+            lo = int(words[start, 0])
+            end_seq = ((lo - 1) // every + 1) * every  # the last seq of lo's window
+            if end_seq >= last:
+                stop = n
+            else:
+                guess = start + end_seq - lo
+                if guess < n and words[guess, 0] == end_seq:
+                    stop = guess + 1
+                else:
+                    stop = int(np.searchsorted(words[start:, 0], end_seq, "right")) + start
+            hi = int(words[stop - 1, 0])
+            events = self._process_window(
+                commands[start:stop], words[start:stop], lo, hi, append=events is not None
+            )
+            start = stop
         return events
 
-    def _process_window(self, commands: np.ndarray, earlier: np.ndarray | None) -> np.ndarray:
+    def _process_window(
+        self, commands: np.ndarray, words: np.ndarray, first: int, last: int, append: bool
+    ) -> np.ndarray:
         """Check, match and (when the window closes) settle commands of one window.
 
-        ``earlier`` is what this call returned for the batch's previous window, if any: the
-        events then accumulate in matching's buffer (no copies) and the whole is returned.
+        ``words`` is ``commands`` as int64 words, ``first`` / ``last`` their first and last
+        seq. With ``append`` this window's events follow, in matching's buffer, those of the
+        batch's earlier windows (no copies) and the whole is returned.
         """
-        first, last = int(commands["seq"][0]), int(commands["seq"][-1])
-        if self._unsettled and self._window(first) != self._window(self.last_seq):
+        every = self._settle_every
+        if self._unsettled and (first - 1) // every != (self.last_seq - 1) // every:
             self._settle()  # a gap in seqs skipped the old window's last seq
-        self.throttle.check(commands)
-        self.risk.pre_trade(commands)
-        batch_events = self.matching.process(commands, append=earlier is not None)
-        events = batch_events[0 if earlier is None else len(earlier) :]
+        if self._throttled:
+            self.throttle.check(commands)
+        self.risk.pre_trade_words(words)
+        done = self._events_done if append else 0
+        batch_events = self.matching.process(commands, append=append)
+        self._events_done = len(batch_events)
+        events = batch_events[done:]
         self.last_seq = last
-        if last % self.config.settle_every == 0:  # the window's last seq: it closes
+        if last % every == 0:  # the window's last seq: it closes
             self._settle(events)
         else:
             self._unsettled.append(clone_records(events))
@@ -165,10 +198,10 @@ class Engine:
 
     def _settle(self, closing: np.ndarray | None = None) -> None:
         for events in self._unsettled:
-            self.risk.post_trade(events)
+            self.risk.post_trade_words(event_words(events))
         self._unsettled.clear()
         if closing is not None:
-            self.risk.post_trade(closing)
+            self.risk.post_trade_words(event_words(closing))
 
     # --- persistence -----------------------------------------------------------------------
 
@@ -225,4 +258,5 @@ class Engine:
         engine.last_seq = snap.last_seq
         unsettled = clone_records(np.frombuffer(snap.unsettled, dtype=EVENT_DTYPE))
         engine._unsettled = [unsettled] if len(unsettled) else []
+        engine._cache_config()
         return engine

@@ -134,19 +134,21 @@ class Throttle:
         self.acc_last = np.zeros((max_accounts, 2), np.int64)
         self.sym_tokens = np.full(_N_SYMBOLS, self.caps[2], np.int64)
         self.sym_last = np.zeros(_N_SYMBOLS, np.int64)
+        self._enabled = bool(self.rates.any())  # fixed by the config; checked per batch
 
     @property
     def enabled(self) -> bool:
-        return bool(self.rates.any())
+        """Whether any bucket is on (``check`` is a no-op otherwise)."""
+        return self._enabled
 
     def check(self, commands: np.ndarray) -> int:
         """Refuse (set ``reason`` of) commands over their limits, in place; returns how many.
 
         Hot: one compiled pass in sequence order, no allocation per record.
         """
-        if commands.dtype != COMMAND_DTYPE:
+        if commands.dtype is not COMMAND_DTYPE and commands.dtype != COMMAND_DTYPE:
             raise TypeError(f"commands must be a COMMAND_DTYPE array, got dtype {commands.dtype}")
-        if not self.enabled:
+        if not self._enabled:
             return 0
         c = commands
         return int(

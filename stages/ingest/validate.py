@@ -115,7 +115,7 @@ def validate(commands: np.ndarray, max_accounts: int) -> int:
     Hot: one compiled pass, no allocation per record. Commands already refused are skipped.
     Account ids must be below ``max_accounts``; account 0 may only send admin commands.
     """
-    return _run(commands, max_accounts, 0, False)[0]
+    return validate_words(command_words(commands), max_accounts, 0, False)[0]
 
 
 def validate_sequenced(commands: np.ndarray, max_accounts: int, last_seq: int) -> tuple[int, int]:
@@ -125,16 +125,30 @@ def validate_sequenced(commands: np.ndarray, max_accounts: int, last_seq: int) -
     With a bad seq nothing is validated or written: the caller decides (the ``Engine``
     raises before anything of the batch is applied).
     """
-    return _run(commands, max_accounts, last_seq, True)
+    return validate_words(command_words(commands), max_accounts, last_seq, True)
 
 
-def _run(commands: np.ndarray, max_accounts: int, last_seq: int, check_seq: bool):
+def validate_words(
+    words: np.ndarray, max_accounts: int, last_seq: int, check_seq: bool
+) -> tuple[int, int]:
+    """``validate`` (and with ``check_seq`` ``validate_sequenced``) of a batch already viewed
+    as int64 words (``command_words``), for callers that hold that view anyway (the Engine).
+    """
+    bad, bad_seq = _validate(words, max_accounts, last_seq, check_seq)
+    return int(bad), int(bad_seq)
+
+
+def command_words(commands: np.ndarray) -> np.ndarray:
+    """``commands`` (a 1-d, contiguous COMMAND_DTYPE batch) as int64 rows of 8 words, sharing
+    its memory, so compiled passes take one argument instead of a view per field.
+
+    Built from the buffer, not with ``.view``: numpy checks a view of a structured dtype in
+    Python (~0.7 µs), which the per-batch path of the Engine pays for nothing.
+    """
     if (commands.dtype is not COMMAND_DTYPE and commands.dtype != COMMAND_DTYPE) or (
         commands.ndim != 1
     ):
         raise TypeError(f"commands must be a 1-d COMMAND_DTYPE array, got dtype {commands.dtype}")
     if not commands.flags.c_contiguous:
         raise ValueError("commands must be a contiguous array (not a strided view)")
-    words = commands.view(np.int64).reshape(-1, 8)
-    bad, bad_seq = _validate(words, np.int64(max_accounts), np.int64(last_seq), check_seq)
-    return int(bad), int(bad_seq)
+    return np.ndarray((len(commands), 8), np.int64, commands)

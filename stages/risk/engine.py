@@ -89,7 +89,14 @@ class RiskEngine:
         price); places holds and applies admin commands, in sequence. A replace is held in
         full while its order may have fills not yet settled (see ``limits.pre_trade``).
         """
-        words = _words(commands, COMMAND_DTYPE, "commands")
+        return self.pre_trade_words(_words(commands, COMMAND_DTYPE, "commands"))
+
+    def pre_trade_words(self, words: np.ndarray) -> int:
+        """``pre_trade`` of a batch already viewed as int64 words (``validate.command_words``).
+
+        Hot: the caller (the Engine, per settlement window) has checked the batch; nothing
+        is checked here.
+        """
         # every command could add an order: keep the hash at most half full
         size = hash_size_for(int(self.glob[L.G_OPEN_ORDERS]) + len(words), len(self.keys))
         if size != len(self.keys):
@@ -106,7 +113,11 @@ class RiskEngine:
 
     def post_trade(self, events: np.ndarray) -> int:
         """Settle ``events`` (EVENT_DTYPE batch) from matching; returns how many touched orders."""
-        words = _words(events, EVENT_DTYPE, "events")
+        return self.post_trade_words(_words(events, EVENT_DTYPE, "events"))
+
+    def post_trade_words(self, words: np.ndarray) -> int:
+        """``post_trade`` of a batch already viewed as int64 words (``event_words``). Hot:
+        nothing is checked here."""
         return int(
             post_trade(
                 words, self.balances, self.positions, self.accounts, self.sym_index,
@@ -246,4 +257,10 @@ def _words(batch: np.ndarray, dtype: np.dtype, what: str) -> np.ndarray:
             f"{what} batch is not contiguous (a strided view?): pass a contiguous slice or "
             "np.ascontiguousarray(batch), and copy the results back if you need them there"
         )
-    return batch.view(np.int64).reshape(-1, 8)
+    # from the buffer, not .view(): numpy checks a view of a structured dtype in Python
+    return np.ndarray((len(batch), 8), np.int64, batch)
+
+
+def event_words(events: np.ndarray) -> np.ndarray:
+    """``events`` (a 1-d, contiguous EVENT_DTYPE batch) as int64 rows of 8 words."""
+    return _words(events, EVENT_DTYPE, "events")
