@@ -4,7 +4,7 @@ Everything here is ``numba.njit(cache=True)`` over the int64 arrays described in
 ``layout.py``: an order pool with a free stack, price levels with per-level FIFO links,
 per book side a sorted array of level keys whose best level is the LAST element (so the
 best price is found without scanning and the busy end near the touch is cheap to insert
-into and pop), and an open-addressing hash table from order id to pool row.
+into and pop), and an open-addressing hash table from order id to pool row (``stages.hashtable``).
 
 ``run_batch`` processes a whole command batch and writes event records; the semantics are
 documented in ``docs/matching.md`` and pinned by the tests against the pure-Python
@@ -18,6 +18,8 @@ reference book. Before each command it checks that the worst case of that comman
 from __future__ import annotations
 
 from numba import njit as _numba_njit
+
+from stages import hashtable
 
 from .layout import (
     B_BAND_HI,
@@ -127,7 +129,6 @@ R_POST_ONLY_WOULD_TAKE = 79
 R_REDUCE_TOO_LARGE = 80
 
 DT_MAX = 2**32 - 1
-HASH_MUL = -7046029254386353131  # 0x9E3779B97F4A7C15 as int64 (Fibonacci hashing)
 
 
 # --------------------------------------------------------------------------- event output
@@ -152,65 +153,17 @@ def _emit(ew, pos, seq, ts, dt, oid, other, price, qty, acct, sym, kind, side, r
 
 
 # --------------------------------------------------------------------------- hash table
-@njit(cache=True, inline="always")
-def _ht_home(key, mask):
-    h = key * HASH_MUL
-    h ^= h >> 29
-    return h & mask
-
-
-@njit(cache=True, inline="always")
-def ht_find(ht, key):
-    """Pool row of order id ``key``, or -1."""
-    if key <= 0:
-        return -1
-    mask = ht.shape[0] - 1
-    i = _ht_home(key, mask)
-    while True:
-        k = ht[i, 0]
-        if k == key:
-            return ht[i, 1]
-        if k == 0:
-            return -1
-        i = (i + 1) & mask
-
-
+# stages.hashtable holds the table code (find is inlined where it is called); these two keep
+# the count of stored ids that decides when the wrapper grows the table.
 @njit(cache=True)
 def ht_insert(ht, ctr, key, row):
-    mask = ht.shape[0] - 1
-    i = _ht_home(key, mask)
-    while ht[i, 0] != 0:
-        i = (i + 1) & mask
-    ht[i, 0] = key
-    ht[i, 1] = row
+    hashtable.put(ht, key, row)
     ctr[C_HTCOUNT] += 1
 
 
 @njit(cache=True)
 def _ht_delete(ht, ctr, key):
-    """Linear-probing delete with backward shift (no tombstones)."""
-    mask = ht.shape[0] - 1
-    i = _ht_home(key, mask)
-    while ht[i, 0] != key:
-        i = (i + 1) & mask
-    j = i
-    while True:
-        j = (j + 1) & mask
-        k = ht[j, 0]
-        if k == 0:
-            break
-        home = _ht_home(k, mask)
-        # the entry at j may stay if its home lies cyclically in (i, j]
-        if i <= j:
-            if i < home <= j:
-                continue
-        elif home > i or home <= j:
-            continue
-        ht[i, 0] = ht[j, 0]
-        ht[i, 1] = ht[j, 1]
-        i = j
-    ht[i, 0] = 0
-    ht[i, 1] = 0
+    hashtable.delete(ht, key)
     ctr[C_HTCOUNT] -= 1
 
 
@@ -550,7 +503,7 @@ def _events_bound(kind, b, side, price, oid, acct, nbooks, bk, slv, lv, ord_, ht
         if b < 0:
             return 4
         if kind == K_REPLACE:
-            o = ht_find(ht, oid)
+            o = hashtable.find(ht, oid)
             if o < 0:
                 return 4
             side = ord_[o, O_SIDE]
@@ -615,7 +568,7 @@ def run_batch(
         if 2 * (ctr[C_HTCOUNT] + 1) > htcap:
             return i, pos, ST_GROW_HASH, 0
         if kind == K_REPLACE:
-            ro = ht_find(ht, oid)
+            ro = hashtable.find(ht, oid)
             if ro >= 0:
                 b = ord_[ro, O_BOOK]
         if b >= 0 and (bk[b, B_NLEVELS] >= side_cap or bk[b, B_NLEVELS + 1] >= side_cap):
@@ -662,7 +615,7 @@ def run_batch(
                 rej = R_INVALID_PRICE
             elif bk[b, B_HALTED] != 0:
                 rej = R_SYMBOL_HALTED
-            elif ht_find(ht, oid) >= 0:
+            elif hashtable.find(ht, oid) >= 0:
                 rej = R_DUPLICATE_ORDER_ID
             elif qty % bk[b, B_LOT] != 0:
                 rej = R_LOT_SIZE
@@ -707,7 +660,7 @@ def run_batch(
                 pos = _emit_tops(ew, pos, seq, ts, dt, bk, slv, lv, b, before)
 
         elif kind == K_CANCEL or kind == K_REDUCE or kind == K_REPLACE:
-            o = ht_find(ht, oid)
+            o = hashtable.find(ht, oid)
             if o < 0:
                 rej = R_UNKNOWN_ORDER
             elif ord_[o, O_ACCT] != acct:
