@@ -610,6 +610,8 @@ def replay_lobster(
     cols = [np.empty(batch, dtype=np.int64) for _ in range(7)]
     c_oid, c_price, c_qty, c_kind, c_side, c_tif, c_msg = cols
     writer = lobster.OrderbookWriter(book_out, 4 * levels) if book_out is not None else None
+    # the depth rows of one batch; reused, so its pages are faulted in once, not per batch
+    rows_buffer = np.empty((min(batch, max(len(messages) - start, 1)), 4 * levels), np.int64)
     started = time.perf_counter()
     m = start
     while m < len(messages):
@@ -629,7 +631,7 @@ def replay_lobster(
             _resync_seeds(events, seed_index, seed_rem_before, seed_rem)
         result.other_order_fills += _other_order_fills(events, named)
         msg_cmd_end = np.searchsorted(c_msg[:n], np.arange(m, nxt), side="right")
-        rows = np.empty((nxt - m, 4 * levels), dtype=np.int64)
+        rows = rows_buffer[: nxt - m]
         bad = _track_depth(
             events["seq"], events["kind"], events["side"], events["price"], events["qty"],
             events["flags"], events["reason"], seq, c_qty[:n].copy(), msg_cmd_end, keys, qtys,
