@@ -34,6 +34,7 @@ from stages.matching.symbols import SymbolSpec
 from stages.records import COMMAND_DTYPE, EVENT_DTYPE
 from stages.risk.config import RiskConfig
 from stages.risk.engine import RiskEngine, event_words
+from stages.snapshot_body import decode_body
 
 _SNAPSHOT_FORMAT = "tradepipe.engine"
 _SNAPSHOT_VERSION = 2
@@ -240,15 +241,7 @@ class Engine:
     @classmethod
     def restore(cls, data: bytes) -> Engine:
         """The engine ``snapshot()`` was taken of (same hash, same future)."""
-        try:
-            snap = msgspec.msgpack.decode(data, type=_Snapshot)
-        except msgspec.DecodeError as exc:
-            raise ValueError(f"not an engine snapshot: {exc}") from exc
-        if snap.format != _SNAPSHOT_FORMAT or snap.version != _SNAPSHOT_VERSION:
-            raise ValueError(
-                f"snapshot format {snap.format!r} v{snap.version} is not supported: expected "
-                f"{_SNAPSHOT_FORMAT!r} v{_SNAPSHOT_VERSION}"
-            )
+        snap = decode_body(data, _Snapshot, _SNAPSHOT_FORMAT, _SNAPSHOT_VERSION, "an engine")
         engine = cls.__new__(cls)
         engine.config = snap.config
         engine.throttle = Throttle(snap.config.throttle, snap.config.risk.max_accounts)

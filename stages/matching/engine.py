@@ -18,6 +18,7 @@ import numpy as np
 
 from ringbuffer.records import copy_records
 from stages.records import COMMAND_DTYPE, EVENT_DTYPE
+from stages.snapshot_body import decode_body
 
 from . import book
 from .layout import (
@@ -327,15 +328,9 @@ class MatchingEngine:
     @classmethod
     def restore(cls, data: bytes) -> MatchingEngine:
         """An engine equal to the one ``snapshot`` was taken from (same hash, same future)."""
-        try:
-            body = msgspec.msgpack.decode(data, type=_SnapshotBody)
-        except msgspec.DecodeError as exc:
-            raise ValueError(f"not a matching-engine snapshot: {exc}") from exc
-        if body.format != SNAPSHOT_FORMAT or body.version != SNAPSHOT_VERSION:
-            raise ValueError(
-                f"snapshot format {body.format!r} v{body.version} is not supported: expected "
-                f"{SNAPSHOT_FORMAT!r} v{SNAPSHOT_VERSION}"
-            )
+        body = decode_body(
+            data, _SnapshotBody, SNAPSHOT_FORMAT, SNAPSHOT_VERSION, "a matching-engine"
+        )
         rows = np.frombuffer(body.orders, dtype="<i8").reshape(-1, _EXPORT_WIDTH).astype(np.int64)
         engine = cls(
             body.symbols,
