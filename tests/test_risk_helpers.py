@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 import numpy as np
 
@@ -31,12 +32,17 @@ class Seq:
         return next(self._it)
 
 
-def commands(*rows: dict) -> np.ndarray:
-    batch = empty_commands(len(rows))
+def _batch(empty: Callable[[int], np.ndarray], rows: tuple[dict, ...]) -> np.ndarray:
+    """A zeroed batch with one record per dict, each field set from its dict."""
+    batch = empty(len(rows))
     for i, row in enumerate(rows):
         for key, value in row.items():
             batch[key][i] = value
     return batch
+
+
+def commands(*rows: dict) -> np.ndarray:
+    return _batch(empty_commands, rows)
 
 
 def new(seq, order_id, account, side, price, qty, *, symbol=BTCUSD, market=False, tif=0, ts=0):
@@ -83,11 +89,7 @@ def replace(seq, order_id, account, price, qty, symbol=BTCUSD, ts=0):
 
 
 def events(*rows: dict) -> np.ndarray:
-    batch = empty_events(len(rows))
-    for i, row in enumerate(rows):
-        for key, value in row.items():
-            batch[key][i] = value
-    return batch
+    return _batch(empty_events, rows)
 
 
 def ev(kind: EventType, seq, order_id, account, side, price=0, qty=0, *, flags=0, reason=0,
