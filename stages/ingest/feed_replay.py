@@ -609,39 +609,45 @@ def replay_lobster(
     named = np.zeros(len(messages), dtype=np.int64)
     cols = [np.empty(batch, dtype=np.int64) for _ in range(7)]
     c_oid, c_price, c_qty, c_kind, c_side, c_tif, c_msg = cols
-    writer = lobster.OrderbookWriter(book_out, 4 * levels) if book_out is not None else None
+    writer = None
+    if book_out is not None:  # written by a thread while the replay goes on
+        writer = lobster.OrderbookWriter(book_out, 4 * levels, background=True)
     # the depth rows of one batch; reused, so its pages are faulted in once, not per batch
     rows_buffer = np.empty((min(batch, max(len(messages) - start, 1)), 4 * levels), np.int64)
     started = time.perf_counter()
     m = start
-    while m < len(messages):
-        stop = min(m + batch, len(messages))
-        seed_rem_before = seed_rem.copy()
-        nxt, n = _translate_lobster(
-            kinds, ids, sizes, prices, directions, m, stop, known, seed_slot, seed_rem,
-            seed_id, halted, c_oid, c_price, c_qty, c_kind, c_side, c_tif, c_msg, named,
-            counters,
-        )  # fmt: skip
-        commands = _command_batch(n, seq, c_oid, c_price, c_qty, np.full(n, LOBSTER_SYMBOL),
-                                  c_kind, c_side, c_tif)  # fmt: skip
-        events = engine.process(commands) if n else np.zeros(0, dtype=EVENT_DTYPE)
-        result.commands += n
-        result.tally.add(events)
-        if nseed:
-            _resync_seeds(events, seed_index, seed_rem_before, seed_rem)
-        result.other_order_fills += _other_order_fills(events, named)
-        msg_cmd_end = np.searchsorted(c_msg[:n], np.arange(m, nxt), side="right")
-        rows = rows_buffer[: nxt - m]
-        bad = _track_depth(
-            events["seq"], events["kind"], events["side"], events["price"], events["qty"],
-            events["flags"], events["reason"], seq, c_qty[:n].copy(), msg_cmd_end, keys, qtys,
-            nlev, rows, levels,
-        )  # fmt: skip
-        _check_tracked(engine, keys, qtys, nlev, bad, nxt)
+    try:
+        while m < len(messages):
+            stop = min(m + batch, len(messages))
+            seed_rem_before = seed_rem.copy()
+            nxt, n = _translate_lobster(
+                kinds, ids, sizes, prices, directions, m, stop, known, seed_slot, seed_rem,
+                seed_id, halted, c_oid, c_price, c_qty, c_kind, c_side, c_tif, c_msg, named,
+                counters,
+            )  # fmt: skip
+            commands = _command_batch(n, seq, c_oid, c_price, c_qty, np.full(n, LOBSTER_SYMBOL),
+                                      c_kind, c_side, c_tif)  # fmt: skip
+            events = engine.process(commands) if n else np.zeros(0, dtype=EVENT_DTYPE)
+            result.commands += n
+            result.tally.add(events)
+            if nseed:
+                _resync_seeds(events, seed_index, seed_rem_before, seed_rem)
+            result.other_order_fills += _other_order_fills(events, named)
+            msg_cmd_end = np.searchsorted(c_msg[:n], np.arange(m, nxt), side="right")
+            rows = rows_buffer[: nxt - m]
+            bad = _track_depth(
+                events["seq"], events["kind"], events["side"], events["price"], events["qty"],
+                events["flags"], events["reason"], seq, c_qty[:n].copy(), msg_cmd_end, keys, qtys,
+                nlev, rows, levels,
+            )  # fmt: skip
+            _check_tracked(engine, keys, qtys, nlev, bad, nxt)
+            if writer is not None:
+                writer.write(rows)
+            seq += n
+            m = nxt
+    finally:
         if writer is not None:
-            writer.write(rows)
-        seq += n
-        m = nxt
+            writer.close()  # waits for the background writes; raises what they raised
     result.seconds = time.perf_counter() - started
     result.unknown_refs = int(counters[C_UNKNOWN_REF])
     result.seeded_applied = int(counters[C_SEEDED_APPLIED])
