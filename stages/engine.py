@@ -40,7 +40,7 @@ _SNAPSHOT_FORMAT = "tradepipe.engine"
 _SNAPSHOT_VERSION = 2
 
 
-class EngineConfig(msgspec.Struct, frozen=True):
+class EngineConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """One config for the in-process chain (the CLI decodes it from TOML).
 
     The embedded defaults describe a BTC-USD venue (assets 0 = USD, 1 = BTC, symbol 1), 1024

@@ -108,3 +108,19 @@ def test_replay_of_a_missing_or_corrupt_journal_fails_clearly(tmp_path, capsys):
     assert "tradepipe replay:" in capsys.readouterr().err
     assert main(["replay"]) == 2
     assert "--journal DIR" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        ("[engine]\nsettle_evry = 5\n", "settle_evry"),
+        ("[engine.risk]\nmax_acounts = 5\n", "max_acounts"),
+        ("[[engine.risk.instruments]]\nsymbol = 1\nbase = 1\nquote = 0\ntick = 5\n", "tick"),
+        ("[engine.throttle]\norders = { rate = 1, brust = 2 }\n", "brust"),
+    ],
+)
+def test_a_misspelt_engine_key_is_refused_not_ignored(tmp_path, body, where):
+    path = tmp_path / "typo.toml"
+    path.write_text(body)
+    with pytest.raises(ConfigError, match=f"unknown field `{where}`"):
+        load_config(path)

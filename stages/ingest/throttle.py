@@ -36,7 +36,7 @@ _THROTTLED_CANCEL = int(Reason.THROTTLED_CANCEL)
 _SYMBOL_RATE = int(Reason.SYMBOL_RATE)
 
 
-class BucketConfig(msgspec.Struct, frozen=True):
+class BucketConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A token bucket: ``rate`` tokens per second, holding at most ``burst``; rate 0 = off."""
 
     rate: int = 0
@@ -52,7 +52,7 @@ class BucketConfig(msgspec.Struct, frozen=True):
             )
 
 
-class ThrottleConfig(msgspec.Struct, frozen=True):
+class ThrottleConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Per-account order and cancel buckets and the per-symbol guard; all off by default."""
 
     orders: BucketConfig = msgspec.field(default_factory=BucketConfig)

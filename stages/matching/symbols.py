@@ -14,7 +14,7 @@ MAX_SYMBOL_ID = 2**16 - 1  # the `symbol` field of the records is a u2
 MAX_QTY_LIMIT = 2**62
 
 
-class SymbolSpec(msgspec.Struct, frozen=True):
+class SymbolSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The rules of one order book.
 
     ``price_band_low`` / ``price_band_high``: a static band; limit prices outside

@@ -18,7 +18,7 @@ MAX_ID = 2**16 - 1  # symbol and asset ids live in the records' u2 `symbol` fiel
 MAX_AMOUNT = 2**62
 
 
-class AssetConfig(msgspec.Struct, frozen=True):
+class AssetConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """One asset accounts can hold (a currency, a coin, a contract's settlement unit)."""
 
     asset: int  # asset id, the `symbol` field of DEPOSIT / WITHDRAW commands
@@ -28,7 +28,7 @@ class AssetConfig(msgspec.Struct, frozen=True):
         _require("AssetConfig", 0 <= self.asset <= MAX_ID, "asset", self.asset, f"0..{MAX_ID}")
 
 
-class InstrumentConfig(msgspec.Struct, frozen=True):
+class InstrumentConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """One tradable symbol: what it exchanges, at which scales, fees and price protections.
 
     The matching-side rules (tick, lot, quantity limits, static band) live here too, so one
@@ -79,7 +79,7 @@ class InstrumentConfig(msgspec.Struct, frozen=True):
         req(self.max_qty >= self.min_qty, "max_qty", self.max_qty, f">= min_qty ({self.min_qty})")
 
 
-class AccountLimits(msgspec.Struct, frozen=True):
+class AccountLimits(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Per-account limits; 0 means "no limit". Quantities are lots, notional is quote units.
 
     ``max_position`` bounds, per symbol, the net position plus every open order on the side
@@ -97,7 +97,7 @@ class AccountLimits(msgspec.Struct, frozen=True):
             _require("AccountLimits", value >= 0, name, value, ">= 0 (0 = no limit)")
 
 
-class AccountConfig(msgspec.Struct, frozen=True):
+class AccountConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Limits that differ from the defaults for one account."""
 
     account: int
@@ -107,7 +107,7 @@ class AccountConfig(msgspec.Struct, frozen=True):
         _require("AccountConfig", self.account >= 1, "account", self.account, ">= 1")
 
 
-class RiskConfig(msgspec.Struct, frozen=True):
+class RiskConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Everything the risk engine needs. Account ids are 1 .. max_accounts - 1.
 
     Account 0 is the fee account: it receives every fee and never trades (a kill switch for
