@@ -13,7 +13,8 @@ Producer and consumer run in separate processes pinned to different cores and mo
 * idle CPU of the default wait: a consumer waiting on an empty ring, CPU time / wall time.
 
 Peers: multiprocessing.Queue, multiprocessing.Pipe, faster-fifo, pyzmq PUSH/PULL over
-ipc://. Each figure is the median of ``--runs`` runs; ratios compare tradepipe with each
+ipc://. Each figure is the median of ``--runs`` runs, taken round-robin over the transports
+so a passing disturbance of the host hits all of them; ratios compare tradepipe with each
 peer measured in the same run of this script.
 
     python perf/bench_ring.py --quick --json ring.json
@@ -72,7 +73,7 @@ class Channel:
         elif kind == "faster_fifo":
             import faster_fifo
 
-            self.queue = faster_fifo.Queue(max_size_bytes=64 * 1024 * 1024)
+            self.queue = faster_fifo.Queue(max_size_bytes=8 * 1024 * 1024)
         elif kind == "mp_pipe":
             self.rx, self.tx = CTX.Pipe(duplex=False)
         elif kind == "zmq_ipc":
@@ -365,12 +366,17 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     started = time.monotonic()
     for mode in ("single", "batch256", "latency_default", "latency_spin"):
-        for transport in transports:
-            if mode == "latency_spin" and transport != "tradepipe":
-                continue  # peers have no spinning receive; their latency is latency_default
-            table = sizes if transport == "tradepipe" else peer_sizes
-            n = table["latency" if mode.startswith("latency") else mode]
-            samples = [measure(transport, mode, n) for _ in range(runs)]
+        # latency_spin: peers have no spinning receive; their latency is latency_default
+        contenders = [t for t in transports if mode != "latency_spin" or t == "tradepipe"]
+        sizes_of = {t: (sizes if t == "tradepipe" else peer_sizes) for t in contenders}
+        key = "latency" if mode.startswith("latency") else mode
+        # Round-robin over the transports, run after run: whatever disturbs the host for a
+        # while (other tenants, the kernel compacting memory a peer freed) hits all alike.
+        samples: dict[str, list[dict]] = {t: [] for t in contenders}
+        for _ in range(runs):
+            for transport in contenders:
+                samples[transport].append(measure(transport, mode, sizes_of[transport][key]))
+        for transport in contenders:
             row = {
                 "transport": transport,
                 "mode": mode,
@@ -380,12 +386,12 @@ def main(argv: list[str] | None = None) -> int:
                 "p999_us": None,
                 "idle_cpu_pct": None,
                 "runs": runs,
-                "records": n,
+                "records": sizes_of[transport][key],
             }
-            for key in ("records_per_s", "p50_us", "p99_us", "p999_us"):
-                values = [sample[key] for sample in samples if key in sample]
+            for field in ("records_per_s", "p50_us", "p99_us", "p999_us"):
+                values = [sample[field] for sample in samples[transport] if field in sample]
                 if values:
-                    row[key] = statistics.median(values)
+                    row[field] = statistics.median(values)
             results.append(row)
             print(f"  {mode:16} {transport:12} {format_row(row)}", file=sys.stderr)
     idle = statistics.median(measure_idle_cpu(idle_seconds) for _ in range(runs))
