@@ -489,7 +489,13 @@ class Producer(_Role):
         offset = self._data_at + (seq & self._mask) * self._record_size
         self._buf[offset : offset + self._record_size] = record
         self._next = seq + 1
-        self.publish()
+        cursor = self._cursor
+        if cursor.ordered:  # Sequence.publish inlined: this runs once per record
+            cursor.view[0] = seq
+        else:
+            cursor.set(seq)
+        if cursor.parked[0]:
+            cursor.wake()
         return True
 
     def put(self, record: bytes | memoryview | np.void, timeout: float | None = None) -> None:
