@@ -35,18 +35,6 @@ class CommandType(IntEnum):
     WITHDRAW = 21  # debit qty units of asset `symbol` from account
 
 
-ADMIN_COMMANDS = frozenset(
-    {
-        CommandType.HALT,
-        CommandType.RESUME,
-        CommandType.KILL_SWITCH,
-        CommandType.KILL_SWITCH_RELEASE,
-        CommandType.DEPOSIT,
-        CommandType.WITHDRAW,
-    }
-)
-
-
 class Side(IntEnum):
     BUY = 0
     SELL = 1

@@ -452,19 +452,6 @@ def iter_chunks(path: str | Path, chunk_bytes: int = 64 << 20) -> Iterator[Chunk
             raise Itch50FormatError(start + framed.end, framed.problem(), total)
 
 
-def read_file(path: str | Path) -> Messages:
-    """Decode a whole (small) ITCH 5.0 file into one ``Messages``; for tests and tools.
-
-    Raises ``Itch50FormatError`` on invalid input (nothing is returned in that case: use
-    ``iter_chunks`` to keep what came before the problem).
-    """
-    data = np.fromfile(path, dtype=np.uint8)
-    framed = frame(data)
-    if framed.status != FRAME_OK:
-        raise Itch50FormatError(framed.end, framed.problem(), framed.types.shape[0])
-    return split_by_type(data, framed)
-
-
 @dataclass
 class Itch50Stats:
     """Counts over an ITCH 5.0 file: messages by type, add orders per stock, time span.

@@ -1,8 +1,9 @@
 """Synthetic order flow: a seeded, realistic mix of commands for load, benchmarks and demos.
 
-The mix is the one matching engines are usually measured on: about half passive limit
-orders a few ticks from the touch, about a third cancels and replaces of recent resting
-orders, and the rest aggressive IOC orders sweeping one to five levels, on a mid price
+The mix is the kind matching engines are usually measured on: about 58 % passive limit
+orders a few ticks from the touch, about 22 % cancels and replaces of recent resting orders
+(30 % are drawn; those with no target left become passive orders), and 20 % aggressive IOC
+orders sweeping one to five levels, on a mid price
 that random-walks per symbol. Generation is vectorised (no Python per command), so the
 source can feed a pipeline at millions of commands per second; the same seed always
 gives the same flow.

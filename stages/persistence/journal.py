@@ -662,11 +662,6 @@ class JournalWriter:
         """
         return self.written_seq if self.fsync is FsyncPolicy.NEVER else self._synced_seq
 
-    @property
-    def segment_path(self) -> Path:
-        """The segment file currently appended to."""
-        return self._path
-
     # -- opening ---------------------------------------------------------------------------------
 
     def _open_existing(self, segments: list[Path]) -> None:
