@@ -67,3 +67,10 @@ def park_then_read(name: str, results) -> None:
         results.put(int.from_bytes(record[:8], "little"))
     finally:
         ring.close()
+
+
+def report_fence_mode(results) -> None:
+    """Say whether this process uses plain stores (True) or the compiled atomics (False)."""
+    from ringbuffer import fence
+
+    results.put(fence.HARDWARE_ORDERED)

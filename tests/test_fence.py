@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import multiprocessing
-import os
 import re
 
 import numpy as np
@@ -76,4 +75,9 @@ def test_stream_through_the_compiled_fence_path_between_processes(monkeypatch):
                 if process.is_alive():
                     process.kill()
                     process.join()
-    assert os.environ["TRADEPIPE_FORCE_FENCES"] == "1"
+    # and the children really ran the compiled path, not the x86 plain stores
+    modes = spawn.Queue()
+    probe = spawn.Process(target=ringworkers.report_fence_mode, args=(modes,))
+    probe.start()
+    assert modes.get(timeout=60) is False, "HARDWARE_ORDERED must be off under the override"
+    probe.join(30)
