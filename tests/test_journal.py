@@ -1,7 +1,4 @@
-"""Journal: round trips, rotation, contiguity, layouts, fsync policies, torn tails, ENOSPC.
-
-Also home of the deterministic command batches the other journal/snapshot/recovery tests use.
-"""
+"""Journal: round trips, rotation, contiguity, layouts, fsync policies, torn tails, ENOSPC."""
 
 from __future__ import annotations
 
@@ -28,26 +25,11 @@ from stages.persistence.journal import (
     prune_segments,
     verify_journal,
 )
-from stages.records import COMMAND_DTYPE, EVENT_DTYPE, CommandType, Side
+from stages.records import COMMAND_DTYPE, EVENT_DTYPE
+from tests.builders import commands
 
 # --------------------------------------------------------------------------------------------
-# helpers shared with the other persistence tests
-
-
-def commands(first_seq: int, n: int) -> np.ndarray:
-    """``n`` command records from ``first_seq``, every field a function of the seq."""
-    batch = np.zeros(n, dtype=COMMAND_DTYPE)
-    seq = np.arange(first_seq, first_seq + n, dtype=np.int64)
-    batch["seq"] = seq
-    batch["ts_ingest"] = seq * 1000 + 7
-    batch["order_id"] = seq * 3 + 1
-    batch["price"] = 10_000 + (seq * 7919) % 200
-    batch["qty"] = 1 + seq % 50
-    batch["account"] = (seq % 5).astype(np.uint32)
-    batch["symbol"] = (seq % 3).astype(np.uint16)
-    batch["kind"] = CommandType.NEW
-    batch["side"] = (seq % 2).astype(np.uint8) * Side.SELL
-    return batch
+# helpers
 
 
 def write_journal(

@@ -13,7 +13,7 @@ import pytest
 from pipeline.cli import main
 from stages.persistence.journal import BLOCK_HEADER, JournalWriter, list_segments
 from stages.records import COMMAND_DTYPE, CommandType, Side
-from tests.test_journal import commands
+from tests.builders import commands
 
 
 @pytest.fixture

@@ -25,8 +25,7 @@ import pytest
 from stages.persistence.journal import JournalReader, TornTailWarning, verify_journal
 from stages.persistence.recovery import recover
 from stages.records import COMMAND_DTYPE
-from tests.test_journal import commands
-from tests.test_recovery import Counter
+from tests.builders import Counter, commands
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,7 +35,7 @@ import numpy as np
 warnings.simplefilter("ignore")
 from stages.persistence.journal import JournalWriter, first_gap
 from stages.records import COMMAND_DTYPE
-from tests.test_journal import commands
+from tests.builders import commands
 
 first_gap(commands(1, 2)["seq"], 1)  # compile (or load) the check now, not inside the kill window
 
@@ -127,7 +126,7 @@ import resource, signal, struct, sys, warnings
 warnings.simplefilter("ignore")
 from stages.persistence.journal import JournalFullError, JournalWriter
 from stages.records import COMMAND_DTYPE
-from tests.test_journal import commands
+from tests.builders import commands
 
 directory, limit = sys.argv[1], int(sys.argv[2])
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # get EFBIG from write() instead of a signal

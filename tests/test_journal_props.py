@@ -23,7 +23,7 @@ from stages.persistence.journal import (
     list_segments,
 )
 from stages.records import COMMAND_DTYPE
-from tests.test_journal import commands
+from tests.builders import commands
 
 SEGMENT_BYTES = 1500
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import os
-import struct
 import warnings
 from pathlib import Path
 
-import crc32c
 import numpy as np
 import pytest
 
@@ -25,39 +23,8 @@ from stages.persistence.recovery import (
     replay_journal,
 )
 from stages.persistence.snapshots import HEADER_SIZE, SnapshotCorruptWarning, SnapshotStore
-from stages.records import COMMAND_DTYPE, EVENT_DTYPE, CommandType, EventType
-from tests.test_journal import commands
-
-
-class Counter:
-    """A tiny deterministic state machine: a count and a running crc32c of every record.
-
-    It refuses a batch that does not continue its last seq, so a record applied twice or
-    skipped during recovery fails loudly instead of changing a hash subtly.
-    """
-
-    def __init__(self, count: int = 0, last_seq: int = 0, crc: int = 0) -> None:
-        self.count, self.last_seq, self.crc = count, last_seq, crc
-
-    def process(self, commands: np.ndarray) -> np.ndarray:
-        first = int(commands["seq"][0])
-        if first != self.last_seq + 1:
-            raise AssertionError(f"batch starts at seq {first}, {self.last_seq + 1} expected")
-        self.crc = crc32c.crc32c(commands.view(np.uint8), self.crc)
-        self.count += len(commands)
-        self.last_seq = int(commands["seq"][-1])
-        return np.zeros(0, EVENT_DTYPE)
-
-    def snapshot(self) -> bytes:
-        return struct.pack("<qqI", self.count, self.last_seq, self.crc)
-
-    @classmethod
-    def restore(cls, data: bytes) -> Counter:
-        return cls(*struct.unpack("<qqI", data))
-
-    def state_hash(self) -> str:
-        return f"{self.count}:{self.last_seq}:{self.crc:08x}"
-
+from stages.records import COMMAND_DTYPE, CommandType, EventType
+from tests.builders import Counter, commands
 
 SIZES = [5, 17, 1, 64, 30, 3, 100, 9]
 
@@ -86,8 +53,17 @@ def run_and_journal(
     return machine.state_hash()
 
 
-def test_counter_is_a_replayable() -> None:
-    assert isinstance(Counter(), Replayable)
+def test_counter_restored_from_its_snapshot_continues_like_the_original() -> None:
+    original = Counter()
+    original.process(commands(1, 10))
+    restored = Counter.restore(original.snapshot())
+    assert restored.state_hash() == original.state_hash()
+    for machine in (original, restored):
+        machine.process(commands(11, 5))
+    assert restored.state_hash() == original.state_hash()
+    assert original.state_hash().startswith("15:15:")
+    with pytest.raises(AssertionError, match="seq 12, 11 expected"):
+        Counter.restore(Counter(10, 10, 0).snapshot()).process(commands(12, 1))
 
 
 def test_replay_without_snapshots(tmp_path: Path) -> None:
