@@ -28,6 +28,7 @@ import fcntl
 import hashlib
 import itertools
 import json
+import math
 import os
 import re
 import struct
@@ -425,6 +426,118 @@ def _rest_is_zero(f: Any, offset: int, size: int) -> bool:
     return True
 
 
+_MAGIC_BYTES = BLOCK_MAGIC.to_bytes(4, "little")
+_SCAN_CHUNK = 4 << 20
+
+
+@dataclass(frozen=True)
+class _FoundBlock:
+    offset: int
+    first_seq: int
+    count: int
+    length: int
+    flags: int
+
+
+def _valid_blocks_after(
+    f: Any, start: int, file_size: int, *, align: int, base: int, record_size: int | None
+) -> Iterator[_FoundBlock]:
+    """Every well-formed block header from ``start`` on, at offsets ``base + k * align``.
+
+    Well-formed: magic, header checksum, a length that holds its count of ``record_size``
+    records (any record size when None) and known flags. A crash cannot write one: the
+    writer only ever appends, so a well-formed header after a bad block was put there by a
+    later append. The search is a C-speed ``find`` of the magic, chunk by chunk, so even a
+    whole segment of garbage costs one read of it, and it only runs on a bad block.
+    """
+    pos = start
+    while pos < file_size:
+        f.seek(pos)
+        chunk = f.read(min(_SCAN_CHUNK, file_size - pos))
+        if not chunk:
+            return
+        at = chunk.find(_MAGIC_BYTES)
+        while at >= 0:
+            offset = pos + at
+            if (offset - base) % align == 0:
+                raw = chunk[at : at + BLOCK_HEADER.size]
+                if len(raw) < BLOCK_HEADER.size:
+                    f.seek(offset)
+                    raw = f.read(BLOCK_HEADER.size)
+                if len(raw) == BLOCK_HEADER.size:
+                    _m, length, count, _c, first, flags, header_crc = BLOCK_HEADER.unpack(raw)
+                    if (
+                        crc32c.crc32c(raw[:28]) == header_crc
+                        and count > 0
+                        and not flags & ~BLOCK_CONTINUES
+                        and (length - BLOCK_HEADER.size) % count == 0
+                        and (
+                            record_size is None or length == BLOCK_HEADER.size + count * record_size
+                        )
+                    ):
+                        yield _FoundBlock(offset, first, count, length, flags)
+            at = chunk.find(_MAGIC_BYTES, at + 1)
+        if pos + len(chunk) >= file_size:
+            return
+        pos += len(chunk) - (BLOCK_HEADER.size - 1)  # a header may straddle two chunks
+
+
+def _block_after_torn_append(
+    f: Any,
+    file_size: int,
+    *,
+    bad_offset: int,
+    bad_block: _FoundBlock | None,
+    append_offset: int,
+    append_seq: int,
+    record_size: int,
+    base: int,
+) -> _FoundBlock | None:
+    """The first well-formed block after a bad one that is *not* part of the torn append.
+
+    A bad block in the last segment is a torn tail only if nothing valid follows it: the
+    last append, never acknowledged, may lose any of its pages (its first, a middle one)
+    while later ones reach the disk, but a valid block after it means a later append was
+    written, so the bad block is damage to data that may have been acknowledged.
+
+    An append larger than ``max_block_bytes`` is several blocks, all but the last flagged
+    ``CONTINUES``; its surviving blocks do not count against it. A found block belongs to
+    the torn append when it directly continues a block known to be flagged ``CONTINUES``
+    (``bad_block``, when its header is intact, or a block already found), or when it is
+    itself flagged ``CONTINUES`` and sits where a block of that append can: ``first_seq -
+    append_seq`` records and a whole number of equal blocks after the append's start. A
+    final block whose predecessors were all lost cannot be told from a later append and
+    counts as corruption (the safe side: it is reported, never cut off).
+    """
+    align = math.gcd(BLOCK_HEADER.size, record_size)
+    chain = bad_block  # the last block known to belong to the torn append
+    for found in _valid_blocks_after(
+        f, bad_offset + 1, file_size, align=align, base=base, record_size=record_size
+    ):
+        if chain is not None and found.offset < chain.offset + chain.length:
+            continue  # inside a block already accounted for (a magic in its records)
+        continues_chain = (
+            chain is not None
+            and chain.flags & BLOCK_CONTINUES
+            and found.offset == chain.offset + chain.length
+            and found.first_seq == chain.first_seq + chain.count
+        )
+        records = found.first_seq - append_seq
+        headers, rest = divmod(found.offset - append_offset - records * record_size, 32)
+        fits_append = (
+            found.flags & BLOCK_CONTINUES
+            and (chain is None or chain.flags & BLOCK_CONTINUES)
+            and records > 0
+            and rest == 0
+            and headers >= 1
+            and records % headers == 0
+        )
+        if not (continues_chain or fits_append):
+            return found
+        chain = found
+    return None
+
+
 def _scan_blocks(
     f: Any,
     header: SegmentHeader,
@@ -452,12 +565,30 @@ def _scan_blocks(
     append_offset, append_seq, skipping, pending = offset, seq, False, False
     f.seek(offset)
 
-    def bad(reason: str, *, tail_ok: bool) -> None:
+    def bad(reason: str, *, tail_ok: bool, block: _FoundBlock | None = None) -> None:
+        later = None
         if is_last and tail_ok:
-            raise _Torn(append_offset, append_seq, reason)
+            later = _block_after_torn_append(
+                f,
+                file_size,
+                bad_offset=offset,
+                bad_block=block,
+                append_offset=append_offset,
+                append_seq=append_seq,
+                record_size=rs,
+                base=header.header_size,
+            )
+            if later is None:
+                raise _Torn(append_offset, append_seq, reason)
+        follows = (
+            f"; a valid block follows at offset {later.offset} (seq {later.first_seq}), so "
+            "this is not a torn last append"
+            if later is not None
+            else ""
+        )
         raise JournalCorruptError(
-            f"journal segment {path} at offset {offset} (seq {seq}): {reason}; the journal "
-            "is corrupt before its tail and cannot be replayed past this point",
+            f"journal segment {path} at offset {offset} (seq {seq}): {reason}{follows}; the "
+            "journal is corrupt before its tail and cannot be replayed past this point",
             path,
             offset,
             seq,
@@ -472,12 +603,12 @@ def _scan_blocks(
             bad(f"incomplete block header ({len(raw)} of {BLOCK_HEADER.size} bytes)", tail_ok=True)
         magic, length, count, records_crc, first, flags, header_crc = BLOCK_HEADER.unpack(raw)
         if magic != BLOCK_MAGIC or crc32c.crc32c(raw[:28]) != header_crc:
-            zero = _rest_is_zero(f, offset, file_size)
+            zero = is_last and _rest_is_zero(f, offset, file_size)
             bad(
                 "zero-filled tail (blocks not yet flushed at the crash)"
                 if zero
                 else "block header checksum mismatch",
-                tail_ok=zero,
+                tail_ok=True,
             )
         if first != seq:
             bad(f"block starts at seq {first}, seq {seq} expected", tail_ok=False)
@@ -509,7 +640,11 @@ def _scan_blocks(
             if got != count * rs:
                 bad("block shorter than its header says", tail_ok=True)
             if crc32c.crc32c(raw_records) != records_crc:
-                bad("records checksum mismatch", tail_ok=end == file_size)
+                bad(
+                    "records checksum mismatch",
+                    tail_ok=True,
+                    block=_FoundBlock(offset, first, count, length, flags),
+                )
             if first_gap(records["seq"], first) >= 0:
                 bad("record seq fields are not contiguous with the block header", tail_ok=False)
             parts.append(records)
@@ -521,6 +656,29 @@ def _scan_blocks(
             parts, skipping = [], False
     if pending:  # the last append's final block never made it
         bad("the last append is incomplete: its final block is missing", tail_ok=True)
+
+
+def _check_torn_segment(path: Path, size: int, record_size: int | None) -> None:
+    """Refuse to call a segment with a lost header torn when a later append survived in it.
+
+    The header of a fresh segment and its first append may share a page that never reached
+    the disk while the append's later pages did: that is a torn segment (nothing in it was
+    acknowledged). A complete block in it (one not flagged ``CONTINUES``, which a lost first
+    append's own surviving blocks all are but its last) means a later append was written:
+    the lost header is damage, reported as corruption.
+    """
+    align = BLOCK_HEADER.size if record_size is None else math.gcd(BLOCK_HEADER.size, record_size)
+    with open(path, "rb") as f:
+        for found in _valid_blocks_after(f, 0, size, align=align, base=0, record_size=record_size):
+            if not found.flags & BLOCK_CONTINUES:
+                raise JournalCorruptError(
+                    f"journal segment {path} at offset 0: the file header is missing but a "
+                    f"valid block follows at offset {found.offset} (seq {found.first_seq}); "
+                    "the journal is corrupt and cannot be replayed past this point",
+                    path,
+                    0,
+                    found.first_seq,
+                )
 
 
 def _handle_torn(path: Path, torn: _Torn, *, repair: bool, locked: bool = False) -> TornTail:
@@ -670,6 +828,7 @@ class JournalWriter:
         try:
             header = _read_header_of(last)
         except _ShortHeader:
+            _check_torn_segment(last, size, self._record_size)
             self.repairs.append(_drop_torn_segment(last, size, repair=True, locked=True))
             segments = segments[:-1]
             if not segments:  # the first segment's creation was cut off: start it again
@@ -925,7 +1084,14 @@ class JournalReader:
                         0,
                         None,
                     ) from None
-                self.repairs.append(_drop_torn_segment(path, path.stat().st_size, repair=repair))
+                size = path.stat().st_size
+                known = (
+                    dtype
+                    if dtype is not None
+                    else (self._segments[0].dtype if self._segments else None)
+                )
+                _check_torn_segment(path, size, None if known is None else known.itemsize)
+                self.repairs.append(_drop_torn_segment(path, size, repair=repair))
                 continue
             _check_layout(header, dtype)
             if self._segments and header.fingerprint != self._segments[0].fingerprint:
