@@ -57,9 +57,14 @@ def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` and run the chosen command; its return value is the exit status."""
     prog = "tradepipe"
     try:
-        args = build_parser().parse_args(argv)
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as done:  # --help: what it printed must reach the reader, or fail here
+            _flush_stdout()
+            return done.code if isinstance(done.code, int) else ExitStatus.USAGE
         prog = args.prog
         status = args.func(args)
+        _flush_stdout()  # here, not at exit: a closed pipe or a full disk is reported below
     except _UsageError as error:
         print(f"{error.prog}: {error} (see {error.prog} --help)", file=sys.stderr)
         return ExitStatus.USAGE
@@ -73,12 +78,24 @@ def main(argv: list[str] | None = None) -> int:
         # The reader went away (``| head``): stop writing, quietly; exit as ``yes | head`` does.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        return 128 + 13
+        return ExitStatus.PIPE_CLOSED
     except OSError as error:  # a safety net: commands should say what they were doing
-        where = f" {error.filename}" if error.filename else ""
-        print(f"{prog}:{where}: {error.strerror or error}", file=sys.stderr)
+        where = f" {error.filename}:" if error.filename else ""
+        print(f"{prog}:{where} {error.strerror or error}", file=sys.stderr)
         return ExitStatus.REFUSED
     return int(status or 0)
+
+
+def _flush_stdout() -> None:
+    """Flush what a command printed; a write error other than a closed pipe is a refusal."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as error:
+        raise CommandError(
+            f"writing standard output failed: {error.strerror or error}", ExitStatus.REFUSED
+        ) from None
 
 
 if __name__ == "__main__":

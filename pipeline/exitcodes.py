@@ -13,11 +13,13 @@ escapes is a bug, and ``main`` still reports it as one line naming the exception
 | 3 | ``journal verify``: a torn tail (the last, never-acknowledged append) | ``journal verify --repair`` |
 | 4 | the system refused: the directory is in use by a live run, disk full, read-only, no permission | free the resource, then retry |
 | 130 | interrupted (Ctrl-C); the message says how far the journal is durable | — |
+| 141 | the reader of standard output went away (``| head``); nothing more is printed | — |
 """
 
 from __future__ import annotations
 
 import enum
+import errno
 
 
 class ExitStatus(enum.IntEnum):
@@ -27,6 +29,7 @@ class ExitStatus(enum.IntEnum):
     TORN = 3  # journal verify: a torn tail
     REFUSED = 4  # busy, disk full, read-only, permission
     INTERRUPTED = 130
+    PIPE_CLOSED = 141  # 128 + SIGPIPE, as ``yes | head`` ends: the reader went away
 
 
 class CommandError(Exception):
@@ -35,3 +38,15 @@ class CommandError(Exception):
     def __init__(self, message: str, status: ExitStatus = ExitStatus.USAGE) -> None:
         super().__init__(message)
         self.status = status
+
+
+#: What the system refuses (exit 4: free the resource, then retry), as opposed to files
+#: that are not what they should be (exit 1).
+REFUSED_ERRNOS = frozenset(
+    {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+)
+
+
+def os_error_status(error: OSError) -> ExitStatus:
+    """REFUSED for a full disk, a read-only file system or a missing permission; else FAILED."""
+    return ExitStatus.REFUSED if error.errno in REFUSED_ERRNOS else ExitStatus.FAILED

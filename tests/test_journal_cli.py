@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import importlib.util
 import json
 import os
@@ -10,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.cli import main
-from stages.persistence.journal import BLOCK_HEADER, JournalWriter, list_segments
+from pipeline.cli import build_parser, main
+from stages.persistence.journal import BLOCK_HEADER, JournalWriter, list_segments, lock_journal
 from stages.records import COMMAND_DTYPE, CommandType, Side
 from tests.builders import commands
 
@@ -81,8 +82,8 @@ def test_verify_verdicts(journal: Path, capsys: pytest.CaptureFixture[str]) -> N
 def test_verify_missing_or_empty_directory(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["journal", "verify", str(tmp_path / "nope")]) == 1
-    assert "does not exist" in capsys.readouterr().out
+    assert main(["journal", "verify", str(tmp_path / "nope")]) == 2  # a usage error, no verdict
+    assert "does not exist" in capsys.readouterr().err
     assert main(["journal", "verify", str(tmp_path)]) == 1
     assert "holds no journal segment" in capsys.readouterr().out
 
@@ -135,3 +136,86 @@ def test_dump_and_export_warn_of_a_torn_tail_once_before_their_summary(
     warned = [line for line in err if line.startswith("warning: ")]
     assert len(warned) == 1 and str(last) in warned[0]
     assert err.index(warned[0]) < len(err) - 1 and "records" in err[-1]
+
+
+def test_dump_limit_zero_prints_no_records(
+    journal: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["journal", "dump", str(journal), "--limit", "0"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.strip() == "(0 records)"
+
+
+def _full_disk_after(monkeypatch: pytest.MonkeyPatch, first_bytes: int) -> None:
+    """Make ``os.write`` into a ``*.partial`` file write ``first_bytes``, then fail: ENOSPC."""
+    real_write = os.write
+    written = [0]
+
+    def write(fd: int, data: bytes) -> int:
+        if not os.readlink(f"/proc/self/fd/{fd}").endswith(".partial"):
+            return real_write(fd, data)
+        if written[0] >= first_bytes:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        n = real_write(fd, bytes(memoryview(data)[: first_bytes - written[0]]))
+        written[0] += n
+        return n
+
+    monkeypatch.setattr(os, "write", write)
+
+
+def test_export_on_a_full_disk_leaves_no_partial_file_and_the_old_file_intact(
+    journal: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch
+) -> None:
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    old = out_dir / "old.jsonl"
+    old.write_text("the previous export\n")
+    _full_disk_after(monkeypatch, 100)
+    for target in (old, out_dir / "new.jsonl"):
+        assert main(["journal", "export", str(journal), "-o", str(target)]) == 4
+        err = capsys.readouterr().err
+        assert "No space left on device (ENOSPC)" in err and "partial output was removed" in err
+    assert sorted(p.name for p in out_dir.iterdir()) == ["old.jsonl"]
+    assert old.read_text() == "the previous export\n"
+
+
+def test_export_of_a_corrupt_journal_writes_no_output_file(
+    journal: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = list_segments(journal)[0]
+    data = bytearray(first.read_bytes())
+    data[-BLOCK_HEADER.size - 10] ^= 0x40
+    first.write_bytes(bytes(data))
+    out = tmp_path / "out.jsonl"
+    assert main(["journal", "export", str(journal), "-o", str(out)]) == 1
+    assert str(first) in capsys.readouterr().err
+    assert not out.exists() and not list(tmp_path.glob(".out.jsonl.*"))
+
+
+def test_repair_of_a_journal_a_live_writer_holds_is_refused(
+    journal: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    last = list_segments(journal)[-1]
+    os.truncate(last, last.stat().st_size - 3)
+    size = last.stat().st_size
+    lock = lock_journal(journal, "a test writer")
+    try:
+        assert main(["journal", "verify", str(journal), "--repair"]) == 4
+    finally:
+        os.close(lock)
+    assert f"journal {journal} is open for writing by" in capsys.readouterr().err
+    assert last.stat().st_size == size  # nothing was cut while the writer held it
+
+
+def test_help_is_plain_text_and_says_what_each_option_does(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for action in ("dump", "verify", "export"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["journal", action, "--help"])
+        text = capsys.readouterr().out
+        assert "``" not in text and "to show" not in text
+    export_help = " ".join(text.split())
+    assert "--format {jsonl,parquet} jsonl: one JSON object per record" in export_help
+    assert "first sequence to export" in export_help and "last sequence to export" in export_help
