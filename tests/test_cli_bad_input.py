@@ -129,7 +129,7 @@ JOURNAL_CASES: list[Case] = [
         "journal-dump-segment-is-a-directory",
         lambda tmp: ["journal", "dump", str(tmp / "journal")],
         ExitStatus.FAILED,
-        r"00000000000000000001\.tpj.* is a directory",
+        r"00000000000000000001\.tpj.*[Ii]s a directory",
         lambda tmp: (tmp / "journal" / "00000000000000000001.tpj").mkdir(parents=True),
     ),
     Case(
