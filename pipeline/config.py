@@ -1,40 +1,60 @@
 """Run configuration: one TOML file decoded into typed msgspec Structs, with embedded defaults.
 
-Every section is optional; an empty file (or none) gives the embedded defaults, which run
-the whole chain under synthetic load with a journal in ``./run``. A bad value is refused
-before anything starts, with msgspec's path to it (``Expected int >= 1 - at
-$.load.orders``), so the user knows what to fix.
+Every section and key is optional. A file's tables merge into the embedded defaults key by
+key, at every depth (``[engine]\\nsettle_every = 512`` changes that one key and keeps both
+symbols, the fees and the capacities); a list (``instruments``, ``assets``, ``accounts``)
+replaces the default list whole, and each of its entries starts from the defaults of its
+struct. An empty file (or none) gives the embedded defaults, which run the whole chain
+under synthetic load with a journal in ``./run``.
+
+A bad value is refused before anything starts, with msgspec's path to it (``Expected int
+>= 1 - at $.load.orders``), so the user knows what to fix; so is a value the engine would
+refuse later, out of sight (``load.accounts`` beyond ``engine.risk.max_accounts``, a funding
+amount risk refuses to deposit, an empty instrument list, an inverted price band).
 """
 
 from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
+from pipeline.exitcodes import CommandError, ExitStatus, os_error_status
 from stages.engine import EngineConfig
+from stages.matching.symbols import SymbolSpec
 from stages.risk.config import AssetConfig, InstrumentConfig, RiskConfig
+from stages.risk.layout import AMOUNT_LIMIT
 
 Positive = Annotated[int, msgspec.Meta(ge=1)]
+
+#: ``load.orders`` and ``--orders``: sequence numbers (int64) keep room to spare.
+MAX_ORDERS = 2**62
+#: ``load.batch``: commands per ingest batch (64 bytes each: 64 MiB at most).
+MAX_BATCH = 1 << 20
+#: ``load.funding``: the most risk accepts in one deposit to an empty account.
+MAX_FUNDING = AMOUNT_LIMIT
+#: ``journal.fsync_interval_ms``: an interval policy syncs at least once a minute.
+MAX_FSYNC_INTERVAL_MS = 60_000.0
 
 
 class LoadConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Where commands come from. ``synthetic``: stages.ingest.synthetic's mixed flow."""
 
     source: Literal["synthetic"] = "synthetic"
-    orders: Positive = 1_000_000
-    batch: Positive = 1024
-    accounts: Positive = 1000
-    seed: int = 7
-    funding: Positive = 10**12  # every account gets this much of every asset first
+    orders: Annotated[int, msgspec.Meta(ge=1, le=MAX_ORDERS)] = 1_000_000
+    batch: Annotated[int, msgspec.Meta(ge=1, le=MAX_BATCH)] = 1024
+    accounts: Positive = 1000  # accounts 1..N; N < engine.risk.max_accounts
+    seed: Annotated[int, msgspec.Meta(ge=0)] = 7
+    # every account gets this much of every asset first
+    funding: Annotated[int, msgspec.Meta(ge=1, le=MAX_FUNDING)] = 10**12
 
 
 class JournalConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     directory: str = "run/journal"
     fsync: Literal["batch", "interval", "never"] = "batch"
-    fsync_interval_ms: Annotated[float, msgspec.Meta(gt=0)] = 5.0
+    fsync_interval_ms: Annotated[float, msgspec.Meta(gt=0, le=MAX_FSYNC_INTERVAL_MS)] = 5.0
     segment_bytes: Annotated[int, msgspec.Meta(ge=1 << 16)] = 64 << 20
 
 
@@ -73,22 +93,94 @@ class RunConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     snapshots: SnapshotConfig = msgspec.field(default_factory=SnapshotConfig)
 
 
-class ConfigError(ValueError):
+class ConfigError(CommandError, ValueError):
     """A configuration file that cannot be used; the message names the file and the field."""
+
+    def __init__(self, message: str, status: ExitStatus = ExitStatus.USAGE) -> None:
+        super().__init__(message, status)
+
+
+def merge_over(defaults: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """``given`` over ``defaults``: tables merge key by key at every depth, lists and
+    values replace (so a list's entries start from their struct's defaults)."""
+    merged = dict(defaults)
+    for key, value in given.items():
+        default = merged.get(key)
+        if isinstance(value, dict) and isinstance(default, dict):
+            merged[key] = merge_over(default, value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def load_config(path: str | Path | None) -> RunConfig:
-    """Decode ``path`` (TOML) into a ``RunConfig``; None gives the embedded defaults."""
+    """Decode ``path`` (TOML) over the embedded defaults; None gives the defaults."""
     if path is None:
         return RunConfig()
     path = Path(path)
+    data = _parse(path)
     try:
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
-    try:
-        return msgspec.convert(data, RunConfig)
+        config = msgspec.convert(merge_over(msgspec.to_builtins(RunConfig()), data), RunConfig)
     except msgspec.ValidationError as error:
         raise ConfigError(f"config file {path}: {error}") from None
+    problem = check_config(config)
+    if problem is not None:
+        raise ConfigError(f"config file {path}: {problem}")
+    return config
+
+
+def _parse(path: Path) -> dict[str, Any]:
+    """The TOML table of ``path``; a ``ConfigError`` saying what is wrong with the file."""
+    try:
+        raw = path.read_bytes()
+    except (FileNotFoundError, NotADirectoryError):
+        raise ConfigError(f"config file {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a directory: name a TOML file") from None
+    except OSError as error:
+        raise ConfigError(
+            f"cannot read config file {path}: {error.strerror or error}", os_error_status(error)
+        ) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        raise ConfigError(
+            f"config file {path} is not UTF-8 text (byte 0x{raw[error.start]:02x} on line "
+            f"{line}): TOML files are UTF-8; save it as UTF-8"
+        ) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
+
+
+def check_config(config: RunConfig) -> str | None:
+    """What the engine would refuse later, out of sight, said now with the field's path."""
+    risk = config.engine.risk
+    if config.load.accounts >= risk.max_accounts:
+        return (
+            f"load.accounts = {config.load.accounts} does not fit engine.risk.max_accounts = "
+            f"{risk.max_accounts} (the load uses accounts 1..accounts, the engine holds "
+            f"1..max_accounts - 1): raise max_accounts above {config.load.accounts} or lower "
+            "accounts - at `$.load.accounts`"
+        )
+    if not risk.instruments:
+        return (
+            "engine.risk.instruments is empty: the load needs at least one symbol to trade "
+            "- at `$.engine.risk.instruments`"
+        )
+    for i, instrument in enumerate(risk.instruments):
+        try:
+            SymbolSpec(
+                symbol=instrument.symbol, tick_size=instrument.tick_size,
+                lot_size=instrument.lot_size, min_qty=instrument.min_qty,
+                max_qty=instrument.max_qty, price_band_low=instrument.price_band_low,
+                price_band_high=instrument.price_band_high,
+            )  # fmt: skip
+        except ValueError as error:
+            text = str(error)
+            field = text.split(" = ", 1)[0].rsplit(".", 1)[-1] if " = " in text else ""
+            where = f"$.engine.risk.instruments[{i}]" + (f".{field}" if field else "")
+            return f"{text.removeprefix('SymbolSpec.')} - at `{where}`"
+    return None
