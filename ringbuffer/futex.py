@@ -1,15 +1,17 @@
 """Park a waiting process in the kernel until a cursor moves (Linux futex, process-shared).
 
-A consumer with nothing to read, after spinning and yielding, parks on the 32-bit low word
-of the cursor it waits for: ``FUTEX_WAIT`` sleeps only while that word still holds the
-value the waiter last saw, so a publish that lands between the last check and the sleep
-is never slept through. Writers check a ``parked`` flag beside the cursor after each store
-and issue ``FUTEX_WAKE`` only when someone is parked — one load per publish otherwise.
+A consumer with nothing to read, after spinning and yielding, parks on the *wake counter*
+of the cursor it waits for (``sequence``): ``FUTEX_WAIT`` sleeps only while the counter's
+32-bit low word still holds the value the waiter read before its last check, so a wake-up
+that lands between that check and the sleep is never slept through. The cursor's writer
+checks a ``parked`` flag after each store and bumps the counter and issues ``FUTEX_WAKE``
+only when it is set -- one load per publish otherwise. ``sequence`` explains why the
+handshake cannot lose a wake-up, and ``fence`` how its store-load barriers stay off the
+publish path.
 
-The flag handshake is not fenced (x86 may order the writer's flag load before its cursor
-store), so a wake-up can very rarely be missed; every park therefore has a timeout
-(milliseconds), which bounds the cost of a miss and keeps heartbeats flowing. An idle
-parked consumer costs only those timeouts: well under 1 % of a core.
+Every park still has a timeout (milliseconds) so heartbeats and peer checks keep running
+while idle; ``wait`` says whether it ran out (an idle parked consumer costs only those
+timeouts: well under 1 % of a core).
 
 Elsewhere than Linux, ``AVAILABLE`` is False and waits sleep instead.
 """
@@ -17,6 +19,7 @@ Elsewhere than Linux, ``AVAILABLE`` is False and waits sleep instead.
 from __future__ import annotations
 
 import ctypes
+import errno
 import platform
 import sys
 import time
@@ -41,14 +44,15 @@ if AVAILABLE:
 LOW_WORD_OFFSET = 0 if sys.byteorder == "little" else 4
 
 
-def wait(address: int, expected: int, timeout_ns: int) -> None:
+def wait(address: int, expected: int, timeout_ns: int) -> bool:
     """Sleep while the 32-bit word at ``address`` equals ``expected`` (low 32 bits), at most
-    ``timeout_ns``; returns early on a wake-up, a change of the word, or a signal."""
+    ``timeout_ns``. False if the timeout ran out; True on a wake-up, when the word already
+    differed, or on a signal."""
     if not AVAILABLE:
         time.sleep(timeout_ns / 1e9)
-        return
+        return False
     timeout = _Timespec(timeout_ns // 1_000_000_000, timeout_ns % 1_000_000_000)
-    _syscall(
+    result = _syscall(
         _syscall_number,
         ctypes.c_void_p(address + LOW_WORD_OFFSET),
         FUTEX_WAIT,
@@ -57,6 +61,7 @@ def wait(address: int, expected: int, timeout_ns: int) -> None:
         None,
         0,
     )
+    return result == 0 or ctypes.get_errno() != errno.ETIMEDOUT
 
 
 def wake(address: int, count: int = WAKE_ALL) -> None:

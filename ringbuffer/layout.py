@@ -2,10 +2,11 @@
 
     offset 0      header line     magic, version, capacity, record size, dtype fingerprint,
                                   consumer count, data offset, alert flag, producer state
-    offset 128    producer cursor (its own 128-byte line: written per batch), parked flag
+    offset 128    producer cursor (its own 128-byte line: written per batch), parked flag,
+                                  wake counter
     offset 256    producer line   pid, pid start time, heartbeat
-    offset 384    consumer slots  one 128-byte line each: cursor, parked flag, pid, start
-                                  time, heartbeat, dependency mask, name
+    offset 384    consumer slots  one 128-byte line each: cursor, parked flag, wake counter,
+                                  pid, start time, heartbeat, dependency mask, name
     ...           dtype text      ``repr(dtype.descr)``, so a mismatch can say what differs
     data_offset   records         ``capacity * record_size`` bytes, 4096-aligned
 
@@ -23,7 +24,7 @@ import numpy as np
 from ringbuffer.errors import LayoutMismatchError
 
 MAGIC = b"TPRING\x00\x01"
-LAYOUT_VERSION = 2
+LAYOUT_VERSION = 3  # 3: a wake counter after each parked flag
 LINE = 128
 MAX_CONSUMERS = 64  # dependency sets are a 64-bit mask
 NAME_BYTES = 32
@@ -68,9 +69,18 @@ PEER_DTYPE = np.dtype(
 
 CONSUMER_DTYPE = np.dtype(
     {
-        "names": ["cursor", "parked", "pid", "pid_start", "heartbeat_ns", "after_mask", "name"],
-        "formats": ["<i8", "<i8", "<i8", "<i8", "<i8", "<u8", f"S{NAME_BYTES}"],
-        "offsets": [0, 8, 16, 24, 32, 40, 48],
+        "names": [
+            "cursor",
+            "parked",
+            "wakes",
+            "pid",
+            "pid_start",
+            "heartbeat_ns",
+            "after_mask",
+            "name",
+        ],
+        "formats": ["<i8", "<i8", "<i8", "<i8", "<i8", "<i8", "<u8", f"S{NAME_BYTES}"],
+        "offsets": [0, 8, 16, 24, 32, 40, 48, 56],
         "itemsize": LINE,
     }
 )
@@ -80,6 +90,7 @@ PRODUCER_PEER_OFFSET = 2 * LINE
 CONSUMERS_OFFSET = 3 * LINE
 CURSOR_FIELD_OFFSET = 0  # within a consumer slot
 PARKED_FLAG_DELTA = 8  # every cursor's "someone is parked on me" flag sits right after it
+WAKE_COUNTER_DELTA = 16  # then the counter its writer bumps to wake them (``sequence``)
 
 
 def consumer_offset(index: int) -> int:

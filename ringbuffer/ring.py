@@ -260,7 +260,7 @@ class Ring:
             layout.consumer_offset(i) for i in range(len(self.consumer_names))
         ]
         for offset in offsets:
-            self._sequence(offset).wake()
+            self._sequence(offset).nudge()  # not ``wake``: only a sequence's writer bumps it
 
     def clear_alert(self) -> None:
         self._header[0]["alert"] = 0
@@ -280,6 +280,7 @@ class Ring:
                 "lag": published - int(slot["cursor"]),
                 "pid": int(slot["pid"]),
                 "heartbeat_ns": int(slot["heartbeat_ns"]),
+                "parked_on": bool(slot["parked"]),  # someone (producer, dependent) parks on it
             }
         slowest = min((c["cursor"] for c in consumers.values()), default=published)
         return {
@@ -404,14 +405,14 @@ class Producer(_Role):
             return NO_GATE
         return min(gate.get() for gate in gates)
 
-    def _park(self, timeout_ns: int) -> None:
-        """Sleep on the cursor of a consumer that keeps the next slot busy."""
+    def _park(self, timeout_ns: int) -> bool:
+        """Sleep on the cursor of a consumer that keeps the next slot busy (False: timed out)."""
         wrap_point = self._next - self._capacity
         for gate in self._gates:
             seen = gate.get()
             if seen < wrap_point:
-                gate.park(seen, timeout_ns)
-                return
+                return gate.park(seen, timeout_ns)
+        return True
 
     def _housekeeping(self, now: int) -> None:
         self._peer[0]["heartbeat_ns"] = now
@@ -563,13 +564,14 @@ class Consumer(_Role):
                 available = released
         return available
 
-    def _park(self, timeout_ns: int) -> None:
-        """Sleep on the cursor that holds this consumer back: the producer's or a dependency's."""
+    def _park(self, timeout_ns: int) -> bool:
+        """Sleep on the cursor that holds this consumer back: the producer's or a dependency's
+        (False: the park timed out)."""
         for sequence in (self._producer_cursor, *self._dependencies):
             seen = sequence.get()
             if seen < self._next:
-                sequence.park(seen, timeout_ns)
-                return
+                return sequence.park(seen, timeout_ns)
+        return True
 
     def _housekeeping(self, now: int) -> None:
         self._peer[0]["heartbeat_ns"] = now

@@ -12,7 +12,8 @@ raise ``WaitTimeoutError`` once ``timeout`` seconds have passed.
   but still shows as 100 % CPU.
 * ``Backoff`` (the default) — spins for ``spin_ns``, yields until ``yield_ns``, then parks
   in the kernel (``park(timeout_ns)``, a futex on the awaited cursor, see ``futex``) for at
-  most ``max_park_ns`` at a time; the writer wakes it on its next store. A stream arriving
+  most ``max_park_ns`` at a time; the writer wakes it on its next store (the handshake
+  cannot lose that wake-up, see ``sequence``; the timeout is for housekeeping). A stream arriving
   every few µs keeps it in the spin/yield phases (latency of a spin); an idle ring costs one
   wake-up per ``max_park_ns``. Measured on a 2-vCPU VM: a plain 1 ms sleep loop already
   costs ~3 % of a core, which is why it parks instead of sleeping. Without a ``park`` it
@@ -35,7 +36,7 @@ PR_SET_TIMERSLACK = 29
 
 Poll = Callable[[], int]
 Housekeeping = Callable[[int], None]
-Park = Callable[[int], None]
+Park = Callable[[int], bool]  # sleep at most timeout_ns; False if the timeout ran out
 
 
 class _Waiting:

@@ -74,3 +74,68 @@ def report_fence_mode(results) -> None:
     from ringbuffer import fence
 
     results.put(fence.HARDWARE_ORDERED)
+
+
+class CountingBackoff:
+    """Factory of a ``Backoff`` that parks at once (no spin, no yield phase) with a long park
+    timeout, counting the parks that ended by a wake-up and those that ran out."""
+
+    def __new__(cls, max_park_ns: int):
+        from ringbuffer import Backoff
+
+        class Counting(Backoff):
+            def __init__(self) -> None:
+                super().__init__(spin_ns=0, yield_ns=0, max_park_ns=max_park_ns)
+                self.woken = 0
+                self.timed_out = 0
+
+            def wait(self, target, poll, housekeeping, timeout, park=None):
+                def counted(timeout_ns: int) -> bool:
+                    woken = park(timeout_ns)
+                    if woken is False:
+                        self.timed_out += 1
+                    else:
+                        self.woken += 1
+                    return woken
+
+                return super().wait(target, poll, housekeeping, timeout, counted)
+
+        return Counting()
+
+
+def produce_counting(name: str, total: int, park_ns: int, results) -> None:
+    """Publish records 0..total-1 one per publish, parking at once whenever the ring is full;
+    report how the parks ended."""
+    ring = Ring.attach(name, RECORD)
+    wait = CountingBackoff(park_ns)
+    try:
+        producer = ring.producer(wait=wait)
+        for seq in range(total):
+            for view in producer.claim(1):
+                fill_records(view, seq)
+            producer.publish()
+        results.put(("producer", total, wait.woken, wait.timed_out, None))
+    except Exception as error:
+        results.put(("producer", -1, wait.woken, wait.timed_out, repr(error)))
+    finally:
+        ring.close()
+
+
+def consume_counting(name: str, consumer_name: str, total: int, park_ns: int, results) -> None:
+    """Read ``total`` records a few at a time, parking at once whenever none is there; report
+    how the parks ended."""
+    ring = Ring.attach(name, RECORD)
+    wait = CountingBackoff(park_ns)
+    expected = 0
+    try:
+        consumer = ring.consumer(consumer_name, wait=wait)
+        while expected < total:
+            for view in consumer.wait(limit=3):
+                verify(view, expected)
+                expected += len(view)
+            consumer.release()
+        results.put((consumer_name, expected, wait.woken, wait.timed_out, None))
+    except Exception as error:
+        results.put((consumer_name, expected, wait.woken, wait.timed_out, repr(error)))
+    finally:
+        ring.close()
