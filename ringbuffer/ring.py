@@ -596,10 +596,15 @@ class Consumer(_Role):
     def poll(self, limit: int | None = None) -> tuple[np.ndarray, ...]:
         """Read-only views of up to ``limit`` available records (1 or 2 views), or ().
 
-        Hot path: never waits. The views stay valid until ``release()``.
+        Hot path: never waits. The views stay valid until ``release()``. ``limit`` is None
+        (all that is available, at most the capacity) or >= 1; raises ``ValueError`` else.
         """
         first = self._next
-        wanted = first + (self._capacity if limit is None else limit) - 1
+        if limit is None:
+            limit = self._capacity
+        elif limit < 1:
+            raise ValueError(f"poll limit {limit!r}: must be >= 1, or None for all available")
+        wanted = first + limit - 1
         available = self._available
         if wanted > available:  # the cached cursor cannot satisfy the request: refresh it
             available = self._available = self._read_available()
@@ -618,8 +623,9 @@ class Consumer(_Role):
     ) -> tuple[np.ndarray, ...]:
         """Like ``poll`` but waits for at least one record.
 
-        Raises ``WaitTimeoutError``, ``AlertedError``, ``PeerDeadError``, or
-        ``EndOfStreamError`` once the producer finished and everything was read.
+        Raises ``ValueError`` for a ``limit`` below 1 (before waiting), ``WaitTimeoutError``,
+        ``AlertedError``, ``PeerDeadError``, or ``EndOfStreamError`` once the producer
+        finished and everything was read.
         """
         views = self.poll(limit)
         if views:

@@ -103,6 +103,25 @@ def test_claims_outside_one_to_capacity_are_rejected_clearly(n):
             producer.claim(n)
 
 
+@pytest.mark.parametrize("limit", [0, -1, -3])
+def test_poll_and_wait_refuse_limits_below_one(limit):
+    """``poll(-3)`` once returned unpublished slots and ``poll(0)``/``wait(0)`` a truthy
+    tuple holding one empty view (``wait`` promises at least one record)."""
+    with Ring.create("limits", RECORD, 16, consumers=["c"]) as ring:
+        producer = ring.producer()
+        consumer = ring.consumer("c")
+        message = rf"poll limit {limit}: must be >= 1, or None for all available"
+        with pytest.raises(ValueError, match=message):
+            consumer.poll(limit)  # on an empty ring
+        producer.publish_batch(make_records(0, 5))
+        for call in (consumer.poll, consumer.wait, consumer.take):
+            with pytest.raises(ValueError, match=message):
+                call(limit)
+        assert [len(view) for view in consumer.poll(1)] == [1], "a limit of 1 still works"
+        consumer.release()
+        assert consumer.released == 0
+
+
 def test_publish_batch_larger_than_capacity_goes_in_chunks():
     with Ring.create("chunks", RECORD, 16, consumers=["c"]) as ring:
         producer, consumer = ring.producer(), ring.consumer("c")
