@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 import numpy as np
 
 RECORD = np.dtype([("seq", "<i8"), ("check", "<u8"), ("payload", "u1", (48,))])
@@ -37,3 +40,13 @@ def verify(view: np.ndarray, first: int) -> None:
         raise AssertionError(f"checksum mismatch in records {first}..{first + len(view) - 1}")
     if not np.array_equal(view["payload"][:, 0], (expected & 0xFF).astype(np.uint8)):
         raise AssertionError(f"payload mismatch in records {first}..{first + len(view) - 1}")
+
+
+def wait_until(condition: Callable[[], object], what: str, timeout: float = 60) -> None:
+    """Poll ``condition`` (an observable state, e.g. a parked flag in the ring) until it
+    holds; fail naming ``what`` after ``timeout`` seconds. The sleep paces the polling only:
+    what happens next never depends on how long it took."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.001)

@@ -6,13 +6,12 @@ import contextlib
 import multiprocessing
 import os
 import signal
-import time
 
 import pytest
 
 from ringbuffer import ConsumerSpec, PeerDeadError, Ring
 from tests import ringworkers
-from tests.ringhelpers import RECORD, make_records
+from tests.ringhelpers import RECORD, make_records, wait_until
 
 pytestmark = [pytest.mark.slow]
 
@@ -131,10 +130,7 @@ def test_a_parked_consumer_is_woken_by_the_next_publish():
         process.start()
         try:
             assert results.get(timeout=60) == "parking"
-            deadline = time.monotonic() + 30
-            while not ring.status()["consumers_parked"] and time.monotonic() < deadline:
-                time.sleep(0.01)
-            assert ring.status()["consumers_parked"], "the consumer parked on the producer cursor"
+            wait_until(lambda: ring.status()["consumers_parked"], "the consumer parks")
             producer.publish_batch(make_records(41, 1))
             assert results.get(timeout=30) == 41, "the wake-up reached the parked consumer"
         finally:
@@ -144,21 +140,40 @@ def test_a_parked_consumer_is_woken_by_the_next_publish():
                 process.join()
 
 
+@pytest.mark.timeout(120)
 def test_a_producer_parked_on_a_full_ring_is_woken_by_a_release():
+    """The producer thread parks (observed: its parked flag on the consumer's cursor) with a
+    park timeout longer than the test; only the release's wake-up can let it claim."""
     import threading
 
-    from ringbuffer import Backoff
+    from ringbuffer import AlertedError, Backoff
 
     with Ring.create("parkp", RECORD, 8, consumers=["c"]) as ring:
         producer = ring.producer(wait=Backoff(max_park_ns=600_000_000_000))
         consumer = ring.consumer("c")
         producer.publish_batch(make_records(0, 8))
-        claimed = []
-        waiter = threading.Thread(target=lambda: claimed.append(producer.claim(1, timeout=600)))
+        claimed, failed = [], []
+
+        def claim() -> None:
+            try:
+                claimed.append(producer.claim(1, timeout=600))
+            except AlertedError as error:  # the test gave up and alerted: see finally
+                failed.append(error)
+
+        waiter = threading.Thread(target=claim, daemon=True)
         waiter.start()
-        time.sleep(0.3)  # let it reach the park phase
-        consumer.poll(limit=1)
-        consumer.release()
-        waiter.join(30)
-        assert not waiter.is_alive(), "the release woke the parked producer"
-        assert len(claimed) == 1
+        try:
+            wait_until(
+                lambda: ring.status()["consumers"]["c"]["parked_on"],
+                "the producer parks on consumer c's cursor",
+            )
+            assert not claimed, "the ring is full: the claim cannot have succeeded yet"
+            consumer.poll(limit=1)
+            consumer.release()
+            waiter.join(30)
+            assert not waiter.is_alive(), "the release did not wake the parked producer"
+            assert len(claimed) == 1 and not failed
+        finally:
+            if waiter.is_alive():  # never leave it parked for 600 s: alert wakes it
+                ring.alert()
+                waiter.join(30)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import time
 
 import pytest
@@ -39,9 +40,41 @@ def test_housekeeping_errors_end_the_wait(strategy):
         strategy.wait(7, lambda: 3, alert, timeout=10)
 
 
-def test_strategies_by_name():
-    assert isinstance(wait_strategy("busy-spin"), BusySpin)
-    assert isinstance(wait_strategy("backoff"), Backoff)
+@pytest.mark.parametrize(
+    ("name", "yields", "parks"),
+    # backoff's yield phase may be over before it starts on a busy host: not asserted
+    [("busy-spin", False, False), ("yielding", True, False), ("backoff", None, True)],
+)
+def test_strategies_by_name_wait_as_their_name_says(name, yields, parks, monkeypatch):
+    """By name, with defaults: busy-spin only polls, yielding gives the core away between
+    polls, backoff ends up parking. Each poll reports the target once the strategy has
+    shown the behaviour its name promises (or after many polls, for busy-spin)."""
+    events = {"yields": 0, "parks": 0, "polls": 0}
+    real_yield = os.sched_yield
+
+    def counting_yield() -> None:
+        events["yields"] += 1
+        real_yield()
+
+    def park(timeout_ns: int) -> bool:
+        events["parks"] += 1
+        return True
+
+    def poll() -> int:
+        events["polls"] += 1
+        shown = events["parks"] if parks else events["yields"] if yields else events["polls"]
+        return 9 if shown >= (1 if parks or yields else 10_000) else 0
+
+    monkeypatch.setattr(os, "sched_yield", counting_yield)
+    strategy = wait_strategy(name)
+    assert strategy.name == name
+    assert strategy.wait(9, poll, lambda now: None, timeout=30, park=park) == 9
+    if yields is not None:
+        assert bool(events["yields"]) is yields, events
+    assert bool(events["parks"]) is parks, events
+
+
+def test_an_unknown_strategy_name_lists_the_known_ones():
     with pytest.raises(ValueError, match="unknown wait strategy 'spin'; choose one of backoff"):
         wait_strategy("spin")
 
