@@ -11,7 +11,7 @@ journal) — and both state hashes must match the live one.
 
 from __future__ import annotations
 
-import shutil
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,9 +23,14 @@ from hdrh.histogram import HdrHistogram
 from pipeline.config import RunConfig
 from stages.engine import Engine
 from stages.ingest.synthetic import Sequencer, SyntheticFlow
-from stages.persistence.journal import JournalWriter, list_segments
+from stages.persistence.journal import JournalError, JournalWriter, list_segments
 from stages.persistence.recovery import Snapshotter, replay_journal
-from stages.persistence.snapshots import SnapshotStore
+from stages.persistence.run_files import (
+    RunDirectoryError,
+    inspect_run_directories,
+    remove_run_files,
+)
+from stages.persistence.snapshots import SnapshotStore, write_initial_state
 from stages.records import COMMAND_DTYPE, EventType
 
 KINDS = max(EventType) + 1
@@ -57,6 +62,7 @@ class RunReport:
     journal_bytes: int = 0
     durable_seq: int = 0
     snapshots: int = 0
+    snapshot_failures: list[str] = field(default_factory=list)  # periodic saves refused
     state_hash: str = ""
     checks: dict[str, ReplayCheck] = field(default_factory=dict)
 
@@ -67,16 +73,31 @@ class RunReport:
         )
 
 
-def prepare_directories(config: RunConfig, fresh: bool) -> None:
-    """Refuse to mix runs in one journal; with ``fresh``, remove the previous run's files."""
-    for directory in (Path(config.journal.directory), Path(config.snapshots.directory)):
-        if directory.exists() and any(directory.iterdir()):
-            if not fresh:
-                raise FileExistsError(
-                    f"{directory} already holds a run; pass --fresh to replace it, or "
-                    f"point journal.directory / snapshots.directory elsewhere"
-                )
-            shutil.rmtree(directory)
+def prepare_directories(config: RunConfig, fresh: bool) -> list[Path]:
+    """Refuse to mix runs in one journal; with ``fresh``, remove the previous run's files.
+
+    Only tradepipe's own files are ever removed, under the journal's writer lock, and never
+    a directory (``stages.persistence.run_files``). Returns the files removed. Raises
+    :class:`~stages.persistence.run_files.RunDirectoryError`: ``busy`` while another process
+    writes the journal, ``previous_run`` when an earlier run is there and ``fresh`` is not
+    given (the message names the ways on), or for a directory that cannot be used.
+    """
+    journal, snapshots = config.journal.directory, config.snapshots.directory
+    if fresh:
+        return remove_run_files(journal, snapshots)
+    files = inspect_run_directories(journal, snapshots)
+    if files.holds_a_run:
+        j, s = files.journal_dir, files.snapshot_dir
+        raise RunDirectoryError(
+            f"{j if files.segments else s} already holds a run; pass --fresh only to delete it "
+            f"({len(files.segments)} journal segment(s), {len(files.snapshots)} snapshot(s)). "
+            f"To look at it first: tradepipe journal verify {j}, and tradepipe replay "
+            f"--journal {j} --snapshots {s}; to keep it: move {j} and {s} aside, or point "
+            "journal.directory / snapshots.directory elsewhere",
+            j if files.segments else s,
+            previous_run=True,
+        )
+    return []
 
 
 def run_in_process(
@@ -89,16 +110,30 @@ def run_in_process(
     symbols = [instrument.symbol for instrument in config.engine.risk.instruments]
     flow = SyntheticFlow(symbols, accounts=config.load.accounts, seed=config.load.seed)
     sequencer = Sequencer()
-    store = SnapshotStore(config.snapshots.directory, keep=config.snapshots.keep)
+    journal_dir = Path(config.journal.directory).expanduser()
+    snapshot_dir = Path(config.snapshots.directory).expanduser()
+    store = SnapshotStore(snapshot_dir, keep=config.snapshots.keep)
     snapshotter = Snapshotter(store, config.snapshots.every_records)
-    snapshotter.take(engine, 0)  # the initial state: replay needs no other config
-    journal = JournalWriter(
-        config.journal.directory,
+    journal = JournalWriter(  # first: its lock keeps a second run out of both directories
+        journal_dir,
         COMMAND_DTYPE,
         fsync=config.journal.fsync,
         fsync_interval_ms=config.journal.fsync_interval_ms,
         segment_bytes=config.journal.segment_bytes,
     )
+    try:
+        # the initial state, kept with the journal and as snapshot 0: a replay needs no config
+        initial = engine.snapshot()
+        write_initial_state(journal_dir, initial)
+        snapshotter.take(engine, 0)
+    except BaseException:
+        # a failed start leaves nothing behind, so the next start is not refused
+        journal.close_quietly()
+        if journal.next_seq == 1:  # nothing journaled: all of it is this start's
+            usable = snapshot_dir.is_dir() and not snapshot_dir.is_symlink()
+            with contextlib.suppress(JournalError):  # never hide why the start failed
+                remove_run_files(journal_dir, snapshot_dir if usable else None)
+        raise
     clock = time.perf_counter_ns
     with journal:
         funding = sequencer.stamp(flow.funding(assets, config.load.funding))
@@ -118,15 +153,14 @@ def run_in_process(
         report.durable_seq = journal.durable_seq
     report.seconds = (clock() - started) / 1e9
     report.state_hash = engine.state_hash()
-    report.journal_bytes = sum(
-        p.stat().st_size for p in list_segments(Path(config.journal.directory))
-    )
+    report.snapshot_failures = list(snapshotter.failures)
+    report.journal_bytes = sum(p.stat().st_size for p in list_segments(journal_dir))
 
     for name, newest in (("restart", None), ("audit", 0)):
         started = clock()
         result = replay_journal(
-            config.journal.directory,
-            config.snapshots.directory,
+            journal_dir,
+            snapshot_dir,
             lambda: Engine(config.engine),
             snapshot_max_seq=newest,
         )

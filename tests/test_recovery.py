@@ -22,7 +22,13 @@ from stages.persistence.recovery import (
     recover,
     replay_journal,
 )
-from stages.persistence.snapshots import HEADER_SIZE, SnapshotCorruptWarning, SnapshotStore
+from stages.persistence.snapshots import (
+    HEADER_SIZE,
+    SnapshotCorruptWarning,
+    SnapshotStore,
+    snapshot_name,
+    write_initial_state,
+)
 from stages.records import COMMAND_DTYPE, CommandType, EventType
 from tests.builders import Counter, commands
 
@@ -68,7 +74,7 @@ def test_counter_restored_from_its_snapshot_continues_like_the_original() -> Non
 
 def test_replay_without_snapshots(tmp_path: Path) -> None:
     expected = run_and_journal(tmp_path / "j", None, Counter(), SIZES)
-    state, last = recover(tmp_path / "j", tmp_path / "none", Counter)
+    state, last = recover(tmp_path / "j", None, Counter)
     assert state.state_hash() == expected
     assert last == sum(SIZES)
 
@@ -140,6 +146,7 @@ def test_replay_up_to_a_seq(tmp_path: Path) -> None:
 def test_journal_gap_after_the_snapshot_is_refused(tmp_path: Path) -> None:
     with JournalWriter(tmp_path / "j", COMMAND_DTYPE, first_seq=50) as writer:
         writer.append(commands(50, 10))
+    (tmp_path / "s").mkdir()
     with pytest.raises(RecoveryError, match="starts at seq 50 and no valid snapshot"):
         recover(tmp_path / "j", tmp_path / "s", Counter)
     SnapshotStore(tmp_path / "s").save(40, Counter(40, 40, 0).snapshot())
@@ -266,3 +273,85 @@ def test_engine_recovers_to_the_uninterrupted_state_hash(tmp_path: Path) -> None
     assert recovered.state_hash() == expected
     from_scratch = replay_journal(journal, None, engine_mod.Engine)
     assert from_scratch.state_hash == expected
+
+
+# --------------------------------------------------------------------------------------------
+# where replay starts when the caller does not know the configuration (factory=None)
+
+
+def _journal_with_snapshots(tmp_path: Path, *, keep: int = 3) -> str:
+    """A run as ``tradepipe run`` makes it: initial state beside the journal and as snapshot 0."""
+    machine = Counter()
+    (tmp_path / "j").mkdir()
+    write_initial_state(tmp_path / "j", machine.snapshot())
+    store = SnapshotStore(tmp_path / "s", keep=keep)
+    store.save(0, machine.snapshot())
+    snapshotter = Snapshotter(store, 50)
+    seq = 1
+    with JournalWriter(tmp_path / "j", COMMAND_DTYPE, segment_bytes=4096) as writer:
+        for n in SIZES * 3:
+            batch = commands(seq, n)
+            writer.append(batch)
+            machine.process(batch)
+            seq += n
+            snapshotter.after_batch(machine, seq - 1)
+    return machine.state_hash()
+
+
+def test_without_a_factory_replay_starts_from_a_snapshot_or_the_stored_initial_state(
+    tmp_path: Path,
+) -> None:
+    expected = _journal_with_snapshots(tmp_path, keep=1)
+    assert SnapshotStore(tmp_path / "s").paths()[0].name == snapshot_name(0)  # never pruned
+    newest = replay_journal(tmp_path / "j", tmp_path / "s", None, restore=Counter.restore)
+    assert newest.state_hash == expected and newest.snapshot_seq > 0
+    # before the first periodic snapshot: seq 0 was never pruned
+    early = replay_journal(tmp_path / "j", tmp_path / "s", None, restore=Counter.restore, to_seq=3)
+    assert (early.snapshot_seq, early.last_seq) == (0, 3)
+    # no snapshot directory at all: the initial state kept beside the journal
+    whole = replay_journal(tmp_path / "j", None, None, restore=Counter.restore)
+    assert whole.state_hash == expected and whole.snapshot_seq == 0
+    assert whole.snapshot_path == tmp_path / "j" / "initial-state.tps"
+
+
+@pytest.mark.parametrize("damage", ["pruned", "corrupt", "no snapshot dir"])
+def test_without_a_factory_an_unknown_configuration_is_refused(tmp_path: Path, damage: str) -> None:
+    _journal_with_snapshots(tmp_path)
+    (tmp_path / "j" / "initial-state.tps").unlink()  # a journal from before it was kept
+    paths = SnapshotStore(tmp_path / "s").paths()
+    snapshot_dir: Path | None = tmp_path / "s"
+    if damage == "pruned":
+        paths[0].unlink()  # seq 0 gone (as keep= pruned it before it was protected)
+        to_seq = 3  # before the first snapshot that is left
+    elif damage == "corrupt":
+        for path in paths:
+            path.write_bytes(path.read_bytes()[:-1])
+        to_seq = None
+    else:
+        snapshot_dir, to_seq = None, None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SnapshotCorruptWarning)
+        with pytest.raises(
+            RecoveryError, match=r"cannot tell which engine configuration.*--config"
+        ):
+            replay_journal(
+                tmp_path / "j", snapshot_dir, None, restore=Counter.restore, to_seq=to_seq
+            )
+    # with the configuration given (a factory), it replays from the initial state
+    result = replay_journal(tmp_path / "j", None, Counter, to_seq=to_seq)
+    assert result.snapshot_seq is None
+
+
+def test_a_missing_snapshot_directory_is_an_error(tmp_path: Path) -> None:
+    run_and_journal(tmp_path / "j", None, Counter(), SIZES)
+    with pytest.raises(RecoveryError, match=r"snapshot directory .*nope does not exist"):
+        replay_journal(tmp_path / "j", tmp_path / "nope", Counter)
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(RecoveryError, match="is not a directory"):
+        replay_journal(tmp_path / "j", tmp_path / "afile", Counter)
+
+
+def test_replay_to_a_negative_seq_is_refused(tmp_path: Path) -> None:
+    run_and_journal(tmp_path / "j", None, Counter(), SIZES)
+    with pytest.raises(RecoveryError, match="seq -5 is impossible"):
+        replay_journal(tmp_path / "j", None, Counter, to_seq=-5)

@@ -69,6 +69,12 @@ assert BLOCK_HEADER.size == 32
 
 _SEGMENT_NAME = re.compile(r"^(\d{20})\.tpj$")
 LOCK_NAME = "writer.lock"
+#: The writer's own record of how far the journal is durable (see :class:`DurableMark`).
+DURABLE_MARK_NAME = "durable.mark"
+_JOURNAL_FILE = re.compile(
+    r"^(\d{20}\.tpj|\.\d{20}\.tpj\.tmp|writer\.lock|durable\.mark|\.durable\.mark\.tmp"
+    r"|initial-state\.tps|\.initial-state\.tps\.[\d-]+\.tmp)$"
+)
 _FULL_DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 #: The write and sync calls, module attributes so fault tests can inject ENOSPC or EIO.
@@ -115,6 +121,58 @@ class JournalFullError(JournalError):
         self.durable_seq = durable_seq
 
 
+class JournalBusyError(JournalError):
+    """Another live process holds the journal's writer lock (``pid`` when it recorded one)."""
+
+    busy = True
+
+    def __init__(self, message: str, directory: Path, pid: int | None) -> None:
+        super().__init__(message)
+        self.directory = directory
+        self.pid = pid
+
+
+class JournalAccessError(JournalError):
+    """The system refused a file operation (read-only, no permission, not a directory...).
+
+    ``path`` is the file or directory, ``errno`` the refusal; the message says what to do.
+    """
+
+    def __init__(self, message: str, path: Path, errno_: int | None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.errno = errno_
+
+
+def explain_os_error(exc: OSError, path: Path | str, doing: str, kind: str = "journal") -> str:
+    """One line for a person: what failed on which path, why, and what to do about it."""
+    code = exc.errno
+    why = exc.strerror or str(exc)
+    if code in _FULL_DISK_ERRNOS:
+        fix = "free space on that file system (or move the directory), then start again"
+    elif code == errno.EROFS:
+        fix = f"the file system is read-only: put the {kind} on a writable one"
+    elif code in (errno.EACCES, errno.EPERM):
+        fix = f"no permission: run as the {kind}'s owner or fix its permissions"
+    elif code == errno.ENOTDIR:
+        fix = f"a file is in the way of the {kind} directory: move it, or name another directory"
+    elif code == errno.EISDIR:
+        fix = f"a directory has the name of a {kind} file: move it out of the way"
+    elif code == errno.ENOENT:
+        fix = "it does not exist (or was removed meanwhile)"
+    else:
+        fix = f"check the {kind} directory and the file system"
+    return f"{kind} {path}: {doing} failed ({why}); {fix}"
+
+
+def access_error(exc: OSError, path: Path | str, doing: str) -> JournalError:
+    """The ``JournalError`` an ``OSError`` on a journal file becomes (full disk included)."""
+    message = explain_os_error(exc, path, doing)
+    if exc.errno in _FULL_DISK_ERRNOS:
+        return JournalFullError(message, -1, -1)
+    return JournalAccessError(message, Path(path), exc.errno)
+
+
 class TornTailWarning(UserWarning):
     """The last block of the journal was torn by a crash and has been (or would be) cut off."""
 
@@ -145,9 +203,83 @@ class TornTail:
         )
 
 
+#: magic, durable seq, first seq of the newest segment, fsync policy (8 bytes), reserved,
+#: crc32c of the bytes before it.
+_MARK = struct.Struct("<8sqq8sII")
+_MARK_MAGIC = b"TPMARK01"
+
+
+@dataclass(frozen=True)
+class DurableMark:
+    """The writer's own record of how far its journal is durable (``durable.mark``).
+
+    Rewritten (atomically: temp file, rename) when the journal is created, at each segment
+    rotation and at a clean close, never per append, so it costs nothing on the hot path.
+    A journal only grows past it: records the mark says were durable but the journal no
+    longer holds were lost after the fact (a deleted newest segment), which
+    :func:`verify_journal` reports.
+    """
+
+    durable_seq: int  # every seq up to this one was durable under ``fsync``
+    newest_segment: int  # first seq of the newest segment the writer had made
+    fsync: str
+
+    def encode(self) -> bytes:
+        head = _MARK.pack(
+            _MARK_MAGIC, self.durable_seq, self.newest_segment, self.fsync.encode()[:8], 0, 0
+        )
+        return head[:-4] + struct.pack("<I", crc32c.crc32c(head[:-4]))
+
+    @classmethod
+    def decode(cls, data: bytes) -> DurableMark | None:
+        if len(data) != _MARK.size:
+            return None
+        magic, durable, newest, policy, _r, crc = _MARK.unpack(data)
+        if magic != _MARK_MAGIC or crc32c.crc32c(data[:-4]) != crc:
+            return None
+        return cls(durable, newest, policy.rstrip(b"\0").decode(errors="replace"))
+
+    def write(self, directory: Path, *, sync: bool) -> None:
+        tmp = directory / f".{DURABLE_MARK_NAME}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            os.write(fd, self.encode())
+            if sync:
+                _fdatasync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, directory / DURABLE_MARK_NAME)
+
+
+def read_durable_mark(directory: str | os.PathLike[str]) -> DurableMark | None:
+    """The journal's durable mark, None when there is none or it is unreadable."""
+    try:
+        data = (Path(directory).expanduser() / DURABLE_MARK_NAME).read_bytes()
+    except OSError:
+        return None
+    return DurableMark.decode(data)
+
+
+@dataclass(frozen=True)
+class MissingRecords:
+    """Records something else proves existed but the journal no longer holds."""
+
+    from_seq: int
+    to_seq: int | None  # None: how many is not known (a whole newest segment is gone)
+    evidence: str  # what proves they existed
+
+    def describe(self) -> str:
+        if self.to_seq is None:
+            what = f"records from seq {self.from_seq} on (how many is not known) are"
+        else:
+            n = self.to_seq - self.from_seq + 1
+            what = f"seqs {self.from_seq}..{self.to_seq} ({n} records) are"
+        return f"{what} missing from the end of the journal: {self.evidence}"
+
+
 @dataclass
 class JournalReport:
-    """What :func:`verify_journal` found: extent, counts and any torn tail."""
+    """What :func:`verify_journal` found: extent, counts, any torn tail, anything missing."""
 
     directory: Path
     segments: int = 0
@@ -157,6 +289,12 @@ class JournalReport:
     last_seq: int | None = None
     bytes: int = 0
     torn: list[TornTail] = field(default_factory=list)
+    #: records the writer's durable mark or the newest snapshot prove were there (a
+    #: deleted newest segment): the journal cannot be replayed to the state it held.
+    missing: list[MissingRecords] = field(default_factory=list)
+    #: where the cross-checks came from (the durable mark, the newest snapshot), or why
+    #: there was none; for the summary
+    checked_against: list[str] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------------------------
@@ -247,21 +385,36 @@ def lock_journal(directory: Path, purpose: str) -> int:
     """Take the journal's exclusive lock (one writer, or one repairer) or say who holds it.
 
     Returns the lock file's descriptor; closing it releases the lock (so does any death of
-    the holder, even SIGKILL).
+    the holder, even SIGKILL). The holder's pid is written into the lock file, so a refusal
+    can name it. Raises :class:`JournalBusyError` when a live process holds it, and
+    :class:`JournalAccessError` when the lock file cannot be opened (read-only file system,
+    no permission, the directory is a file or missing).
     """
-    fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    directory = Path(directory)
+    try:
+        fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise access_error(exc, directory, f"opening its writer lock for {purpose}") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        text = os.pread(fd, 32, 0).decode(errors="replace").strip()
         os.close(fd)
-        raise JournalError(
-            f"journal {directory} is open for writing by another process (pid {holder}); "
-            f"{purpose} needs it to be the only one: stop that writer first"
+        pid = int(text) if text.isdigit() else None
+        raise JournalBusyError(
+            f"journal {directory} is open for writing by pid {pid if pid else '(unknown)'}; "
+            f"{purpose} needs it to be the only one: stop that process first",
+            directory,
+            pid,
         ) from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd
+
+
+def is_journal_file(name: str) -> bool:
+    """Whether a file name is one a journal writer makes (segments, lock, mark, temp files)."""
+    return _JOURNAL_FILE.match(name) is not None
 
 
 def segment_name(first_seq: int) -> str:
@@ -702,8 +855,9 @@ def _handle_torn(path: Path, torn: _Torn, *, repair: bool, locked: bool = False)
 
 def _drop_torn_segment(path: Path, size: int, *, repair: bool, locked: bool = False) -> TornTail:
     """Report a segment whose creation was cut off and, if ``repair``, remove it."""
+    first = int(path.name[:20]) if _SEGMENT_NAME.match(path.name) else -1
     info = TornTail(
-        path, 0, -1, f"segment header incomplete ({size} bytes): creation was cut off", repair
+        path, 0, first, f"segment header incomplete ({size} bytes): creation was cut off", repair
     )
     if repair:
         lock = -1 if locked else lock_journal(path.parent, "removing a torn segment")
@@ -740,7 +894,7 @@ class JournalWriter:
         first_seq: int = 1,
         max_block_bytes: int = MAX_BLOCK_BYTES,
     ) -> None:
-        self.directory = Path(directory)
+        self.directory = Path(directory).expanduser()
         self.dtype = _check_dtype(dtype)
         try:
             self.fsync = FsyncPolicy(fsync)
@@ -771,10 +925,20 @@ class JournalWriter:
         self._lock_fd = -1
         self._failed: str | None = None
         self.repairs: list[TornTail] = []
-        self.directory.mkdir(parents=True, exist_ok=True)
         self._path = self.directory
         self._synced_seq = first_seq - 1
         self._last_sync_ns = time.monotonic_ns()
+        if self.directory.exists() and not self.directory.is_dir():
+            raise JournalAccessError(
+                f"journal {self.directory} is a file, not a directory: move it, or name "
+                "another directory",
+                self.directory,
+                errno.ENOTDIR,
+            )
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise access_error(exc, self.directory, "creating the directory") from None
         self._lock_fd = lock_journal(self.directory, "a journal writer")
         try:
             for stale in self.directory.glob(".*.tpj.tmp"):
@@ -788,10 +952,15 @@ class JournalWriter:
                 self._next_seq = first_seq
                 self._create_segment(first_seq)
                 fsync_dir(self.directory)
-        except BaseException:
+            self._synced_seq = self._next_seq - 1
+            if not segments:
+                self._write_mark()
+        except OSError as exc:
             self.close_quietly()  # release the lock: this writer never came to be
+            raise access_error(exc, exc.filename or self.directory, "opening it") from None
+        except BaseException:
+            self.close_quietly()
             raise
-        self._synced_seq = self._next_seq - 1
         self._last_sync_ns = time.monotonic_ns()
 
     # -- state ---------------------------------------------------------------------------------
@@ -858,7 +1027,10 @@ class JournalWriter:
         path = self.directory / segment_name(first_seq)
         tmp = self.directory / f".{path.name}.tmp"
         header = build_file_header(self.dtype, first_seq)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            self._fail_write(exc, f"creating segment {path}")
         try:
             done = 0
             while done < len(header):
@@ -870,8 +1042,12 @@ class JournalWriter:
             tmp.unlink(missing_ok=True)
             self._fail_write(exc, f"creating segment {path}")
         os.close(fd)
-        os.rename(tmp, path)
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+        try:
+            os.rename(tmp, path)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            self._fail_write(exc, f"creating segment {path}")
         self._fd = fd
         self._path = path
         self._offset = len(header)
@@ -882,8 +1058,23 @@ class JournalWriter:
         os.close(self._fd)
         self._fd = -1
         self._create_segment(self._next_seq)
+        self._write_mark()  # the directory fsync below makes its rename durable too
         if self.fsync is not FsyncPolicy.NEVER:
-            fsync_dir(self.directory)
+            try:
+                fsync_dir(self.directory)
+            except OSError as exc:
+                self._fail_write(exc, f"syncing directory {self.directory}")
+
+    def _write_mark(self) -> None:
+        """Record how far the journal is durable and its newest segment (``durable.mark``).
+
+        Only at creation, rotation and close, never per append: a sound journal never ends
+        before the mark, so ``verify_journal`` can tell a deleted newest segment from a
+        short journal. A failure to write it is not a journal failure (it is a cross-check).
+        """
+        mark = DurableMark(self.durable_seq, int(self._path.name[:20]), self.fsync.value)
+        with contextlib.suppress(OSError):
+            mark.write(self.directory, sync=self.fsync is not FsyncPolicy.NEVER)
 
     # -- appending -------------------------------------------------------------------------------
 
@@ -974,14 +1165,17 @@ class JournalWriter:
         if exc.errno in _FULL_DISK_ERRNOS:
             raise JournalFullError(
                 f"journal {self.directory}: disk full ({errno.errorcode.get(exc.errno, exc.errno)}) "
-                f"{what} {where}; the journal is valid up to seq {valid} (fsynced up to "
-                f"{self._synced_seq}); free space, then reopen the journal to continue",
+                f"{what} {where}; the journal is kept, valid up to seq {valid} (fsynced up to "
+                f"{self._synced_seq}) and closed for writing: free space on its file system; "
+                f"'tradepipe journal verify {self.directory}' shows what it holds",
                 valid,
                 self._synced_seq,
             ) from exc
-        raise JournalError(
-            f"journal {self.directory}: {what} {where} failed: {exc}; "
-            f"the journal is valid up to seq {valid}; reopen it to continue"
+        raise access_error(
+            exc,
+            self.directory,
+            f"{what} {where}".strip()
+            + f" (the journal is kept, valid up to seq {valid}, and closed for writing)",
         ) from exc
 
     # -- durability ----------------------------------------------------------------------------
@@ -999,7 +1193,8 @@ class JournalWriter:
             self.close_quietly()
             raise JournalError(
                 f"journal {self.directory}: fsync of {self._path} failed ({exc}); writes "
-                f"after seq {self._synced_seq} may not be durable; reopen to recover"
+                f"after seq {self._synced_seq} may not be durable and the journal is closed "
+                f"for writing; 'tradepipe journal verify {self.directory}' shows what it holds"
             ) from exc
         self._synced_seq = target
         self._last_sync_ns = time.monotonic_ns()
@@ -1023,9 +1218,14 @@ class JournalWriter:
     # -- closing -------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Sync (unless the policy is ``never``) and close the current segment."""
-        if self._fd >= 0 and self.fsync is not FsyncPolicy.NEVER and self._failed is None:
-            self._sync_fd()
+        """Sync (unless the policy is ``never``), record the durable mark, close the segment."""
+        if self._fd >= 0 and self._failed is None:
+            if self.fsync is not FsyncPolicy.NEVER:
+                self._sync_fd()
+            self._write_mark()
+            if self.fsync is not FsyncPolicy.NEVER:
+                with contextlib.suppress(OSError):
+                    fsync_dir(self.directory)
         self.close_quietly()
 
     def close_quietly(self) -> None:
@@ -1064,17 +1264,31 @@ class JournalReader:
         *,
         repair: bool = False,
     ) -> None:
-        self.directory = Path(directory)
+        self.directory = Path(directory).expanduser()
+        if not self.directory.exists():
+            raise JournalAccessError(
+                f"journal directory {self.directory} does not exist", self.directory, errno.ENOENT
+            )
         if not self.directory.is_dir():
-            raise JournalError(f"journal directory {self.directory} does not exist")
+            raise JournalAccessError(
+                f"journal {self.directory} is a file, not a journal directory: name the "
+                "directory that holds the segment (*.tpj) files",
+                self.directory,
+                errno.ENOTDIR,
+            )
         self.repair = repair
         self.repairs: list[TornTail] = []
 
         self._segments: list[SegmentHeader] = []
-        paths = list_segments(self.directory)
+        try:
+            paths = list_segments(self.directory)
+        except OSError as exc:
+            raise access_error(exc, self.directory, "listing it") from None
         for i, path in enumerate(paths):
             try:
                 header = _read_header_of(path)
+            except OSError as exc:
+                raise access_error(exc, path, "reading the segment") from None
             except _ShortHeader:
                 if i != len(paths) - 1:
                     raise JournalCorruptError(
@@ -1177,9 +1391,13 @@ class JournalReader:
                     header.header_size,
                     expected,
                 )
-            size = header.path.stat().st_size
+            try:
+                size = header.path.stat().st_size
+                f = open(header.path, "rb", buffering=1 << 20)  # noqa: SIM115
+            except OSError as exc:
+                raise access_error(exc, header.path, "reading the segment") from None
             next_seq = header.first_seq
-            with open(header.path, "rb", buffering=1 << 20) as f:
+            with f:
                 try:
                     for offset, first, count, records in _scan_blocks(
                         f, header, size, is_last=is_last, skip_before=skip_before
@@ -1196,15 +1414,25 @@ class JournalReader:
 
 
 def verify_journal(
-    directory: str | os.PathLike[str], dtype: np.dtype | None = None, *, repair: bool = False
+    directory: str | os.PathLike[str],
+    dtype: np.dtype | None = None,
+    *,
+    repair: bool = False,
+    snapshot_dir: str | os.PathLike[str] | None = None,
 ) -> JournalReport:
     """Check every block's checksum and every sequence of a journal; return what was found.
 
     Raises :class:`JournalCorruptError` or :class:`JournalLayoutError` for a journal that
     cannot be replayed; a torn tail is reported in ``torn`` (and cut off if ``repair``).
+
+    A journal can also be intact but short: its newest segment deleted. The end is
+    cross-checked against the writer's durable mark and, when ``snapshot_dir`` is given, the
+    newest valid snapshot; records they prove existed are reported in ``missing`` (with
+    what proves it). A ``snapshot_dir`` that does not exist raises :class:`JournalError`.
     """
+    directory = Path(directory).expanduser()
     with JournalReader(directory, dtype, repair=repair) as reader:
-        report = JournalReport(Path(directory), segments=len(reader.segments))
+        report = JournalReport(directory, segments=len(reader.segments))
         for batch in reader.batches():
             report.blocks += 1
             report.records += len(batch)
@@ -1214,7 +1442,86 @@ def verify_journal(
         for header in reader.segments:
             report.bytes += header.path.stat().st_size if header.path.exists() else 0
         report.torn = list(reader.repairs)
+        end = reader.last_seq if reader.last_seq is not None else 0
+        newest_first = reader.segments[-1].first_seq if reader.segments else None
+    _cross_check_end(report, end, newest_first, snapshot_dir)
     return report
+
+
+def _cross_check_end(
+    report: JournalReport,
+    end: int,
+    newest_first: int | None,
+    snapshot_dir: str | os.PathLike[str] | None,
+) -> None:
+    """Report records the durable mark or the newest snapshot prove the journal lost."""
+    mark = read_durable_mark(report.directory)
+    if mark is None:
+        exists = (report.directory / DURABLE_MARK_NAME).exists()
+        report.checked_against.append(
+            f"{DURABLE_MARK_NAME} damaged: the end was not cross-checked against it"
+            if exists
+            else f"no {DURABLE_MARK_NAME} (a journal from before it existed)"
+        )
+    else:
+        report.checked_against.append(
+            f"{DURABLE_MARK_NAME}: durable up to seq {mark.durable_seq} at the writer's last "
+            "rotation or close"
+        )
+        never = (
+            " (written with fsync 'never': a power loss can lose them without any damage)"
+            if mark.fsync == FsyncPolicy.NEVER.value
+            else ""
+        )
+        lost_segment = newest_first is None or mark.newest_segment > newest_first
+        gone = (
+            f"; segment {segment_name(mark.newest_segment)}, the newest the writer made, is "
+            "gone (deleted?)"
+            if lost_segment
+            else ""
+        )
+        if mark.durable_seq > end:
+            report.missing.append(
+                MissingRecords(
+                    end + 1,
+                    mark.durable_seq,
+                    f"the writer's {DURABLE_MARK_NAME} says every seq up to {mark.durable_seq} "
+                    f"was durable{never}{gone}",
+                )
+            )
+        elif lost_segment:
+            report.missing.append(
+                MissingRecords(
+                    mark.newest_segment,
+                    None,
+                    f"the writer's {DURABLE_MARK_NAME} says it made segment "
+                    f"{segment_name(mark.newest_segment)}, which is gone (deleted?)",
+                )
+            )
+    if snapshot_dir is not None:
+        from stages.persistence.snapshots import SnapshotError, SnapshotStore
+
+        snapshots = Path(snapshot_dir).expanduser()
+        if not snapshots.is_dir():
+            raise JournalError(
+                f"snapshot directory {snapshots} does not exist (or is not a directory)"
+            )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a corrupt snapshot is replay's business
+            try:
+                newest = SnapshotStore(snapshots).latest()
+            except SnapshotError as error:
+                raise JournalError(str(error)) from None
+        if newest is None:
+            report.checked_against.append(f"no valid snapshot in {snapshots}")
+        else:
+            report.checked_against.append(f"snapshot {newest.path.name}: seq {newest.seq}")
+            if newest.seq > end:
+                report.missing.append(
+                    MissingRecords(
+                        end + 1, newest.seq, f"snapshot {newest.path} covers up to seq {newest.seq}"
+                    )
+                )
 
 
 def prune_segments(directory: str | os.PathLike[str], covered_seq: int) -> list[Path]:

@@ -10,6 +10,7 @@ the matching engine, the risk + matching ``Engine``, or a test's tiny counter.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,13 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from stages.persistence.journal import JournalError, JournalReader, TornTail
-from stages.persistence.snapshots import SnapshotStore
+from stages.persistence.snapshots import (
+    SnapshotError,
+    SnapshotFailedWarning,
+    SnapshotStore,
+    SnapshotWriteError,
+    read_initial_state,
+)
 from stages.records import COMMAND_DTYPE
 
 
@@ -37,7 +44,9 @@ class Replayable(Protocol):
 
 
 class RecoveryError(JournalError):
-    """Journal and snapshots do not fit together (a gap, or a snapshot ahead of the journal)."""
+    """Journal and snapshots do not fit together (a gap, or a snapshot ahead of the journal),
+    or the state to start from cannot be known (no snapshot, no stored initial state and no
+    configuration given)."""
 
 
 @dataclass
@@ -66,7 +75,7 @@ def _restorer(factory: Callable[[], Replayable]) -> Callable[[bytes], Replayable
 def replay_journal(
     journal_dir: str | os.PathLike[str],
     snapshot_dir: str | os.PathLike[str] | None,
-    factory: Callable[[], Replayable],
+    factory: Callable[[], Replayable] | None,
     *,
     dtype: np.dtype = COMMAND_DTYPE,
     restore: Callable[[bytes], Replayable] | None = None,
@@ -77,19 +86,41 @@ def replay_journal(
 ) -> ReplayResult:
     """Rebuild state from the newest valid snapshot (if any) and the journal after it.
 
-    ``factory()`` makes an empty state machine; ``restore`` (default: ``factory.restore`` or
-    the class of ``factory()``'s) rebuilds one from a snapshot payload. A torn journal tail
-    ends the replay with a warning (and is cut off if ``repair``); corruption raises
+    Where replay starts: the newest valid snapshot of ``snapshot_dir`` (covering at most
+    ``snapshot_max_seq`` and ``to_seq``); else ``factory()``, an empty state machine built
+    from a configuration the caller knows; else, with ``factory=None``, the initial state
+    kept beside the journal (``initial-state.tps``). With ``factory=None`` and none of these,
+    the configuration the journal was written under cannot be known and
+    :class:`RecoveryError` says so (never a default engine). ``restore`` (default:
+    ``factory.restore`` or the class of ``factory()``'s) rebuilds a state machine from a
+    snapshot payload; it is required with ``factory=None``.
+
+    A ``snapshot_dir`` that is given but does not exist (or is not a directory) is an
+    error. A torn journal tail ends the replay with a warning (and is cut off if
+    ``repair``); corruption raises
     :class:`~stages.persistence.journal.JournalCorruptError`; a journal that does not join its
     snapshot raises :class:`RecoveryError`. ``snapshot_max_seq`` starts from an older
     snapshot (0: the initial state) to replay more of the journal, e.g. for an audit.
     This is what ``tradepipe replay`` calls.
     """
-    with JournalReader(journal_dir, dtype, repair=repair) as reader:
+    if factory is None and restore is None:
+        raise ValueError("replay_journal: factory=None needs restore= to rebuild a snapshot")
+    if to_seq is not None and to_seq < 0:
+        raise RecoveryError(f"replay up to seq {to_seq} is impossible: seqs start at 0")
+    if snapshot_dir is not None:
+        snapshots = Path(snapshot_dir).expanduser()
+        if not snapshots.exists():
+            raise RecoveryError(
+                f"snapshot directory {snapshots} does not exist; name the run's snapshot "
+                "directory, or leave it out to replay from the initial state"
+            )
+        if not snapshots.is_dir():
+            raise RecoveryError(f"snapshot directory {snapshots} is not a directory")
+    with JournalReader(Path(journal_dir).expanduser(), dtype, repair=repair) as reader:
         newest = (
             to_seq
             if snapshot_max_seq is None
-            else min(snapshot_max_seq, to_seq or snapshot_max_seq)
+            else min(snapshot_max_seq, to_seq if to_seq is not None else snapshot_max_seq)
         )
         return _replay(
             reader, journal_dir, snapshot_dir, factory, restore, to_seq, on_events, newest
@@ -100,18 +131,42 @@ def _replay(
     reader: JournalReader,
     journal_dir: str | os.PathLike[str],
     snapshot_dir: str | os.PathLike[str] | None,
-    factory: Callable[[], Replayable],
+    factory: Callable[[], Replayable] | None,
     restore: Callable[[bytes], Replayable] | None,
     to_seq: int | None,
     on_events: Callable[[np.ndarray], None] | None,
     snapshot_max_seq: int | None,
 ) -> ReplayResult:
     snapshot = None
-    if snapshot_dir is not None and Path(snapshot_dir).is_dir():
-        snapshot = SnapshotStore(snapshot_dir).latest(max_seq=snapshot_max_seq)
+    if snapshot_dir is not None:
+        try:
+            snapshot = SnapshotStore(snapshot_dir).latest(max_seq=snapshot_max_seq)
+        except SnapshotError as error:
+            raise RecoveryError(str(error)) from None
+    if snapshot is None and factory is None:
+        try:
+            snapshot = read_initial_state(reader.directory)
+        except SnapshotError as error:
+            raise RecoveryError(
+                f"{error}; the configuration the journal was written under cannot be known "
+                "from it: pass the run's config (--config)"
+            ) from None
+        if snapshot is None:
+            where = (
+                f"no valid snapshot in {snapshot_dir}"
+                + ("" if snapshot_max_seq is None else f" covering seq {snapshot_max_seq} or less")
+                if snapshot_dir is not None
+                else "no snapshot directory given"
+            )
+            raise RecoveryError(
+                f"cannot tell which engine configuration journal {journal_dir} was written "
+                f"under: {where}, and the journal keeps no initial state; pass the run's "
+                "config (--config) to replay from its initial state"
+            )
     first = reader.first_seq
     if snapshot is not None:
-        state = (restore or _restorer(factory))(snapshot.payload)
+        rebuild = restore if restore is not None else _restorer(factory)  # type: ignore[arg-type]
+        state = rebuild(snapshot.payload)
         start = snapshot.seq + 1
         if first is not None and first > start:
             raise RecoveryError(
@@ -120,6 +175,7 @@ def _replay(
                 "are missing"
             )
     else:
+        assert factory is not None
         state = factory()
         start = first if first is not None else 1
         if first is not None and first > 1:
@@ -181,11 +237,24 @@ class Snapshotter:
         self.store = store
         self.every_records = every_records
         self.last_snapshot_seq = 0
+        self.failures: list[str] = []
 
     def after_batch(self, state: Replayable, last_seq: int) -> Path | None:
-        """Call after each processed batch; saves a snapshot when one is due."""
+        """Call after each processed batch; saves a snapshot when one is due.
+
+        A save the system refuses (a full disk...) does not stop the run: the journal is
+        what makes commands durable, a snapshot only shortens recovery. The failure is one
+        :class:`SnapshotFailedWarning` and an entry in ``failures``, the temp file is gone,
+        and the next snapshot is tried ``every_records`` later.
+        """
         if last_seq - self.last_snapshot_seq >= self.every_records:
-            return self.take(state, last_seq)
+            try:
+                return self.take(state, last_seq)
+            except SnapshotWriteError as error:
+                self.last_snapshot_seq = last_seq
+                message = f"snapshot at seq {last_seq} not saved, the run goes on: {error}"
+                self.failures.append(message)
+                warnings.warn(message, SnapshotFailedWarning, stacklevel=2)
         return None
 
     def take(self, state: Replayable, last_seq: int) -> Path:
