@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cli import main
+from pipeline.cli import build_parser, main
+from pipeline.commands import run as run_command
 from pipeline.config import ConfigError, RunConfig, load_config
+from pipeline.exitcodes import ExitStatus
 
 
 def write_config(tmp_path: Path, body: str) -> Path:
@@ -38,6 +40,42 @@ def test_no_file_gives_the_embedded_defaults():
         ("[lod]\norders = 5\n", "unknown field `lod`"),
         ("[engine.risk]\nmax_accounts = 1\n", r"max_accounts = 1 is invalid: expected 2..2\*\*24"),
         ("[load\n", "is not valid TOML"),
+        # values the engine would refuse later, out of sight (issue 10 item 6)
+        (
+            "[load]\naccounts = 5000\n",
+            r"load.accounts = 5000 does not fit engine.risk.max_accounts = 1024 .* "
+            r"raise max_accounts above 5000 or lower accounts - at `\$.load.accounts`",
+        ),
+        (
+            "[engine.risk]\nmax_accounts = 2\n",
+            r"load.accounts = 1000 does not fit engine.risk.max_accounts = 2 .*"
+            r"- at `\$.load.accounts`",
+        ),
+        ("[load]\naccounts = 1024\n", r"load.accounts = 1024 does not fit"),
+        (
+            "[load]\nfunding = 4611686018427387904\n",
+            r"<= 2305843009213693952 - at `\$.load.funding`",
+        ),
+        ("[load]\norders = 9223372036854775807\n", r"<= 4611686018427387904 - at `\$.load.orders`"),
+        ("[load]\nbatch = 2000000\n", r"<= 1048576 - at `\$.load.batch`"),
+        ("[load]\nseed = -1\n", r"Expected `int` >= 0 - at `\$.load.seed`"),
+        (
+            "[engine.risk]\ninstruments = []\n",
+            r"instruments is empty: .* - at `\$.engine.risk.instruments`",
+        ),
+        (
+            "[[engine.risk.instruments]]\nsymbol = 1\nbase = 1\nquote = 0\n"
+            "price_band_low = 10\nprice_band_high = 5\n",
+            r"price_band_high = 5 is invalid: expected >= price_band_low \(10\) - at "
+            r"`\$.engine.risk.instruments\[0\].price_band_high`",
+        ),
+        (
+            "[[engine.risk.instruments]]\nsymbol = 1\nbase = 1\nquote = 0\n"
+            "max_qty = 4611686018427387905\n",
+            r"- at `\$.engine.risk.instruments\[0\].max_qty`",
+        ),
+        ("[journal]\nfsync_interval_ms = inf\n", r"<= 60000.0 - at `\$.journal.fsync_interval_ms`"),
+        ("[journal]\nfsync_interval_ms = nan\n", r"- at `\$.journal.fsync_interval_ms`"),
     ],
 )
 def test_bad_config_names_the_file_and_the_field(tmp_path, body, message):
@@ -124,3 +162,84 @@ def test_a_misspelt_engine_key_is_refused_not_ignored(tmp_path, body, where):
     path.write_text(body)
     with pytest.raises(ConfigError, match=f"unknown field `{where}`"):
         load_config(path)
+
+
+def test_a_partial_section_merges_into_the_defaults_key_by_key(tmp_path):
+    path = tmp_path / "partial.toml"
+    path.write_text(
+        "[engine]\nsettle_every = 512\n[engine.risk]\n"
+        "default_limits = { max_order_qty = 50 }\n[engine.throttle]\norders = { rate = 5 , burst = 9 }\n"
+    )
+    config = load_config(path)
+    defaults = RunConfig()
+    assert config.engine.settle_every == 512
+    risk = config.engine.risk
+    assert [i.name for i in risk.instruments] == ["BTC-USD", "ETH-USD"]
+    assert risk.instruments == defaults.engine.risk.instruments  # fees included
+    assert risk.assets == defaults.engine.risk.assets and len(risk.assets) == 3
+    assert risk.order_capacity == defaults.engine.risk.order_capacity == 1 << 18
+    assert config.engine.matching_order_capacity == 1 << 18
+    assert risk.default_limits.max_order_qty == 50 and risk.default_limits.max_position == 0
+    assert config.engine.throttle.orders.burst == 9
+    assert config.engine.throttle.cancels == defaults.engine.throttle.cancels
+    assert config.load == defaults.load and config.journal == defaults.journal
+
+
+def test_the_largest_accepted_values_load(tmp_path):
+    path = tmp_path / "edge.toml"
+    path.write_text(
+        "[load]\naccounts = 1023\nfunding = 2305843009213693952\norders = 4611686018427387904\n"
+        "seed = 0\n[journal]\nfsync_interval_ms = 60000.0\n"
+    )
+    config = load_config(path)
+    assert config.load.accounts == config.engine.risk.max_accounts - 1
+
+
+def test_unreadable_config_files_are_named(tmp_path):
+    undecodable = tmp_path / "latin1.toml"
+    undecodable.write_bytes(b"[load]\n# caf\xe9\n")
+    with pytest.raises(ConfigError, match=r"is not UTF-8 text \(byte 0xe9 on line 2\)"):
+        load_config(undecodable)
+    with pytest.raises(ConfigError, match=r"config file .* is a directory: name a TOML file"):
+        load_config(tmp_path)
+
+
+@pytest.mark.timeout(300)
+def test_ctrl_c_says_how_far_the_journal_is_durable(tmp_path, capsys, monkeypatch):
+    config = write_config(tmp_path, "[load]\norders = 20000\nbatch = 500\naccounts = 50\n")
+    real_run = run_command.run_in_process
+
+    def interrupted_after_three_batches(config, progress):  # Ctrl-C, at a known point
+        batches = 0
+
+        def count(done, total):
+            nonlocal batches
+            progress(done, total)
+            batches += 1
+            if batches == 3:
+                raise KeyboardInterrupt
+
+        return real_run(config, count)
+
+    monkeypatch.setattr(run_command, "run_in_process", interrupted_after_three_batches)
+    assert main(["run", str(config)]) == ExitStatus.INTERRUPTED
+    err = [line for line in capsys.readouterr().err.splitlines() if line]
+    assert len(err) == 1, err
+    funding = 50 * 3  # a deposit per account and asset, before the orders
+    assert "interrupted after 1,500 of 20,000 orders" in err[0]
+    assert f"records up to seq {funding + 1500:,}, durable (fsynced at close)" in err[0]
+    assert f"tradepipe journal verify {tmp_path / 'journal'}" in err[0]
+
+
+def test_run_help_is_plain_text_and_says_what_fresh_removes(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["run", "--help"])
+    text = capsys.readouterr().out
+    assert "``" not in text and "multiprocess" not in text
+    flat = " ".join(text.split())
+    assert "runs in this one process" in flat
+    for removed in ("segments (*.tpj)", "writer.lock", "snapshots (snapshot-*.tps)"):
+        assert removed in flat
+    assert "No directory and no other file is ever deleted" in flat
+    assert "refused (exit 2, naming what is there)" in flat
+    assert "a journal a live run has open (exit 4)" in flat

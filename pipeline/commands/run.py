@@ -3,65 +3,181 @@
 Today it runs the whole chain in one process (``pipeline.inprocess``): synthetic load,
 ingest checks, risk, matching, settlement, a journal with group-commit fsync, snapshots,
 and a recovery check that replays the journal and compares state hashes.
+
+Failures are ``CommandError``s with ``pipeline.exitcodes`` statuses: a bad config or option
+and directories holding something else are usage errors (2); a journal a live run holds, a
+full disk, a read-only file system or a missing permission is a refusal (4); a replay check
+whose hash differs fails (1). Ctrl-C ends with 130 and says how far the journal is durable.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import sys
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
 
 import msgspec
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.config import ConfigError, load_config
+from pipeline.config import MAX_ORDERS, RunConfig, load_config
+from pipeline.exitcodes import CommandError, ExitStatus, os_error_status
 from pipeline.inprocess import RunReport, prepare_directories, run_in_process
+from stages.persistence.journal import JournalError, JournalFullError, JournalReader
+from stages.persistence.snapshots import SnapshotError
 from stages.records import EventType, Reason
+
+DESCRIPTION = """\
+Run the trading chain under synthetic load with a journal and snapshots, then prove
+recovery: the journal is replayed into fresh engines (from the newest snapshot, as a
+restart would, and from the start, as an audit) and both state hashes must equal the live
+one. Today the whole chain runs in this one process; the supervisor that runs one process
+per stage is the next layer.
+
+Exit status: 0 done and recovered, 1 a replay's state hash differs, 2 a bad config,
+option or directory, 4 refused (a live run holds the journal, disk full, read-only, no
+permission), 130 interrupted (the message says how far the journal is durable).
+"""
+
+FRESH_HELP = (
+    "first delete the previous run's files, and only those: in the journal directory its "
+    "segments (*.tpj), durable.mark, initial-state.tps and their temp files (writer.lock "
+    "stays); in the snapshot directory its snapshots (snapshot-*.tps) and their temp "
+    "files. No directory and no other file is ever deleted: a directory holding anything "
+    "else is refused (exit 2, naming what is there), and so is a journal a live run has "
+    "open (exit 4). Without --fresh a previous run's files are refused (exit 2)."
+)
+
+
+class _Console(Console):
+    """rich's Console, but a reader that goes away ends the command as in every other one."""
+
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError(errno.EPIPE, "the reader of standard output went away")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "run",
         help="run the trading chain under load with a journal, then prove recovery",
-        description=__doc__,
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("config", nargs="?", help="TOML config (default: embedded defaults)")
-    parser.add_argument("--orders", type=int, help="override load.orders")
     parser.add_argument(
-        "--fresh", action="store_true", help="replace a previous run's journal and snapshots"
+        "config", nargs="?", help="TOML config (default: the embedded defaults, see README)"
     )
+    parser.add_argument(
+        "--orders", type=int, help=f"override load.orders (1..{MAX_ORDERS:_})", metavar="N"
+    )
+    parser.add_argument("--fresh", action="store_true", help=FRESH_HELP)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    console = Console(stderr=False)
-    try:
-        config = load_config(args.config)
-        if args.orders is not None:
-            if args.orders < 1:
-                raise ConfigError(f"--orders {args.orders} is invalid: expected >= 1")
-            config = msgspec.structs.replace(
-                config, load=msgspec.structs.replace(config.load, orders=args.orders)
-            )
+    config = load_config(args.config)
+    if args.orders is not None:
+        if not 1 <= args.orders <= MAX_ORDERS:
+            raise CommandError(f"--orders {args.orders} is invalid: expected 1..{MAX_ORDERS:_}")
+        config = msgspec.structs.replace(
+            config, load=msgspec.structs.replace(config.load, orders=args.orders)
+        )
+    with _run_errors():
         prepare_directories(config, args.fresh)
-    except (ConfigError, FileExistsError) as error:
-        print(f"tradepipe run: {error}", file=sys.stderr)
-        return 2
+    console = _Console(stderr=False)
     console.print(
         f"[bold]tradepipe run[/]: {config.load.orders:,} synthetic orders from "
         f"{config.load.accounts} accounts on {len(config.engine.risk.instruments)} symbols, "
         f"batches of {config.load.batch}, journal in {config.journal.directory} "
         f"(fsync {config.journal.fsync})"
     )
-    with console.status("running…") as status:
+    done = 0
+    try:
+        with console.status("running…") as status, _run_errors():
 
-        def progress(done: int, total: int) -> None:
-            if done % (config.load.batch * 64) < config.load.batch:
-                status.update(f"running… {done:,} / {total:,} orders")
+            def progress(count: int, total: int) -> None:
+                nonlocal done
+                done = count
+                if count % (config.load.batch * 64) < config.load.batch:
+                    status.update(f"running… {count:,} / {total:,} orders")
 
-        report = run_in_process(config, progress)
+            report = run_in_process(config, progress)
+    except KeyboardInterrupt:
+        raise CommandError(
+            f"interrupted after {done:,} of {config.load.orders:,} orders; " + durable_note(config),
+            ExitStatus.INTERRUPTED,
+        ) from None
     print_summary(console, report)
-    return 0 if report.recovered else 1
+    return ExitStatus.OK if report.recovered else ExitStatus.FAILED
+
+
+@contextlib.contextmanager
+def _run_errors() -> Iterator[None]:
+    """Turn what preparing or running raises into a ``CommandError`` with its status."""
+    try:
+        yield
+    except FileExistsError as error:  # a previous run's files (an older prepare_directories)
+        raise CommandError(str(error), ExitStatus.USAGE) from None
+    except JournalError as error:
+        raise CommandError(str(error), _journal_status(error)) from None
+    except SnapshotError as error:
+        code = getattr(error, "errno", None)
+        status = os_error_status(OSError(code, "")) if code else ExitStatus.FAILED
+        raise CommandError(str(error), status) from None
+    except BrokenPipeError:
+        raise  # the reader went away: main ends quietly
+    except OSError as error:
+        where = f"{error.filename}: " if error.filename else ""
+        raise CommandError(f"{where}{error.strerror or error}", os_error_status(error)) from None
+
+
+def _journal_status(error: JournalError) -> ExitStatus:
+    """Busy, full, read-only, no permission: refused (4); a run directory holding something
+    else or an earlier run: usage (2); anything else (a failed check): 1."""
+    if getattr(error, "busy", False) or isinstance(error, JournalFullError):
+        return ExitStatus.REFUSED
+    code = getattr(error, "errno", None)
+    if isinstance(code, int):
+        return os_error_status(OSError(code, ""))
+    if type(error).__name__ == "RunDirectoryError":
+        return ExitStatus.USAGE
+    return ExitStatus.FAILED
+
+
+def durable_note(config: RunConfig) -> str:
+    """How far the journal is on disk, read back from it (the writer closed it, synced)."""
+    directory = Path(config.journal.directory).expanduser()
+    snapshots = Path(config.snapshots.directory).expanduser()
+    if not directory.is_dir():
+        return f"nothing was journaled ({directory} does not exist)"
+    last = None
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            reader = JournalReader(directory)
+            if not reader.segments:
+                return f"nothing was journaled ({directory} holds no segment)"
+            for batch in reader.batches(reader.segments[-1].first_seq):
+                last = int(batch["seq"][-1])
+    except (JournalError, OSError) as error:
+        return f"the journal could not be read back ({error}); check it: " + (
+            f"tradepipe journal verify {directory}"
+        )
+    if last is None:
+        held = "no records"
+    elif config.journal.fsync == "never":
+        held = f"records up to seq {last:,}, written but not fsynced (fsync never)"
+    else:
+        held = f"records up to seq {last:,}, durable (fsynced at close)"
+    torn = " and a torn last append (never acknowledged)" if caught else ""
+    return (
+        f"the journal {directory} holds {held}{torn}; look at it with tradepipe journal "
+        f"verify {directory} and tradepipe replay --journal {directory} --snapshots "
+        f"{snapshots}, or start again with --fresh"
+    )
 
 
 def print_summary(console: Console, report: RunReport) -> None:
@@ -97,3 +213,5 @@ def print_summary(console: Console, report: RunReport) -> None:
             f"seq {check.from_seq:,} + {check.replayed:,} in {check.seconds:.2f} s: {verdict}",
         )
     console.print(table)
+    if not report.recovered:
+        print("tradepipe run: a replay's state hash differs from the live one", file=sys.stderr)
