@@ -39,6 +39,26 @@ class Case:
 
 
 # --- tradepipe run ---------------------------------------------------------------------------
+def _config(body: str | bytes) -> Callable[[Path], None]:
+    """Write ``tmp/run.toml``: ``body`` after journal and snapshot directories inside tmp."""
+
+    def setup(tmp: Path) -> None:
+        dirs = f'[journal]\ndirectory = "{tmp / "journal"}"\n'
+        dirs += f'[snapshots]\ndirectory = "{tmp / "snapshots"}"\n'
+        raw = body if isinstance(body, bytes) else body.encode()
+        (tmp / "run.toml").write_bytes(dirs.encode() + raw)
+
+    return setup
+
+
+def _run_config(tmp: Path) -> list[str]:
+    return ["run", str(tmp / "run.toml")]
+
+
+def _bad_config(id: str, body: str | bytes, message: str) -> Case:
+    return Case(id, _run_config, ExitStatus.USAGE, message, _config(body))
+
+
 RUN_CASES: list[Case] = [
     Case(
         "run-missing-config",
@@ -46,6 +66,72 @@ RUN_CASES: list[Case] = [
         ExitStatus.USAGE,
         r"config file .*nope\.toml does not exist",
     ),
+    _bad_config(
+        "run-config-not-utf8",
+        b"# caf\xe9\n",
+        r"config file .*run\.toml is not UTF-8 text \(byte 0xe9 on line 5\): .*save it as UTF-8",
+    ),
+    Case(
+        "run-config-is-a-directory",
+        lambda tmp: ["run", str(tmp)],
+        ExitStatus.USAGE,
+        r"config file .* is a directory: name a TOML file",
+    ),
+    Case(
+        "run-orders-zero",
+        lambda tmp: ["run", "--orders", "0"],
+        ExitStatus.USAGE,
+        r"--orders 0 is invalid: expected 1\.\.4_611_686_018_427_387_904",
+    ),
+    Case(
+        "run-orders-beyond-int64",
+        lambda tmp: ["run", "--orders", str(2**64)],
+        ExitStatus.USAGE,
+        r"--orders 18446744073709551616 is invalid",
+    ),
+    _bad_config(
+        "run-accounts-beyond-max-accounts",
+        "[load]\naccounts = 5000\n",
+        r"load\.accounts = 5000 does not fit engine\.risk\.max_accounts = 1024 .* "
+        r"- at `\$\.load\.accounts`",
+    ),
+    _bad_config(
+        "run-max-accounts-2",
+        "[engine.risk]\nmax_accounts = 2\n",
+        r"load\.accounts = 1000 does not fit engine\.risk\.max_accounts = 2 .*"
+        r"- at `\$\.load\.accounts`",
+    ),
+    _bad_config(
+        "run-funding-beyond-deposit-limit",
+        "[load]\nfunding = 4611686018427387904\n",
+        r"<= 2305843009213693952 - at `\$\.load\.funding`",
+    ),
+    _bad_config(
+        "run-orders-beyond-int64-in-config",
+        "[load]\norders = 18446744073709551616\n",
+        r"- at `\$\.load\.orders`",
+    ),
+    _bad_config("run-seed-negative", "[load]\nseed = -1\n", r">= 0 - at `\$\.load\.seed`"),
+    _bad_config(
+        "run-no-instruments",
+        "[engine.risk]\ninstruments = []\n",
+        r"instruments is empty: .* - at `\$\.engine\.risk\.instruments`",
+    ),
+    _bad_config(
+        "run-inverted-price-band",
+        "[[engine.risk.instruments]]\nsymbol = 1\nbase = 1\nquote = 0\n"
+        "price_band_low = 10\nprice_band_high = 5\n",
+        r"price_band_high = 5 is invalid: expected >= price_band_low \(10\) "
+        r"- at `\$\.engine\.risk\.instruments\[0\]\.price_band_high`",
+    ),
+    Case(
+        "run-fsync-interval-inf",
+        _run_config,
+        ExitStatus.USAGE,
+        r"<= 60000\.0 - at `\$\.journal\.fsync_interval_ms`",
+        lambda tmp: (tmp / "run.toml").write_text("[journal]\nfsync_interval_ms = inf\n"),
+    ),
+    _bad_config("run-misspelt-key", "[engine]\nsettle_evry = 5\n", r"unknown field `settle_evry`"),
 ]
 
 
