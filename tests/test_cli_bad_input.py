@@ -59,6 +59,20 @@ def _bad_config(id: str, body: str | bytes, message: str) -> Case:
     return Case(id, _run_config, ExitStatus.USAGE, message, _config(body))
 
 
+def _journal_disk_full(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every append to a journal segment fails: ENOSPC."""
+    from stages.persistence import journal
+
+    real = journal._writev
+
+    def writev(fd: int, buffers: list[bytes]) -> int:
+        if os.readlink(f"/proc/self/fd/{fd}").endswith(".tpj"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(fd, buffers)
+
+    monkeypatch.setattr(journal, "_writev", writev)
+
+
 RUN_CASES: list[Case] = [
     Case(
         "run-missing-config",
@@ -132,6 +146,14 @@ RUN_CASES: list[Case] = [
         lambda tmp: (tmp / "run.toml").write_text("[journal]\nfsync_interval_ms = inf\n"),
     ),
     _bad_config("run-misspelt-key", "[engine]\nsettle_evry = 5\n", r"unknown field `settle_evry`"),
+    Case(
+        "run-journal-disk-full",
+        _run_config,
+        ExitStatus.REFUSED,
+        r"journal .*journal: disk full \(ENOSPC\)",
+        _config("[load]\norders = 1000\n"),
+        _journal_disk_full,
+    ),
 ]
 
 
@@ -266,6 +288,7 @@ JOURNAL_CASES: list[Case] = [
         _fail_os_call("open", ".lock", errno.EROFS),
     ),
 ]
+
 
 # --- tradepipe replay ------------------------------------------------------------------------
 REPLAY_CASES: list[Case] = []
