@@ -8,7 +8,10 @@ everyone. So segments are opened here with the same primitives the stdlib uses
 explicitly, and ``remove_stale_segments`` (``tradepipe clean``) removes what a crash left.
 
 Names are ``tradepipe.<creator pid>.<label>``: the pid tells whether the creator is alive,
-so stale segments are recognisable without opening them.
+so stale segments are recognisable without opening them. ``/dev/shm`` is writable by every
+user, so anything may sit there under such a name: only a regular file whose name is
+exactly what ``segment_name`` makes (a pid of 1..2^31-1 without leading zeros, a label
+without dots) counts as a segment; the rest is reported, never touched.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import _posixshmem
 import contextlib
 import mmap
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +30,7 @@ from ringbuffer.errors import AttachError
 
 PREFIX = "tradepipe"
 SHM_DIR = Path("/dev/shm")
+MAX_PID = 2**31 - 1  # pid_t is a 32-bit int
 
 
 def segment_name(label: str, pid: int | None = None) -> str:
@@ -36,11 +41,19 @@ def segment_name(label: str, pid: int | None = None) -> str:
 
 
 def creator_pid(name: str) -> int | None:
-    """The creator pid encoded in a segment name, or None if it is not one of ours."""
+    """The creator pid encoded in a segment name, or None if ``segment_name`` cannot have
+    made the name (wrong prefix, a pid out of range or with leading zeros, a bad label)."""
     parts = name.split(".", 2)
-    if len(parts) != 3 or parts[0] != PREFIX or not parts[1].isdigit():
+    if len(parts) != 3 or parts[0] != PREFIX:
         return None
-    return int(parts[1])
+    digits, label = parts[1], parts[2]
+    if not (digits.isascii() and digits.isdigit()) or digits.startswith("0"):
+        return None
+    if len(digits) > len(str(MAX_PID)) or not 0 < int(digits) <= MAX_PID:
+        return None
+    if not label or "." in label or "/" in label:
+        return None
+    return int(digits)
 
 
 @dataclass
@@ -108,28 +121,67 @@ class SegmentInfo:
     creator_alive: bool
 
 
-def list_segments() -> list[SegmentInfo]:
-    """Every segment of this project in /dev/shm, with whether its creator still runs."""
-    found = []
+def scan_segments() -> tuple[list[SegmentInfo], list[tuple[str, str]]]:
+    """Every segment of this project in /dev/shm, with whether its creator still runs, and
+    ``(name, why)`` for each entry that looks like one of ours but is not (skipped)."""
+    found: list[SegmentInfo] = []
+    skipped: list[tuple[str, str]] = []
     if not SHM_DIR.is_dir():
-        return found
+        return found, skipped
     for path in sorted(SHM_DIR.iterdir()):
-        pid = creator_pid(path.name)
+        name = path.name
+        if not name.startswith(PREFIX + "."):
+            continue  # somebody else's
+        pid = creator_pid(name)
         if pid is None:
+            skipped.append((name, "not a tradepipe segment name"))
             continue
         try:
-            size = path.stat().st_size
+            status = path.lstat()
         except FileNotFoundError:
+            continue  # removed meanwhile
+        except OSError as error:
+            skipped.append((name, error.strerror or str(error)))
             continue
-        found.append(SegmentInfo(path.name, pid, size, psutil.pid_exists(pid)))
-    return found
+        if not stat.S_ISREG(status.st_mode):
+            skipped.append((name, "not a regular file"))
+            continue
+        found.append(SegmentInfo(name, pid, status.st_size, psutil.pid_exists(pid)))
+    return found, skipped
+
+
+def list_segments() -> list[SegmentInfo]:
+    """Every segment of this project in /dev/shm, with whether its creator still runs."""
+    return scan_segments()[0]
+
+
+@dataclass
+class CleanReport:
+    """What ``remove_stale_segments`` did: removed names, and ``(name, why)`` for entries
+    skipped because they are not segments of ours and for segments it could not remove."""
+
+    removed: list[str]
+    skipped: list[tuple[str, str]]
+    failed: list[tuple[str, str]]
+
+
+def clean_segments(include_live: bool = False) -> CleanReport:
+    """Unlink segments whose creator is dead (or all of ours with ``include_live``); one
+    entry that cannot be handled never stops the others."""
+    infos, skipped = scan_segments()
+    report = CleanReport([], skipped, [])
+    for info in infos:
+        if include_live or not info.creator_alive:
+            try:
+                unlink_segment(info.name)
+            except OSError as error:
+                report.failed.append((info.name, error.strerror or str(error)))
+                continue
+            report.removed.append(info.name)
+    return report
 
 
 def remove_stale_segments(include_live: bool = False) -> list[str]:
-    """Unlink segments whose creator is dead (or all of ours with ``include_live``)."""
-    removed = []
-    for info in list_segments():
-        if include_live or not info.creator_alive:
-            unlink_segment(info.name)
-            removed.append(info.name)
-    return removed
+    """Unlink segments whose creator is dead (or all of ours with ``include_live``); the
+    names removed (``clean_segments`` also says what was skipped or failed)."""
+    return clean_segments(include_live).removed

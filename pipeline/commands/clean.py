@@ -1,10 +1,17 @@
-"""``tradepipe clean``: remove shared-memory segments a crashed run left behind."""
+"""``tradepipe clean``: remove shared-memory segments a crashed run left behind.
+
+Anything in /dev/shm that only looks like a segment of ours (any user can create such names:
+a directory, a pid that cannot exist) is reported with one ``warning:`` line and left alone;
+a segment that cannot be removed is reported too, and the rest are still removed.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
-from ringbuffer.segments import remove_stale_segments
+from pipeline.exitcodes import CommandError, ExitStatus
+from ringbuffer.segments import SHM_DIR, clean_segments
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,8 +27,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    removed = remove_stale_segments(include_live=args.all)
-    for name in removed:
-        print(f"removed /dev/shm/{name}")
-    print(f"{len(removed)} segment(s) removed")
+    report = clean_segments(include_live=args.all)
+    for name, why in report.skipped:
+        print(f"warning: skipped {SHM_DIR / name}: {why}; not removed", file=sys.stderr)
+    for name in report.removed:
+        print(f"removed {SHM_DIR / name}")
+    print(f"{len(report.removed)} segment(s) removed")
+    if report.failed:
+        for name, why in report.failed[1:]:
+            print(f"warning: could not remove {SHM_DIR / name}: {why}", file=sys.stderr)
+        name, why = report.failed[0]
+        more = f" (and {len(report.failed) - 1} more, above)" if len(report.failed) > 1 else ""
+        raise CommandError(
+            f"could not remove {SHM_DIR / name}: {why}{more}; remove it as its owner or as root",
+            ExitStatus.REFUSED,
+        )
     return 0
