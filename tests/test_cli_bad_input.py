@@ -297,7 +297,20 @@ REPLAY_CASES: list[Case] = []
 FEED_CASES: list[Case] = []
 
 # --- tradepipe clean -------------------------------------------------------------------------
-CLEAN_CASES: list[Case] = []
+CLEAN_CASES: list[Case] = [
+    Case(
+        "clean-unexpected-argument",
+        lambda tmp: ["clean", str(tmp)],
+        ExitStatus.USAGE,
+        r"unrecognized arguments: ",
+    ),
+    Case(
+        "clean-unknown-option",
+        lambda tmp: ["clean", "--stale"],
+        ExitStatus.USAGE,
+        r"unrecognized arguments: --stale",
+    ),
+]
 
 CASES = RUN_CASES + JOURNAL_CASES + REPLAY_CASES + FEED_CASES + CLEAN_CASES
 
