@@ -7,8 +7,11 @@ offset in the parser's dtypes shows up as a test failure instead of agreeing wit
 
 from __future__ import annotations
 
+import os
 import struct
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 #: Per type: the body's struct format (after the 11-byte header) and its field names in order.
@@ -475,3 +478,36 @@ def simulate_itch(
                 next_ref += 1
     emit("S", event_code="C")
     return out, books, counts
+
+
+# --- inputs that are not regular files -------------------------------------------------------
+
+
+@contextmanager
+def fifo_feeding(path: Path, data: bytes, writes: int = 7) -> Iterator[Path]:
+    """A FIFO at ``path`` that a writer thread fills with ``data`` (in ``writes`` pieces)
+    once a reader opens it, then closes. On leaving, a writer that never met a reader is
+    met once (the FIFO is opened for reading and closed: its writes then fail, which ends
+    it) and the thread is joined."""
+    os.mkfifo(path)
+    opened = threading.Event()
+
+    def write() -> None:
+        try:
+            with open(path, "wb") as fifo:  # blocks until a reader opens the FIFO
+                opened.set()
+                step = max(1, -(-len(data) // writes))
+                for at in range(0, len(data), step):
+                    fifo.write(data[at : at + step])
+                    fifo.flush()
+        except BrokenPipeError:
+            pass  # the reader stopped early (refused or failed input): nothing more to give
+
+    writer = threading.Thread(target=write, name="fifo-writer", daemon=True)
+    writer.start()
+    try:
+        yield path
+    finally:
+        if not opened.is_set():
+            os.close(os.open(path, os.O_RDONLY))  # returns once the writer has opened too
+        writer.join()

@@ -44,7 +44,8 @@ def test_crlf_and_missing_final_newline(tmp_path) -> None:
     [
         ("1.0,1,2,3,4,1\n1.0,1,2,3,4\n", 2, 25, "too few columns"),
         ("1.0,1,2,3,4,1,9\n", 1, 13, "too many columns"),
-        ("1.0,1,x,3,4,1\n", 1, 6, "empty field"),
+        ("1.0,1,x,3,4,1\n", 1, 6, "not a number: 'x' (OrderID)"),
+        ("1.0,1,,3,4,1\n", 1, 6, "empty field (OrderID)"),
         ("1.0,1,2;3,4,1\n", 1, 7, "unexpected character"),
     ],
 )
@@ -55,6 +56,78 @@ def test_malformed_rows_name_line_and_offset(tmp_path, text, line, offset, probl
         lobster.read_messages(path)
     assert (info.value.line, info.value.offset, info.value.problem) == (line, offset, problem)
     assert "Time,Type,OrderID,Size,Price,Direction" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("row", "problem", "expected"),
+    [
+        # 20 digits wrapped int64 and replayed as another order
+        ("1.0,1,2,99999999999999999999,4,1", "Size '99999999999999999999' is out of range",
+         "Size in 0..4611686018427387904"),
+        ("1.0,1,2,3,99999999999999999999,1", "Price '99999999999999999999' is out of range",
+         "Price in -4611686018427387903..4611686018427387903"),
+        # 19 digits: beyond int64, and beyond the engine's largest quantity
+        ("1.0,1,2,9223372036854775808,4,1", "Size '9223372036854775808' is out of range", None),
+        ("1.0,1,2,4611686018427387905,4,1", "Size '4611686018427387905' is out of range", None),
+        ("1.0,1,2,-3,4,1", "Size '-3' is out of range", None),
+        ("1.0,1,1152921504606846976,3,4,1", "OrderID '1152921504606846976' is out of range",
+         "replay's own orders"),
+        ("99999999999.0,1,2,3,4,1", "Time '99999999999.0' is out of range", None),
+        ("1.0,1,2,3,4,0", "Direction '0' is not a direction", "1 (buy) or -1 (sell)"),
+        ("1.0,1,2,3,4,7", "Direction '7' is not a direction", "1 (buy) or -1 (sell)"),
+        ("1.0,1,2,3,4,-2", "Direction '-2' is not a direction", None),
+    ],
+)  # fmt: skip
+def test_values_out_of_range_are_errors_never_wrapped(tmp_path, row, problem, expected) -> None:
+    path = tmp_path / "m.csv"
+    good = "1.0,1,2,3,4,1\n"
+    path.write_text(good + row + "\n")
+    with pytest.raises(lobster.LobsterFormatError) as info:
+        lobster.read_messages(path)
+    assert info.value.line == 2
+    assert info.value.problem == problem
+    column = row.split(",").index(problem.split("'")[1])
+    assert info.value.offset == len(good) + len(",".join(row.split(",")[:column])) + (column > 0)
+    if expected:
+        assert expected in str(info.value)
+
+
+def test_largest_accepted_values_are_read_exactly(tmp_path) -> None:
+    path = tmp_path / "m.csv"
+    big = lobster.MAX_SIZE
+    path.write_text(f"86400.999999999,1,{lobster.MAX_ORDER_ID},{big},{lobster.MAX_PRICE},-1\n")
+    row = lobster.read_messages(path)[0]
+    assert (row["order_id"], row["size"], row["price"]) == (
+        lobster.MAX_ORDER_ID,
+        big,
+        lobster.MAX_PRICE,
+    )
+    assert row["time_ns"] == 86400_999999999
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("Time,Type,OrderID,Size,Price,Direction\n1.0,1,2,3,4,1\n",
+         "not a number: 'Time' (Time), a header row? LOBSTER files have none"),
+        ("abc\n", "not a number: 'abc' (Time), a header row? LOBSTER files have none"),
+        ("1.0,1,2,3,4,1\n2.0,1,2,3,abc,1\n", "not a number: 'abc' (Price)"),
+        ("1.0,1,2,3,-,1\n", "not a number: '-' (Price)"),
+    ],
+)  # fmt: skip
+def test_text_where_a_number_belongs_is_shown(tmp_path, text, problem) -> None:
+    path = tmp_path / "m.csv"
+    path.write_text(text)
+    with pytest.raises(lobster.LobsterFormatError) as info:
+        lobster.read_messages(path)
+    assert info.value.problem == problem
+
+
+def test_orderbook_values_out_of_range_are_errors(tmp_path) -> None:
+    path = tmp_path / "b.csv"
+    path.write_text("1186600,99999999999999999999,118500,8800\n")
+    with pytest.raises(lobster.LobsterFormatError, match=r"AskSize1 '9+' is out of range"):
+        lobster.read_orderbook(path)
 
 
 def test_orderbook_file_levels_are_inferred(tmp_path) -> None:

@@ -42,7 +42,7 @@ import numpy as np
 from numba import types as nbtypes
 from numba.typed import Dict
 
-from stages.ingest import itch50, lobster
+from stages.ingest import feedfile, itch50, lobster
 from stages.matching import MatchingEngine, SymbolSpec
 from stages.records import (
     COMMAND_DTYPE,
@@ -260,9 +260,24 @@ class ItchReplayResult:
     duplicate_adds: int = 0
     over_executed: int = 0
     unknown_symbol_adds: int = 0
+    late_directory: int = 0  # R messages of a stream read after the books were built
     tally: EventTally = field(default_factory=EventTally)
     seconds: float = 0.0
     error: itch50.Itch50FormatError | None = None
+
+
+#: Type bytes of the ITCH messages that change a book (orders, trading actions).
+_BOOK_TYPE_BYTES = np.frombuffer((itch50.ORDER_TYPES + "H").encode(), dtype=np.uint8)
+
+
+def _directory(chunk: itch50.Chunk) -> dict[int, str]:
+    """Stock locate -> stock name of the R (stock directory) messages of one chunk."""
+    at = chunk.framed.offsets[chunk.framed.types == ord("R")]
+    if at.shape[0] == 0:
+        return {}
+    raw = chunk.buf[at[:, None] + np.arange(itch50.MESSAGE_LENGTHS["R"])]
+    rows = raw.copy().view(itch50.DTYPES["R"]).reshape(-1)
+    return dict(zip(rows["stock_locate"].tolist(), itch50.stock_names(rows["stock"]), strict=True))
 
 
 def itch_symbols(path: str | Path, chunk_bytes: int = 64 << 20) -> dict[int, str]:
@@ -273,42 +288,67 @@ def itch_symbols(path: str | Path, chunk_bytes: int = 64 << 20) -> dict[int, str
     names: dict[int, str] = {}
     try:
         for chunk in itch50.iter_chunks(path, chunk_bytes):
-            at = chunk.framed.offsets[chunk.framed.types == ord("R")]
-            if at.shape[0] == 0:
-                continue
-            raw = chunk.buf[at[:, None] + np.arange(itch50.MESSAGE_LENGTHS["R"])]
-            rows = raw.copy().view(itch50.DTYPES["R"]).reshape(-1)
-            for loc, name in zip(
-                rows["stock_locate"].tolist(), itch50.stock_names(rows["stock"]), strict=True
-            ):
-                names[int(loc)] = name
+            names.update(_directory(chunk))
     except itch50.Itch50FormatError:
         pass
     return names
 
 
 def replay_itch(
-    path: str | Path, chunk_bytes: int = 64 << 20, order_capacity: int = 1 << 16
+    path: str | Path,
+    chunk_bytes: int = 64 << 20,
+    order_capacity: int = 1 << 16,
+    names: dict[int, str] | None = None,
 ) -> ItchReplayResult:
-    """Drive one engine (a book per stock locate of an R message) with an ITCH 5.0 file.
+    """Drive one engine (a book per stock locate of an R message) with an ITCH 5.0 input.
+
+    A file (gzip or not) is read twice: a framing pass collects the R messages, since the
+    engine takes its symbols at construction. A pipe, FIFO or stdin can be read only once:
+    the books are those of the R messages in the chunk holding the first message that
+    changes a book and before it (a real day lists every stock before the first order);
+    an R message after that is counted in ``late_directory`` and the adds for its locate as
+    adds without a directory message.
+
+    ``names`` is ``itch_symbols(path)`` when the caller has it already (files only).
 
     Everything before a format problem is applied and reported; the problem is recorded in
     ``error`` rather than raised.
     """
-    names = itch_symbols(path, chunk_bytes)
-    specs = [SymbolSpec(symbol=loc) for loc in sorted(names)]
-    engine = MatchingEngine(specs, order_capacity, emit_book_top=False) if specs else None
-    result = ItchReplayResult(engine, names)
+    rewindable = feedfile.is_rewindable(path)
+    if not rewindable:
+        names = {}
+    elif names is None:
+        names = itch_symbols(path, chunk_bytes)
+    else:
+        names = dict(names)
+    result = ItchReplayResult(None, names)
     known = np.zeros(1 << 16, dtype=np.uint8)
-    known[list(names)] = 1
     halted = np.zeros(1 << 16, dtype=np.uint8)
     orders = _order_dict()
     counters = np.zeros(N_COUNTERS, dtype=np.int64)
     seq = 1
     started = time.perf_counter()
+    engine = None
+
+    def build_engine() -> MatchingEngine | None:
+        known[list(names)] = 1
+        specs = [SymbolSpec(symbol=loc) for loc in sorted(names)]
+        return MatchingEngine(specs, order_capacity, emit_book_top=False) if specs else None
+
+    if rewindable:
+        engine = result.engine = build_engine()
     try:
         for chunk in itch50.iter_chunks(path, chunk_bytes):
             framed = chunk.framed
+            if not rewindable:
+                listed = _directory(chunk)
+                if engine is None:
+                    names.update(listed)
+                    if np.isin(framed.types, _BOOK_TYPE_BYTES).any():
+                        engine = result.engine = build_engine()
+                else:
+                    late = [loc for loc in listed if loc not in names]
+                    result.late_directory += len(late)
             result.messages += len(framed.types)
             counts = np.bincount(framed.types, minlength=256)
             for k in np.flatnonzero(counts):

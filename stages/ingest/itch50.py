@@ -26,13 +26,14 @@ before that offset has already been handed to the caller.
 from __future__ import annotations
 
 import mmap
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numba
 import numpy as np
+
+from stages.ingest import feedfile
 
 #: Length in bytes of each ITCH 5.0 message, without its 2-byte length prefix.
 MESSAGE_LENGTHS: dict[str, int] = {
@@ -418,20 +419,29 @@ class Chunk:
 
 
 def iter_chunks(path: str | Path, chunk_bytes: int = 64 << 20) -> Iterator[Chunk]:
-    """Read an ITCH 5.0 file as chunks of whole messages, in file order.
+    """Read an ITCH 5.0 input (``feedfile.open_feed``: a file, gzip, a pipe, ``-``) as chunks
+    of whole messages, in order; the input is opened once and read once.
 
-    The file is memory-mapped and each chunk is a window on it (no copy); a message cut by
-    a window's end starts the next window. When the file is invalid, the chunk holding
-    every message before the problem is yielded first, then ``Itch50FormatError`` is
-    raised with the absolute byte offset of the problem.
+    An uncompressed regular file is memory-mapped and each chunk is a window on it (no
+    copy); anything else is read into fresh ``chunk_bytes`` buffers (streamed, never the
+    whole input in memory). A message cut by a chunk's end starts the next chunk. When the
+    input is invalid, the chunk holding every message before the problem is yielded first,
+    then ``Itch50FormatError`` is raised with the absolute byte offset of the problem (in
+    the decompressed data for gzip). Raises ``feedfile.FeedInputError`` for an input that
+    is not a file or a pipe.
     """
     if chunk_bytes < 64:
         raise ValueError(f"chunk_bytes={chunk_bytes} is too small; use at least 64 bytes")
-    with open(path, "rb") as stream:
-        size = os.fstat(stream.fileno()).st_size
-        if size == 0:
-            return
-        mapped = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)
+    with feedfile.open_feed(path) as source:
+        if source.mappable:
+            yield from _mapped_chunks(source, chunk_bytes)
+        else:
+            yield from _streamed_chunks(source, chunk_bytes)
+
+
+def _mapped_chunks(source: feedfile.FeedSource, chunk_bytes: int) -> Iterator[Chunk]:
+    size = source.size
+    mapped = mmap.mmap(source.fd, 0, access=mmap.ACCESS_READ)
     if hasattr(mapped, "madvise"):
         mapped.madvise(mmap.MADV_SEQUENTIAL)
     data = np.frombuffer(mapped, dtype=np.uint8)  # keeps the mapping alive while used
@@ -450,6 +460,44 @@ def iter_chunks(path: str | Path, chunk_bytes: int = 64 << 20) -> Iterator[Chunk
             start += framed.end
         else:
             raise Itch50FormatError(start + framed.end, framed.problem(), total)
+
+
+def _streamed_chunks(source: feedfile.FeedSource, chunk_bytes: int) -> Iterator[Chunk]:
+    """Chunks of a stream: each a fresh buffer (a consumer may keep views of the last one)
+    that starts with the cut message the previous buffer ended with."""
+    carry = np.zeros(0, dtype=np.uint8)
+    start = 0  # input offset of the buffer's first byte
+    total = 0
+    while True:
+        buf = np.empty(chunk_bytes, dtype=np.uint8)
+        kept = carry.shape[0]
+        buf[:kept] = carry
+        try:
+            got = source.read_into(memoryview(buf)[kept:])
+        except feedfile.CompressedDataError as error:
+            damaged: feedfile.CompressedDataError | None = error
+            got = error.offset - (start + kept)  # what was read before the damage
+        else:
+            damaged = None
+        end = kept + got
+        at_end = end < chunk_bytes or damaged is not None
+        view = buf[:end]
+        framed = frame(view)
+        if framed.types.shape[0]:
+            yield Chunk(view, framed, start)
+        total += framed.types.shape[0]
+        if framed.status == FRAME_TRUNCATED and not at_end:
+            carry = view[framed.end :].copy()
+            start += framed.end
+            continue
+        if damaged is not None and framed.status in (FRAME_OK, FRAME_TRUNCATED):
+            raise Itch50FormatError(start + framed.end, damaged.problem, total)
+        if framed.status != FRAME_OK:
+            raise Itch50FormatError(start + framed.end, framed.problem(), total)
+        if at_end:
+            return
+        carry = carry[:0]
+        start += end
 
 
 @dataclass

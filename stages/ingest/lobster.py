@@ -19,10 +19,12 @@ thousand rows per second, the replay target is a million messages per second.
 from __future__ import annotations
 
 import io
+import mmap
 import os
 import queue
 import stat
 import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
@@ -30,6 +32,9 @@ import numba
 import numpy as np
 from numba.core import cgutils, types
 from numba.extending import intrinsic
+
+from stages.ingest import feedfile
+from stages.matching.symbols import MAX_QTY_LIMIT
 
 #: One parsed message-file row; ``time_ns`` is the time column in integer nanoseconds.
 MESSAGE_DTYPE = np.dtype(
@@ -72,13 +77,27 @@ PARSE_OK = 0
 PARSE_BAD_CHARACTER = 1
 PARSE_TOO_FEW_COLUMNS = 2
 PARSE_TOO_MANY_COLUMNS = 3
-PARSE_EMPTY_FIELD = 4
+PARSE_EMPTY_FIELD = 4  # no digits where a number must be (empty, or text such as a header)
+PARSE_OUT_OF_RANGE = 5  # a number outside its column's bounds (or beyond int64)
 _PROBLEMS = {
     PARSE_BAD_CHARACTER: "unexpected character",
     PARSE_TOO_FEW_COLUMNS: "too few columns",
     PARSE_TOO_MANY_COLUMNS: "too many columns",
     PARSE_EMPTY_FIELD: "empty field",
 }
+
+#: Largest size accepted: the matching engine's largest quantity (``SymbolSpec.max_qty``).
+MAX_SIZE = MAX_QTY_LIMIT
+#: Largest price magnitude accepted (the replay keys price levels by ``2 * price + side``).
+MAX_PRICE = MAX_QTY_LIMIT - 1
+#: Largest order id accepted: the ids above are the replay's own (executions, seeded book).
+MAX_ORDER_ID = (1 << 60) - 1
+#: Largest time accepted, in seconds after midnight (the ns value must fit an int64).
+MAX_TIME_SECONDS = 9_223_372_035
+MESSAGE_HEADER = ("Time", "Type", "OrderID", "Size", "Price", "Direction")
+_DIRECTION_COL = 5
+#: Bytes read (and parsed) at a time: the text is streamed, only the parsed rows are kept.
+READ_CHUNK_BYTES = 16 << 20
 
 
 class LobsterFormatError(ValueError):
@@ -95,10 +114,13 @@ class LobsterFormatError(ValueError):
 
 
 @numba.njit(cache=True, nogil=True)
-def _parse_csv(buf, ncols, time_col, out):
-    """Parse rows of ``ncols`` integers (column ``time_col`` a decimal -> ns) into ``out``.
+def _parse_csv(buf, ncols, time_col, out, low, high, nonzero_col):
+    """HOT. Parse rows of ``ncols`` integers (column ``time_col`` a decimal -> ns) into
+    ``out``; every value must lie in ``low[col]..high[col]`` (and not be 0 in column
+    ``nonzero_col``). Must not allocate or call Python per row.
 
-    Returns (rows, status, byte offset of the problem, line of the problem).
+    Returns (rows, status, byte offset of the problem, line of the problem, its column).
+    A number that overflows int64 is out of range, never wrapped.
     """
     size = buf.shape[0]
     pos = 0
@@ -112,6 +134,7 @@ def _parse_csv(buf, ncols, time_col, out):
             pos += 1
             continue
         for col in range(ncols):
+            field = pos
             negative = False
             if pos < size and buf[pos] == 45:  # '-'
                 negative = True
@@ -122,7 +145,10 @@ def _parse_csv(buf, ncols, time_col, out):
                 value = value * 10 + (buf[pos] - 48)
                 digits += 1
                 pos += 1
+            # 18 digits always fit; 19 fit unless the sum wrapped; 20 never do
+            overflow = digits > 18 and (digits > 19 or value < 0)
             if col == time_col:
+                overflow = overflow or value > MAX_TIME_SECONDS
                 frac = np.int64(0)
                 frac_digits = 0
                 if pos < size and buf[pos] == 46:  # '.'
@@ -138,39 +164,238 @@ def _parse_csv(buf, ncols, time_col, out):
                     frac_digits += 1
                 value = value * 1_000_000_000 + frac
             if digits == 0:
-                return row, PARSE_EMPTY_FIELD, pos, line
-            out[row, col] = -value if negative else value
+                return row, PARSE_EMPTY_FIELD, field, line, col
+            if negative:
+                value = -value
+            if (
+                overflow
+                or value < low[col]
+                or value > high[col]
+                or (col == nonzero_col and value == 0)
+            ):
+                return row, PARSE_OUT_OF_RANGE, field, line, col
+            out[row, col] = value
             at_end = pos >= size or buf[pos] == 10 or buf[pos] == 13
             if col < ncols - 1:
                 if at_end:
-                    return row, PARSE_TOO_FEW_COLUMNS, pos, line
+                    return row, PARSE_TOO_FEW_COLUMNS, pos, line, col
                 if buf[pos] != 44:  # ','
-                    return row, PARSE_BAD_CHARACTER, pos, line
+                    return row, PARSE_BAD_CHARACTER, pos, line, col
                 pos += 1
             elif not at_end:
                 if buf[pos] == 44:
-                    return row, PARSE_TOO_MANY_COLUMNS, pos, line
-                return row, PARSE_BAD_CHARACTER, pos, line
+                    return row, PARSE_TOO_MANY_COLUMNS, pos, line, col
+                return row, PARSE_BAD_CHARACTER, pos, line, col
         row += 1
-    return row, PARSE_OK, pos, line
+    return row, PARSE_OK, pos, line, 0
 
 
-def _parse(path: str | Path, ncols: int, time_col: int, expected: str) -> np.ndarray:
-    buf = np.fromfile(path, dtype=np.uint8)
-    capacity = int(np.count_nonzero(buf == 10)) + 1
-    out = np.empty((capacity, ncols), dtype=np.int64)
-    rows, status, offset, line = _parse_csv(buf, ncols, time_col, out)
+@dataclass(frozen=True)
+class _Columns:
+    """What a file's columns are called and which values each accepts."""
+
+    names: list[str]
+    low: np.ndarray
+    high: np.ndarray
+    time_col: int = -1
+    nonzero_col: int = -1
+    why: dict[int, str] = field(default_factory=dict)  # column -> reason for its bounds
+
+    @property
+    def expected(self) -> str:
+        if len(self.names) == MESSAGE_COLUMNS and self.time_col == 0:
+            return ",".join(self.names)
+        return f"{len(self.names)} integer columns"
+
+
+def _message_columns() -> _Columns:
+    big = MAX_QTY_LIMIT
+    low = np.array([0, -big, 0, 0, -MAX_PRICE, -1], dtype=np.int64)
+    high = np.array([MAX_TIME_SECONDS * 10**9 + 999_999_999, big, MAX_ORDER_ID, MAX_SIZE,
+                     MAX_PRICE, 1], dtype=np.int64)  # fmt: skip
+    why = {
+        2: "larger ids are the replay's own orders",
+        3: "the matching engine's largest quantity is 2**62",
+        4: "dollars x 10000",
+    }
+    return _Columns(list(MESSAGE_HEADER), low, high, 0, _DIRECTION_COL, why)
+
+
+def _orderbook_columns(ncols: int) -> _Columns:
+    names = []
+    for lvl in range(1, ncols // 4 + 1):
+        names += [f"AskPrice{lvl}", f"AskSize{lvl}", f"BidPrice{lvl}", f"BidSize{lvl}"]
+    low = np.tile(np.array([-MAX_PRICE, 0], dtype=np.int64), ncols // 2)
+    high = np.tile(np.array([MAX_PRICE, MAX_SIZE], dtype=np.int64), ncols // 2)
+    return _Columns(names, low, high)
+
+
+def _field_text(buf: np.ndarray, at: int) -> str:
+    """The text of the field starting at ``at`` (up to the next comma or line end)."""
+    text = bytes(buf[at : min(buf.shape[0], at + 41)])
+    for mark in (b",", b"\n", b"\r"):
+        text = text.split(mark, 1)[0]
+    return text.decode("ascii", "replace")
+
+
+def _shown(text: str) -> str:
+    return repr(text[:24]) + ("..." if len(text) > 24 else "")
+
+
+def _format_error(
+    name: str, buf: np.ndarray, cols: _Columns, status: int, at: int, line: int, col: int,
+    base_offset: int, base_line: int,
+) -> LobsterFormatError:  # fmt: skip
+    """The error for a parse outcome: what is at ``buf[at]`` and what would be right
+    (``buf`` starts at input offset ``base_offset``, after ``base_line`` lines)."""
+    expected = cols.expected
+    if status == PARSE_EMPTY_FIELD:
+        text = _field_text(buf, at)
+        if not text:
+            problem = f"empty field ({cols.names[col]})"
+        else:
+            problem = f"not a number: {_shown(text)} ({cols.names[col]})"
+            if base_line + line == 1 and col == 0 and text.isalpha():
+                problem += ", a header row? LOBSTER files have none"
+    elif status == PARSE_OUT_OF_RANGE:
+        column = cols.names[col]
+        text = _shown(_field_text(buf, at))
+        if col == cols.nonzero_col:
+            problem = f"{column} {text} is not a direction"
+            expected = f"{column} 1 (buy) or -1 (sell)"
+        else:
+            problem = f"{column} {text} is out of range"
+            if col == cols.time_col:
+                expected = f"{column} in 0..{MAX_TIME_SECONDS} seconds"
+            else:
+                expected = f"{column} in {cols.low[col]}..{cols.high[col]}"
+            if col in cols.why:
+                expected += f" ({cols.why[col]})"
+    else:
+        problem = _PROBLEMS[status]
+    return LobsterFormatError(name, base_line + line, base_offset + at, problem, expected)
+
+
+def _last_newline(buf: np.ndarray) -> int:
+    """Index just past the last ``\n`` of ``buf``, or 0 without one. Looks at the end first:
+    rows are short."""
+    window = 1 << 20
+    for start in (max(0, buf.shape[0] - window), 0):
+        found = np.flatnonzero(buf[start:] == 10)
+        if found.shape[0]:
+            return start + int(found[-1]) + 1
+        if start == 0:
+            break
+    return 0
+
+
+def _parse(path: str | Path, columns: _Columns | None) -> np.ndarray:
+    """Every row of a LOBSTER CSV input as an int64 (rows, columns) table.
+
+    The input (``feedfile.open_feed``: a file, gzip, a pipe, ``-``) is read once, in chunks
+    of whole lines; ``columns`` None means an orderbook file as wide as its first row.
+    """
+    parts: list[np.ndarray] = []
+    chunk_bytes = READ_CHUNK_BYTES
+    buf = np.empty(chunk_bytes, dtype=np.uint8)
+    kept = 0  # bytes of a cut line carried to the front of buf
+    base_offset = 0  # input offset of buf[0]
+    base_line = 0  # lines before buf[0]
+    with feedfile.open_feed(path) as source:
+        name = source.name
+        if source.mappable:  # a plain file: one pass over a mapping, no read copies
+            mapped = mmap.mmap(source.fd, 0, access=mmap.ACCESS_READ)
+            return _parse_whole(name, np.frombuffer(mapped, dtype=np.uint8), columns)
+        while True:
+            try:
+                got = source.read_into(memoryview(buf)[kept:])
+            except feedfile.CompressedDataError as error:
+                got = error.offset - (base_offset + kept)
+                damaged: feedfile.CompressedDataError | None = error
+            else:
+                damaged = None
+            end = kept + got
+            at_end = end < chunk_bytes or damaged is not None
+            upto = end if at_end else _last_newline(buf[:end])
+            if columns is None:
+                columns = _orderbook_columns(_first_row_cells(name, buf[:end]))
+                if not columns.names:
+                    break
+            ncols = len(columns.names)
+            cut = upto if upto else end  # a full chunk without a line end: find what is wrong
+            text = buf[:cut]
+            out = np.empty((int(np.count_nonzero(text == 10)) + 1, ncols), dtype=np.int64)
+            rows, status, at, line, col = _parse_csv(
+                text, ncols, columns.time_col, out, columns.low, columns.high, columns.nonzero_col
+            )
+            if status != PARSE_OK and (upto or at < cut - 1):
+                raise _format_error(
+                    name, text, columns, status, at, line, col, base_offset, base_line
+                )
+            if not upto:
+                raise LobsterFormatError(
+                    name, base_line + 1, base_offset, f"a line longer than {chunk_bytes} bytes",
+                    columns.expected,
+                )  # fmt: skip
+            if damaged is not None:
+                raise LobsterFormatError(
+                    name, base_line + line, base_offset + upto, damaged.problem, columns.expected
+                )
+            parts.append(out[:rows])
+            if at_end:
+                break
+            base_line += line - 1
+            base_offset += upto
+            kept = end - upto
+            buf[:kept] = buf[upto:end].copy()
+    if columns is None or not columns.names:
+        return np.zeros((0, 0), dtype=np.int64)
+    if len(parts) == 1:
+        return parts[0]
+    return np.concatenate(parts) if parts else np.zeros((0, len(columns.names)), np.int64)
+
+
+def _parse_whole(name: str, buf: np.ndarray, columns: _Columns | None) -> np.ndarray:
+    """``_parse`` of a whole input in one buffer."""
+    if columns is None:
+        columns = _orderbook_columns(_first_row_cells(name, buf))
+        if not columns.names:
+            return np.zeros((0, 0), dtype=np.int64)
+    ncols = len(columns.names)
+    out = np.empty((int(np.count_nonzero(buf == 10)) + 1, ncols), dtype=np.int64)
+    rows, status, at, line, col = _parse_csv(
+        buf, ncols, columns.time_col, out, columns.low, columns.high, columns.nonzero_col
+    )
     if status != PARSE_OK:
-        raise LobsterFormatError(str(path), int(line), int(offset), _PROBLEMS[status], expected)
+        raise _format_error(name, buf, columns, status, at, line, col, 0, 0)
     return out[:rows]
 
 
-def read_messages(path: str | Path) -> np.ndarray:
-    """Every row of a LOBSTER message file as a ``MESSAGE_DTYPE`` array.
+def _first_row_cells(name: str, buf: np.ndarray) -> int:
+    """Cells of the first non-empty line of an orderbook file (4 per level); 0 if none."""
+    text = bytes(buf[: min(buf.shape[0], 1 << 20)]).lstrip(b"\r\n")
+    if not text:
+        return 0
+    first = text.split(b"\n", 1)[0]
+    cells = first.count(b",") + 1
+    if cells % 4:
+        raise LobsterFormatError(
+            name, 1, 0, f"{cells} columns", "4 per level (ask price, size, bid ...)"
+        )
+    return cells
 
-    Raises ``LobsterFormatError`` naming the line and byte offset of a malformed row.
+
+def read_messages(path: str | Path) -> np.ndarray:
+    """Every row of a LOBSTER message file (or gzip, pipe, ``-``) as a ``MESSAGE_DTYPE``
+    array.
+
+    Raises ``LobsterFormatError`` naming the line and byte offset of a malformed row: a
+    missing or non-numeric field, a value out of its column's range (never wrapped), a
+    direction other than 1 or -1.
     """
-    table = _parse(path, MESSAGE_COLUMNS, 0, "Time,Type,OrderID,Size,Price,Direction")
+    table = _parse(path, _message_columns())
+    if table.shape[0] == 0:
+        return np.zeros(0, dtype=MESSAGE_DTYPE)
     return np.ascontiguousarray(table).view(MESSAGE_DTYPE).reshape(-1)
 
 
@@ -179,16 +404,8 @@ def read_orderbook(path: str | Path, levels: int | None = None) -> np.ndarray:
 
     ``levels`` defaults to what the first row holds; a row of another width is an error.
     """
-    if levels is None:
-        with open(path, "rb") as stream:
-            first = stream.readline()
-        cells = first.count(b",") + 1
-        if cells % 4:
-            raise LobsterFormatError(
-                str(path), 1, 0, f"{cells} columns", "4 per level (ask price, size, bid ...)"
-            )
-        levels = cells // 4
-    return _parse(path, 4 * levels, -1, f"{4 * levels} integer columns")
+    columns = None if levels is None else _orderbook_columns(4 * levels)
+    return _parse(path, columns)
 
 
 @intrinsic
