@@ -219,3 +219,14 @@ def test_help_is_plain_text_and_says_what_each_option_does(
     export_help = " ".join(text.split())
     assert "--format {jsonl,parquet} jsonl: one JSON object per record" in export_help
     assert "first sequence to export" in export_help and "last sequence to export" in export_help
+
+
+def test_export_through_a_symbolic_link_writes_its_target(
+    journal: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target, link = tmp_path / "target.jsonl", tmp_path / "link.jsonl"
+    target.write_text("old\n")
+    link.symlink_to(target)
+    assert main(["journal", "export", str(journal), "--to", "2", "-o", str(link)]) == 0
+    assert link.is_symlink()
+    assert [json.loads(line)["seq"] for line in target.read_text().splitlines()] == [1, 2]

@@ -379,8 +379,9 @@ class _Output:
         if path.exists() and not path.is_file():
             self.path = path
         else:
-            self.path = parent / f".{path.name}.{os.getpid()}.partial"
-            self.final = path
+            final = Path(os.path.realpath(path))  # through a symbolic link, not over it
+            self.path = final.parent / f".{final.name}.{os.getpid()}.partial"
+            self.final = final
 
     def open(self) -> None:
         """Create the output file (nothing to do for standard output)."""
