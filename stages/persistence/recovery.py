@@ -49,6 +49,15 @@ class RecoveryError(JournalError):
     configuration given)."""
 
 
+class UnknownStartError(RecoveryError):
+    """The state to start from cannot be known: no valid snapshot, no initial state kept
+    with the journal, and no configuration given (``factory=None``)."""
+
+
+class SnapshotDirectoryError(RecoveryError):
+    """The snapshot directory named does not exist or is not a directory."""
+
+
 @dataclass
 class ReplayResult:
     """What recovery rebuilt: the state, how far it goes, and where it started from."""
@@ -110,12 +119,12 @@ def replay_journal(
     if snapshot_dir is not None:
         snapshots = Path(snapshot_dir).expanduser()
         if not snapshots.exists():
-            raise RecoveryError(
+            raise SnapshotDirectoryError(
                 f"snapshot directory {snapshots} does not exist; name the run's snapshot "
                 "directory, or leave it out to replay from the initial state"
             )
         if not snapshots.is_dir():
-            raise RecoveryError(f"snapshot directory {snapshots} is not a directory")
+            raise SnapshotDirectoryError(f"snapshot directory {snapshots} is not a directory")
     with JournalReader(Path(journal_dir).expanduser(), dtype, repair=repair) as reader:
         newest = (
             to_seq
@@ -147,7 +156,7 @@ def _replay(
         try:
             snapshot = read_initial_state(reader.directory)
         except SnapshotError as error:
-            raise RecoveryError(
+            raise UnknownStartError(
                 f"{error}; the configuration the journal was written under cannot be known "
                 "from it: pass the run's config (--config)"
             ) from None
@@ -158,7 +167,7 @@ def _replay(
                 if snapshot_dir is not None
                 else "no snapshot directory given"
             )
-            raise RecoveryError(
+            raise UnknownStartError(
                 f"cannot tell which engine configuration journal {journal_dir} was written "
                 f"under: {where}, and the journal keeps no initial state; pass the run's "
                 "config (--config) to replay from its initial state"
