@@ -22,7 +22,9 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.exitcodes import ExitStatus
-from stages.persistence.journal import JournalWriter, list_segments
+from stages.engine import Engine
+from stages.persistence.journal import JournalReader, JournalWriter, list_segments
+from stages.persistence.snapshots import write_initial_state
 from stages.records import COMMAND_DTYPE
 from tests.builders import commands
 
@@ -291,7 +293,93 @@ JOURNAL_CASES: list[Case] = [
 
 
 # --- tradepipe replay ------------------------------------------------------------------------
-REPLAY_CASES: list[Case] = []
+def _corrupt_snapshots(tmp: Path) -> None:
+    """A journal without a kept initial state, and a snapshot directory whose only one is bad."""
+    _journal(tmp)
+    (tmp / "snapshots").mkdir()
+    (tmp / "snapshots" / f"snapshot-{0:020d}.tps").write_bytes(b"TPSNAPSH" + bytes(80))
+
+
+def _corrupt_journal(tmp: Path) -> None:
+    """A journal (with its initial state kept) whose first append has a flipped record bit."""
+    _journal(tmp)
+    write_initial_state(tmp / "journal", Engine().snapshot())
+    first = list_segments(tmp / "journal")[0]
+    data = bytearray(first.read_bytes())
+    data[JournalReader(tmp / "journal").segments[0].header_size + 40] ^= 1
+    first.write_bytes(bytes(data))
+
+
+REPLAY_CASES: list[Case] = [
+    Case(
+        "replay-journal-negative-to-seq",
+        lambda tmp: ["replay", "--journal", str(tmp / "journal"), "--to-seq", "-5"],
+        ExitStatus.USAGE,
+        r"--to-seq -5 is invalid: expected a seq >= 0",
+        _journal,
+    ),
+    Case(
+        "replay-journal-and-a-feed-file",
+        lambda tmp: ["replay", "--journal", str(tmp / "journal"), "feed.csv"],
+        ExitStatus.USAGE,
+        r"--journal replays a journal; FILE .*give one or the other",
+        _journal,
+    ),
+    Case(
+        "replay-journal-missing-snapshot-dir",
+        lambda tmp: ["replay", "--journal", str(tmp / "journal"), "--snapshots", str(tmp / "nope")],
+        ExitStatus.USAGE,
+        r"snapshot directory .*nope does not exist",
+        _journal,
+    ),
+    Case(
+        "replay-journal-configuration-unknown",
+        lambda tmp: ["replay", "--journal", str(tmp / "journal")],
+        ExitStatus.USAGE,
+        r"cannot tell which engine configuration .* pass the run's config \(--config\)",
+        _journal,
+    ),
+    Case(
+        "replay-journal-all-snapshots-corrupt",
+        lambda tmp: [
+            "replay",
+            "--journal",
+            str(tmp / "journal"),
+            "--snapshots",
+            str(tmp / "snapshots"),
+        ],
+        ExitStatus.USAGE,
+        r"no valid snapshot in .*snapshots.*--config",
+        _corrupt_snapshots,
+    ),
+    Case(
+        "replay-journal-torn-tail-and-configuration-unknown",
+        lambda tmp: ["replay", "--journal", str(tmp / "journal")],
+        ExitStatus.USAGE,
+        r"cannot tell which engine configuration",
+        lambda tmp: _journal(tmp, torn=True),
+    ),
+    Case(
+        "replay-journal-missing",
+        lambda tmp: ["replay", "--journal", str(tmp / "nope")],
+        ExitStatus.USAGE,
+        r"journal directory .*nope does not exist",
+    ),
+    Case(
+        "replay-journal-is-a-file",
+        lambda tmp: ["replay", "--journal", str(tmp / "afile")],
+        ExitStatus.USAGE,
+        r"afile is a file, not a journal directory",
+        lambda tmp: (tmp / "afile").write_text("x") and None,
+    ),
+    Case(
+        "replay-journal-corrupt",
+        lambda tmp: ["replay", "--journal", str(tmp / "journal"), "--from-start"],
+        ExitStatus.FAILED,
+        r"records checksum mismatch",
+        _corrupt_journal,
+    ),
+]
 
 # --- tradepipe feed --------------------------------------------------------------------------
 FEED_CASES: list[Case] = []
