@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 
 import pytest
@@ -243,3 +245,22 @@ def test_run_help_is_plain_text_and_says_what_fresh_removes(capsys):
     assert "No directory and no other file is ever deleted" in flat
     assert "refused (exit 2, naming what is there)" in flat
     assert "a journal a live run has open (exit 4)" in flat
+
+
+@pytest.mark.timeout(300)
+def test_snapshots_refused_by_a_full_disk_are_one_warning_line_each(tmp_path, capsys, monkeypatch):
+    config = write_config(tmp_path, "[load]\norders = 10000\nbatch = 500\naccounts = 50\n")
+    real_write = os.write
+
+    def write(fd, data):  # the periodic snapshots (not the initial one) meet a full disk
+        name = os.readlink(f"/proc/self/fd/{fd}")
+        if "snapshot-" in name and "snapshot-00000000000000000000" not in name:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", write)
+    assert main(["run", str(config)]) == 0  # the journal holds it all: recovery still proves
+    captured = capsys.readouterr()
+    err = [line for line in captured.err.splitlines() if line]
+    assert err and all(line.startswith("warning: snapshot at seq ") for line in err), err
+    assert "not saved" in captured.out

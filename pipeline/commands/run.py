@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     )
     done = 0
     try:
-        with console.status("running…") as status, _run_errors():
+        with _warnings_reported(), console.status("running…") as status, _run_errors():
 
             def progress(count: int, total: int) -> None:
                 nonlocal done
@@ -112,6 +112,19 @@ def run(args: argparse.Namespace) -> int:
         ) from None
     print_summary(console, report)
     return ExitStatus.OK if report.recovered else ExitStatus.FAILED
+
+
+@contextlib.contextmanager
+def _warnings_reported() -> Iterator[None]:
+    """Print the warnings of the block (a snapshot not saved, a torn tail) once it ends,
+    each as one ``warning:`` line on stderr, not as Python's two lines with a source path."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        finally:
+            for warning in caught:
+                print(f"warning: {warning.message}", file=sys.stderr)
 
 
 @contextlib.contextmanager
@@ -205,6 +218,9 @@ def print_summary(console: Console, report: RunReport) -> None:
     table.add_row("journal", f"{report.journal_bytes / 1e6:.1f} MB")
     table.add_row("  durable up to seq", f"{report.durable_seq:,}")
     table.add_row("snapshots", f"{report.snapshots + 1} (with the initial state)")
+    failed = len(getattr(report, "snapshot_failures", ()))
+    if failed:
+        table.add_row("  [red]not saved[/] (see the warnings)", f"{failed:,}")
     table.add_row("state hash", report.state_hash[:16])
     for name, check in report.checks.items():
         verdict = "[green]match[/]" if check.state_hash == report.state_hash else "[red]DIFFERS[/]"

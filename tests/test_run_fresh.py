@@ -1,0 +1,41 @@
+"""``tradepipe run --fresh``: the CLI's statuses for what the run directories refuse."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from pipeline.cli import main
+from pipeline.exitcodes import ExitStatus
+from stages.persistence.journal import list_segments, lock_journal
+
+
+def write_config(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "run.toml"
+    path.write_text(
+        f'[journal]\ndirectory = "{tmp_path / "journal"}"\n'
+        f'[snapshots]\ndirectory = "{tmp_path / "snapshots"}"\n{body}'
+    )
+    return path
+
+
+@pytest.mark.timeout(300)
+def test_fresh_refuses_a_live_journal_and_foreign_files(tmp_path, capsys):
+    config = write_config(tmp_path, "[load]\norders = 1000\n")
+    assert main(["run", str(config)]) == 0
+    capsys.readouterr()
+    lock = lock_journal(tmp_path / "journal", "a live run (this test)")
+    try:
+        assert main(["run", str(config), "--fresh"]) == ExitStatus.REFUSED
+    finally:
+        os.close(lock)
+    assert "is open for writing by" in capsys.readouterr().err
+    assert list_segments(tmp_path / "journal")  # nothing was removed
+
+    (tmp_path / "snapshots" / "notes.txt").write_text("mine\n")
+    assert main(["run", str(config), "--fresh"]) == ExitStatus.USAGE
+    assert "notes.txt" in capsys.readouterr().err
+    assert list_segments(tmp_path / "journal")
+    assert (tmp_path / "snapshots" / "notes.txt").exists()
