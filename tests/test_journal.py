@@ -440,6 +440,9 @@ def test_full_disk_is_a_clear_error_and_the_journal_stays_valid(
     assert "disk full (ENOSPC)" in str(error)
     assert "valid up to seq 30" in str(error)
     assert str(list_segments(tmp_path)[0]) in str(error)
+    # what an operator can do (the CLI cannot "reopen the journal")
+    assert "reopen" not in str(error)
+    assert f"free space on its file system; 'tradepipe journal verify {tmp_path}'" in str(error)
     assert (error.valid_seq, error.durable_seq) == (30, 30)
     with pytest.raises(JournalError, match="closed for writing"):
         w.append(commands(31, 1))

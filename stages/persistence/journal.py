@@ -159,7 +159,10 @@ def explain_os_error(exc: OSError, path: Path | str, doing: str, kind: str = "jo
     elif code == errno.EISDIR:
         fix = f"a directory has the name of a {kind} file: move it out of the way"
     elif code == errno.ENOENT:
-        fix = "it does not exist (or was removed meanwhile)"
+        fix = (
+            "it does not exist and cannot be made there (a virtual file system such as "
+            "/proc?): name a directory on a writable file system"
+        )
     else:
         fix = f"check the {kind} directory and the file system"
     return f"{kind} {path}: {doing} failed ({why}); {fix}"
