@@ -8,6 +8,8 @@ snapshot plus the journal after it. See ``docs/journal.md`` for the on-disk form
 
 from stages.persistence.journal import (
     FsyncPolicy,
+    JournalAccessError,
+    JournalBusyError,
     JournalCorruptError,
     JournalError,
     JournalFullError,
@@ -22,14 +24,26 @@ from stages.persistence.recovery import (
     RecoveryError,
     Replayable,
     ReplayResult,
+    SnapshotDirectoryError,
     Snapshotter,
+    UnknownStartError,
     recover,
     replay_journal,
 )
-from stages.persistence.snapshots import Snapshot, SnapshotCorruptWarning, SnapshotStore
+from stages.persistence.run_files import RunDirectoryError, remove_run_files
+from stages.persistence.snapshots import (
+    Snapshot,
+    SnapshotCorruptWarning,
+    SnapshotError,
+    SnapshotFailedWarning,
+    SnapshotStore,
+    SnapshotWriteError,
+)
 
 __all__ = [
     "FsyncPolicy",
+    "JournalAccessError",
+    "JournalBusyError",
     "JournalCorruptError",
     "JournalError",
     "JournalFullError",
@@ -39,13 +53,20 @@ __all__ = [
     "RecoveryError",
     "ReplayResult",
     "Replayable",
+    "RunDirectoryError",
     "Snapshot",
     "SnapshotCorruptWarning",
+    "SnapshotDirectoryError",
+    "SnapshotError",
+    "SnapshotFailedWarning",
     "SnapshotStore",
+    "SnapshotWriteError",
     "Snapshotter",
     "TornTailWarning",
+    "UnknownStartError",
     "prune_segments",
     "recover",
+    "remove_run_files",
     "replay_journal",
     "verify_journal",
 ]
