@@ -144,7 +144,8 @@ def test_run_refuses_to_mix_runs_without_fresh(tmp_path, capsys):
 
 
 def test_replay_of_a_missing_or_corrupt_journal_fails_clearly(tmp_path, capsys):
-    assert main(["replay", "--journal", str(tmp_path / "none")]) == 1
+    # a path that is not a journal is a usage error (2), as for journal verify
+    assert main(["replay", "--journal", str(tmp_path / "none")]) == 2
     assert "tradepipe replay:" in capsys.readouterr().err
     assert main(["replay"]) == 2
     assert "--journal DIR" in capsys.readouterr().err
