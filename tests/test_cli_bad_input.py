@@ -149,6 +149,35 @@ RUN_CASES: list[Case] = [
     ),
     _bad_config("run-misspelt-key", "[engine]\nsettle_evry = 5\n", r"unknown field `settle_evry`"),
     Case(
+        "run-previous-run-without-fresh",
+        _run_config,
+        ExitStatus.USAGE,
+        r"journal already holds a run; pass --fresh only to delete it",
+        lambda tmp: (_config("")(tmp), _journal(tmp)),
+    ),
+    Case(
+        "run-fresh-foreign-files",
+        lambda tmp: ["run", str(tmp / "run.toml"), "--fresh"],
+        ExitStatus.USAGE,
+        r"journal holds entries that are not tradepipe's \(notes\.txt\)",
+        lambda tmp: (
+            _config("")(tmp),
+            (tmp / "journal").mkdir(),
+            (tmp / "journal" / "notes.txt").write_text("mine\n"),
+        ),
+    ),
+    Case(
+        "run-fresh-symlinked-directory",
+        lambda tmp: ["run", str(tmp / "run.toml"), "--fresh"],
+        ExitStatus.USAGE,
+        r"journal directory .*journal is a symbolic link",
+        lambda tmp: (
+            _config("")(tmp),
+            (tmp / "elsewhere").mkdir(),
+            (tmp / "journal").symlink_to(tmp / "elsewhere"),
+        ),
+    ),
+    Case(
         "run-journal-disk-full",
         _run_config,
         ExitStatus.REFUSED,
