@@ -57,10 +57,23 @@ def put(table: np.ndarray, key: int, value: int) -> None:
 
 @njit(cache=True, inline="always", _nrt=False)
 def delete(table: np.ndarray, key: int) -> int:
-    """Remove ``key`` (present) and return its value; later probe entries shift back. Hot."""
+    """Remove ``key`` and return its value, or -1 (table unchanged) when it is absent (always
+    for keys <= 0); later probe entries shift back. Hot.
+
+    The search stops at the first empty slot, as ``find`` does: with backward-shift
+    deletion there are no tombstones, so an empty slot ends every probe run, and a key
+    absent from a table with a free slot is answered instead of probed for forever.
+    """
+    if key <= 0:
+        return -1
     mask = table.shape[0] - 1
     hole = home(key, mask)
-    while table[hole, 0] != key:
+    while True:
+        k = table[hole, 0]
+        if k == key:
+            break
+        if k == 0:
+            return -1
         hole = (hole + 1) & mask
     value = table[hole, 1]
     j = hole

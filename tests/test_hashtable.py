@@ -8,6 +8,7 @@ shift deletion and rehashing meet every case the engines can only hit by chance.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -68,3 +69,44 @@ def test_rehash_into_a_larger_table_keeps_every_pair(keys):
     assert int(np.count_nonzero(large[:, 0])) == len(keys)
     for key in keys:
         assert hashtable.find(large, key) == key % 997
+
+
+def crowded_table(size: int) -> tuple[np.ndarray, dict[int, int]]:
+    """A table filled to half with keys whose probe runs wrap past the end."""
+    table = np.zeros((size, 2), np.int64)
+    model: dict[int, int] = {}
+    for key in CROWDING[size][: size // 2]:
+        hashtable.put(table, key, 1000 + key)
+        model[key] = 1000 + key
+    return table, model
+
+
+def check_absent_keys_delete_nothing(delete, size: int) -> None:
+    """``delete`` of absent keys on a crowded table answers -1 and leaves it unchanged."""
+    table, model = crowded_table(size)
+    before = table.copy()
+    # an absent key for every home slot (the crowded runs among them), and keys <= 0
+    by_home: dict[int, int] = {}
+    for key in range(1, 4000):
+        if key not in model:
+            by_home.setdefault(hashtable.home(key, size - 1), key)
+    assert len(by_home) == size
+    for key in [*by_home.values(), *CROWDING[size][size // 2 :], 0, -5]:
+        assert key not in model
+        assert delete(table, key) == -1
+        assert np.array_equal(table, before)
+    check_same(table, model)
+    for key in list(model):  # and the present keys still delete
+        assert delete(table, key) == model.pop(key)
+        check_same(table, model)
+
+
+# A loop in compiled code never returns to the interpreter (and holds the GIL): no
+# pytest-timeout method can end it. So the same function first runs as plain Python
+# (``py_func``), where a regression to an endless probe fails on the timeout instead of
+# hanging the run, and the compiled function only after that has passed.
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("size", [8, 16])
+def test_delete_of_an_absent_key_answers_minus_one_and_changes_nothing(size):
+    check_absent_keys_delete_nothing(hashtable.delete.py_func, size)
+    check_absent_keys_delete_nothing(hashtable.delete, size)

@@ -163,8 +163,8 @@ def ht_insert(ht, ctr, key, row):
 
 @njit(cache=True)
 def _ht_delete(ht, ctr, key):
-    hashtable.delete(ht, key)
-    ctr[C_HTCOUNT] -= 1
+    if hashtable.delete(ht, key) >= 0:
+        ctr[C_HTCOUNT] -= 1
 
 
 @njit(cache=True)

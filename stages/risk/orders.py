@@ -57,8 +57,11 @@ def insert(keys: np.ndarray, rows: np.ndarray, glob: np.ndarray, order_id: int) 
 
 @njit(cache=True, _nrt=False)
 def remove(keys: np.ndarray, rows: np.ndarray, glob: np.ndarray, order_id: int) -> None:
-    """Forget ``order_id`` (present): free its row, shift later probe entries back. Hot."""
+    """Forget ``order_id``: free its row, shift later probe entries back (an absent id
+    changes nothing). Hot."""
     row = hashtable.delete(keys, order_id)
+    if row < 0:
+        return
     for c in range(rows.shape[1]):
         rows[row, c] = 0
     rows[row, O_NEW_SEQ] = glob[G_FREE_HEAD]
