@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import time
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -42,10 +43,12 @@ from ringbuffer.errors import (
 )
 from ringbuffer.records import clone_records, concat_records, copy_records
 from ringbuffer.segments import (
+    NO_LOCK,
     Segment,
     attach_segment,
     create_segment,
     creator_pid,
+    lock_byte,
     segment_name,
     unlink_segment,
 )
@@ -53,6 +56,7 @@ from ringbuffer.sequence import INITIAL, Sequence
 from ringbuffer.wait import DEFAULT_WAIT, WaitStrategy
 
 PEER_CHECK_NS = 100_000_000  # how often a waiting side checks that its peers are alive
+HOLDER_WAIT_S = 1.0  # how long a refused claimant waits for the holder to write its pid
 NO_GATE = 1 << 62  # the gate of a ring without consumers: never full
 
 
@@ -239,13 +243,15 @@ class Ring:
     def producer(
         self, wait: WaitStrategy | None = None, stale_after: float | None = None
     ) -> Producer:
-        """Become this ring's (only) producer."""
+        """Become this ring's (only) producer; the role is this process's until the returned
+        object is closed or dropped. Raises ``AttachError`` naming the live holder."""
         return Producer(self, wait or DEFAULT_WAIT(), stale_after)
 
     def consumer(
         self, name: str, wait: WaitStrategy | None = None, stale_after: float | None = None
     ) -> Consumer:
-        """Become the consumer ``name`` (declared at creation); resumes from its cursor."""
+        """Become the consumer ``name`` (declared at creation); resumes from its cursor. Held
+        like the producer role: one live holder at a time."""
         if name not in self.consumer_names:
             raise AttachError(
                 f"ring {self.name!r} has no consumer {name!r}; declared: {list(self.consumer_names)}"
@@ -304,14 +310,50 @@ class Ring:
             self._sequences[offset] = sequence
         return sequence
 
-    def _claim_peer(self, peer: np.ndarray, role: str) -> None:
-        """Record this process in ``peer`` (pid, start time), refusing a live other owner."""
-        pid, me = int(peer["pid"]), os.getpid()
-        if pid and pid != me and _peer_state(pid, int(peer["pid_start"])) is None:
-            raise AttachError(f"ring {self.name!r}: {role} is already attached by live pid {pid}")
+    def _claim_peer(self, peer_line: np.ndarray, role: str) -> int:
+        """Take ``role`` for this process and record it in its peer line (pid, start time);
+        refuse if a live process holds it. Returns the fd holding the role's lock.
+
+        Atomic: the role is an exclusive open-file-description lock (``fcntl``) on the first
+        byte of its peer line, so of processes attaching at the same moment exactly one
+        wins -- a check of the pid field and then a store (the old way) let several see it
+        free. Why a lock and not a compare-and-swap of the pid: Python has no CAS on shared
+        memory, a compiled one would need the pid *and* its start time swapped as one word,
+        and a lock held by a process that dies, however it dies, is released by the kernel,
+        so a crashed producer's role can be taken over without guessing whether it lives.
+        The lock is per open file, so a second role object in this process is refused too.
+        Without OFD locks (not Linux) this falls back to the pid check, which is racy.
+        """
+        peer = peer_line[0]
+        fd = lock_byte(self.name, peer_line.ctypes.data - self._base_address)
+        if fd is None:
+            raise AttachError(
+                f"ring {self.name!r}: {role} is already attached by {self._holder(peer)}"
+            )
+        me = os.getpid()
+        if fd == NO_LOCK:
+            pid = int(peer["pid"])
+            if pid and pid != me and _peer_state(pid, int(peer["pid_start"])) is None:
+                raise AttachError(
+                    f"ring {self.name!r}: {role} is already attached by live pid {pid}"
+                )
         peer["pid_start"] = _process_start_ms(me)
         peer["heartbeat_ns"] = time.monotonic_ns()
-        peer["pid"] = me
+        peer["pid"] = me  # last: a refused claimant takes a live pid here as the holder's
+        return fd
+
+    @staticmethod
+    def _holder(peer: np.void) -> str:
+        """Who holds a role whose lock was refused: its pid, once the holder (which may
+        have won the lock a moment ago) has written it, yielding the core meanwhile."""
+        deadline = time.monotonic() + HOLDER_WAIT_S
+        while True:
+            pid = int(peer["pid"])
+            if pid and _peer_state(pid, int(peer["pid_start"])) is None:
+                return f"live pid {pid}"
+            if time.monotonic() > deadline:
+                return "another process (its pid is not recorded yet)"
+            os.sched_yield()
 
     def _check_peer(self, peer: np.void, role: str, stale_after: float | None, now: int) -> None:
         pid = int(peer["pid"])
@@ -335,8 +377,9 @@ class _Role:
     peer line (pid, start time, heartbeat) this process claims for its role."""
 
     __slots__ = (
-        "_buf", "_capacity", "_cursor", "_data_at", "_last_peer_check", "_mask", "_next",
-        "_peer", "_record_size", "_records", "ring", "stale_after", "wait_strategy",
+        "__weakref__", "_buf", "_capacity", "_cursor", "_data_at", "_last_peer_check",
+        "_mask", "_next", "_peer", "_record_size", "_records", "_role_lock", "ring",
+        "stale_after", "wait_strategy",
     )  # fmt: skip
 
     def __init__(
@@ -352,7 +395,9 @@ class _Role:
         self.wait_strategy = wait
         self.stale_after = stale_after
         self._peer = peer
-        ring._claim_peer(peer[0], role)
+        fd = ring._claim_peer(peer, role)
+        # the role is held while this object lives: ``close`` or garbage collection frees it
+        self._role_lock = weakref.finalize(self, os.close, fd) if fd != NO_LOCK else None
         self._capacity = ring.capacity
         self._mask = ring.capacity - 1
         self._records = records
@@ -367,7 +412,11 @@ class _Role:
 
     def close(self) -> None:
         """Detach cleanly: another process may take the role (a consumer's cursor stays)."""
-        self._peer[0]["pid"] = 0
+        lock = self._role_lock
+        if lock is None or lock.alive:  # once: never clear the pid of the role's next owner
+            self._peer[0]["pid"] = 0
+            if lock is not None:
+                lock()  # releases the role (after the pid is cleared)
 
 
 class Producer(_Role):

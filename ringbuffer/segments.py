@@ -18,9 +18,13 @@ from __future__ import annotations
 
 import _posixshmem
 import contextlib
+import errno
+import fcntl
 import mmap
 import os
 import stat
+import struct
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,6 +115,39 @@ def unlink_segment(name: str) -> None:
     """Remove ``name`` from /dev/shm; a missing segment is not an error."""
     with contextlib.suppress(FileNotFoundError):
         _posixshmem.shm_unlink("/" + name)
+
+
+_FLOCK = struct.Struct("@hhqqi4x")  # struct flock of 64-bit Linux (off_t is 64-bit)
+#: open-file-description locks (Linux >= 3.15): released when the holder's fd is closed,
+#: which the kernel does when the holder dies, however it dies
+OFD_LOCKS = (
+    sys.platform.startswith("linux") and hasattr(fcntl, "F_OFD_SETLK") and sys.maxsize > 2**32
+)
+NO_LOCK = -1  # what ``lock_byte`` returns where OFD locks do not exist
+
+
+def lock_byte(name: str, offset: int) -> int | None:
+    """Take an exclusive lock on byte ``offset`` of segment ``name``, without waiting.
+
+    Returns the file descriptor that holds the lock (close it to release the lock), None if
+    another holder has it (in any process, this one included), or ``NO_LOCK`` where the
+    platform has no open-file-description locks. The lock is the kernel's, so taking it is
+    atomic, and it dies with its holder: a crashed process never keeps it.
+    """
+    if not OFD_LOCKS:
+        return NO_LOCK
+    try:
+        fd = _posixshmem.shm_open("/" + name, os.O_RDWR, mode=0o600)
+    except FileNotFoundError:
+        raise AttachError(f"shared-memory segment {name!r} does not exist") from None
+    try:
+        fcntl.fcntl(fd, fcntl.F_OFD_SETLK, _FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, offset, 1, 0))
+    except OSError as error:
+        os.close(fd)
+        if error.errno in (errno.EAGAIN, errno.EACCES):
+            return None
+        raise
+    return fd
 
 
 @dataclass(frozen=True)

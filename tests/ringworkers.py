@@ -47,12 +47,10 @@ def consume(name: str, consumer_name: str, total: int, results) -> None:
 def attach_and_sleep(name: str, role: str, ready) -> None:
     """Take a role on the ring, say so, then idle until killed."""
     ring = Ring.attach(name, RECORD)
-    if role == "producer":
-        ring.producer()
-    else:
-        ring.consumer(role)
+    held = ring.producer() if role == "producer" else ring.consumer(role)  # holds the role
     ready.set()
     time.sleep(3600)
+    held.close()
 
 
 def park_then_read(name: str, results) -> None:
@@ -139,3 +137,28 @@ def consume_counting(name: str, consumer_name: str, total: int, park_ns: int, re
         results.put((consumer_name, expected, wait.woken, wait.timed_out, repr(error)))
     finally:
         ring.close()
+
+
+def race_for_producer(names: list[str], barrier, results) -> None:
+    """For each ring in turn: attach as producer the moment ``barrier`` releases every
+    contender, report whether this process won, and hold the role until every contender
+    has tried (a second barrier), so the losers meet a live holder."""
+    import os
+
+    from ringbuffer import AttachError
+
+    for name in names:
+        ring = Ring.attach(name, RECORD)
+        producer = None
+        try:
+            barrier.wait(60)
+            try:
+                producer = ring.producer()
+                results.put((name, "attached", os.getpid(), ""))
+            except AttachError as error:
+                results.put((name, "refused", os.getpid(), str(error)))
+            barrier.wait(60)
+        finally:
+            if producer is not None:
+                producer.close()
+            ring.close()

@@ -177,3 +177,56 @@ def test_a_producer_parked_on_a_full_ring_is_woken_by_a_release():
             if waiter.is_alive():  # never leave it parked for 600 s: alert wakes it
                 ring.alert()
                 waiter.join(30)
+
+
+@pytest.mark.timeout(180)
+def test_producers_attaching_at_the_same_moment_exactly_one_wins():
+    """Contenders released together by a barrier, on several rings in turn: the old
+    check-then-set let several see the producer slot free and all 'attach'. Exactly one may
+    on each ring; the others are told which live pid holds it."""
+    contenders, rounds = 4, 16
+    with contextlib.ExitStack() as stack:
+        names = [
+            stack.enter_context(Ring.create(f"race{n}", RECORD, 64, consumers=["c"])).name
+            for n in range(rounds)
+        ]
+        barrier = SPAWN.Barrier(contenders)
+        results = SPAWN.Queue()
+        processes = [
+            SPAWN.Process(target=ringworkers.race_for_producer, args=(names, barrier, results))
+            for _ in range(contenders)
+        ]
+        for process in processes:
+            process.start()
+        try:
+            outcomes = [results.get(timeout=120) for _ in range(contenders * rounds)]
+        finally:
+            for process in processes:
+                process.join(30)
+                if process.is_alive():
+                    process.kill()
+                    process.join()
+    for name in names:
+        mine = [outcome[1:] for outcome in outcomes if outcome[0] == name]
+        winners = [pid for outcome, pid, _ in mine if outcome == "attached"]
+        assert len(winners) == 1, f"{name}: exactly one producer may attach: {mine}"
+        for outcome, _pid, message in mine:
+            if outcome == "refused":
+                assert f"producer is already attached by live pid {winners[0]}" in message
+
+
+def test_a_second_role_object_in_one_process_is_refused_until_the_first_is_closed():
+    from ringbuffer import AttachError
+
+    with Ring.create("tworoles", RECORD, 64, consumers=["c"]) as ring:
+        first = ring.consumer("c")
+        with pytest.raises(
+            AttachError, match=rf"consumer 'c' is already attached by live pid {os.getpid()}"
+        ):
+            ring.consumer("c")
+        first.close()
+        second = ring.consumer("c")  # the closed role is free again
+        second.close()
+        producer = ring.producer()
+        del producer  # dropping the object frees the role as well
+        ring.producer().close()
