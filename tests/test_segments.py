@@ -70,11 +70,36 @@ def test_remove_stale_segments_removes_only_dead_creators():
         unlink_segment(stale)
 
 
+def only_this_test(monkeypatch, marker: str) -> None:
+    """Let ``clean`` see only entries whose names hold ``marker`` (the whole of /dev/shm is
+    still scanned): other sessions' segments on this machine are never touched, and their
+    test fixtures (which unlink stale segments that appear during their tests) cannot make
+    ours vanish unseen."""
+    real_scan = segments.scan_segments
+
+    def scan():
+        found, skipped = real_scan()
+        return (
+            [info for info in found if marker in info.name],
+            [(name, why) for name, why in skipped if marker in name],
+        )
+
+    monkeypatch.setattr(segments, "scan_segments", scan)
+
+
 @pytest.mark.timeout(120)
-def test_tradepipe_clean_command(capsys):
-    stale = leave_stale_segment("cli")
-    assert main(["clean"]) == 0
-    assert f"removed /dev/shm/{stale}" in capsys.readouterr().out
+def test_tradepipe_clean_command(capsys, monkeypatch):
+    marker = f"cli{os.getpid()}"
+    only_this_test(monkeypatch, marker)
+    live = create_segment(segment_name(marker), 4096)
+    try:
+        assert main(["clean"]) == 0
+        assert f"removed {SHM_DIR / live.name}" not in capsys.readouterr().out, "alive"
+        assert main(["clean", "--all"]) == 0
+        assert f"removed {SHM_DIR / live.name}" in capsys.readouterr().out
+    finally:
+        live.close()
+        live.unlink()
 
 
 @pytest.mark.parametrize(
@@ -121,10 +146,11 @@ def odd_entries_in_shm(dead_pid: int):
 
 
 @pytest.mark.timeout(120)
-def test_clean_skips_odd_names_with_a_warning_and_still_removes_stale_segments(capsys):
+def test_clean_skips_odd_names_with_a_warning_and_still_removes_stale_segments(capsys, monkeypatch):
     """Odd names used to stop ``tradepipe clean`` with a traceback, leaving every stale
     segment after them (a directory named like a segment, a pid that overflows)."""
     me = os.getpid()
+    only_this_test(monkeypatch, str(me))
     stale = leave_stale_segment(f"stale{me}")
     dead_pid = creator_pid(stale)
     try:
@@ -148,8 +174,10 @@ def test_clean_skips_odd_names_with_a_warning_and_still_removes_stale_segments(c
 @pytest.mark.timeout(120)
 def test_clean_reports_a_segment_it_cannot_remove_and_removes_the_others(monkeypatch, capsys):
     me = os.getpid()
-    first = leave_stale_segment(f"stuck{me}")
-    second = leave_stale_segment(f"zfree{me}")
+    only_this_test(monkeypatch, f"{me}")
+    first, second = (segment_name(f"{label}{me}") for label in ("stuck", "zfree"))
+    for name in (first, second):  # live segments: ``--all`` below
+        create_segment(name, 4096).close()
     real_unlink = segments.unlink_segment
 
     def unlink(name: str) -> None:
@@ -159,7 +187,7 @@ def test_clean_reports_a_segment_it_cannot_remove_and_removes_the_others(monkeyp
 
     monkeypatch.setattr(segments, "unlink_segment", unlink)
     try:
-        status = main(["clean"])
+        status = main(["clean", "--all"])
         err = capsys.readouterr().err
         assert status == ExitStatus.REFUSED
         assert not (SHM_DIR / second).exists(), "the next segment is still removed"
