@@ -29,6 +29,8 @@ from pipeline.exitcodes import REFUSED_ERRNOS, CommandError, ExitStatus
 from stages.persistence import export
 from stages.persistence.journal import (
     SEGMENT_SUFFIX,
+    JournalAccessError,
+    JournalBusyError,
     JournalCorruptError,
     JournalError,
     JournalFullError,
@@ -155,11 +157,8 @@ def _journal_errors(directory: Path) -> Iterator[None]:
 def _journal_error_status(error: JournalError) -> ExitStatus:
     """A live writer holding the journal, a full disk, a read-only file system or a missing
     permission is a refusal (4); anything else a failed check (1)."""
-    refused = (
-        isinstance(error, JournalFullError)
-        or getattr(error, "busy", False)
-        or getattr(error, "errno", None) in REFUSED_ERRNOS
-        or "is open for writing" in str(error)
+    refused = isinstance(error, (JournalBusyError, JournalFullError)) or (
+        isinstance(error, JournalAccessError) and error.errno in REFUSED_ERRNOS
     )
     return ExitStatus.REFUSED if refused else ExitStatus.FAILED
 

@@ -27,8 +27,15 @@ from rich.table import Table
 from pipeline.config import MAX_ORDERS, RunConfig, load_config
 from pipeline.exitcodes import CommandError, ExitStatus, os_error_status
 from pipeline.inprocess import RunReport, prepare_directories, run_in_process
-from stages.persistence.journal import JournalError, JournalFullError, JournalReader
-from stages.persistence.snapshots import SnapshotError
+from stages.persistence.journal import (
+    JournalAccessError,
+    JournalBusyError,
+    JournalError,
+    JournalFullError,
+    JournalReader,
+)
+from stages.persistence.run_files import RunDirectoryError
+from stages.persistence.snapshots import SnapshotError, SnapshotWriteError
 from stages.records import EventType, Reason
 
 DESCRIPTION = """\
@@ -132,14 +139,13 @@ def _run_errors() -> Iterator[None]:
     """Turn what preparing or running raises into a ``CommandError`` with its status."""
     try:
         yield
-    except FileExistsError as error:  # a previous run's files (an older prepare_directories)
-        raise CommandError(str(error), ExitStatus.USAGE) from None
     except JournalError as error:
         raise CommandError(str(error), _journal_status(error)) from None
-    except SnapshotError as error:
-        code = getattr(error, "errno", None)
-        status = os_error_status(OSError(code, "")) if code else ExitStatus.FAILED
+    except SnapshotWriteError as error:  # the initial snapshot: the run cannot start
+        status = os_error_status(OSError(error.errno, "")) if error.errno else ExitStatus.FAILED
         raise CommandError(str(error), status) from None
+    except SnapshotError as error:
+        raise CommandError(str(error), ExitStatus.FAILED) from None
     except BrokenPipeError:
         raise  # the reader went away: main ends quietly
     except OSError as error:
@@ -150,13 +156,12 @@ def _run_errors() -> Iterator[None]:
 def _journal_status(error: JournalError) -> ExitStatus:
     """Busy, full, read-only, no permission: refused (4); a run directory holding something
     else or an earlier run: usage (2); anything else (a failed check): 1."""
-    if getattr(error, "busy", False) or isinstance(error, JournalFullError):
+    if isinstance(error, (JournalBusyError, JournalFullError)):
         return ExitStatus.REFUSED
-    code = getattr(error, "errno", None)
-    if isinstance(code, int):
-        return os_error_status(OSError(code, ""))
-    if type(error).__name__ == "RunDirectoryError":
-        return ExitStatus.USAGE
+    if isinstance(error, RunDirectoryError):
+        return ExitStatus.REFUSED if error.busy else ExitStatus.USAGE
+    if isinstance(error, JournalAccessError) and error.errno is not None:
+        return os_error_status(OSError(error.errno, ""))
     return ExitStatus.FAILED
 
 
