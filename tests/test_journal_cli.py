@@ -28,6 +28,20 @@ def journal(tmp_path: Path) -> Path:
     return directory
 
 
+@pytest.fixture
+def crashed_journal(tmp_path: Path) -> Path:
+    """The journal above as a crash leaves it: every append fsynced, the writer never closed
+    (so its durable mark is the one of its last rotation, not of a close)."""
+    directory = tmp_path / "journal"
+    writer = JournalWriter(directory, COMMAND_DTYPE, segment_bytes=4096)
+    writer.append(commands(1, 30))
+    batch = commands(31, 40)
+    batch["kind"][0] = CommandType.CANCEL
+    writer.append(batch)
+    writer.close_quietly()
+    return directory
+
+
 def test_dump_filters_and_names(journal: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["journal", "dump", str(journal), "--from", "5", "--to", "40", "--account", "1",
                  "--symbol", "2"]) == 0  # fmt: skip
@@ -54,7 +68,8 @@ def test_dump_refuses_an_inverted_range(journal: Path, capsys: pytest.CaptureFix
     assert "--to 3 is before --from 9" in capsys.readouterr().err
 
 
-def test_verify_verdicts(journal: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_verify_verdicts(crashed_journal: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    journal = crashed_journal
     assert main(["journal", "verify", str(journal)]) == 0
     out = capsys.readouterr().out
     assert "70 records, seqs 1..70" in out and "verdict: OK" in out
@@ -230,3 +245,21 @@ def test_export_through_a_symbolic_link_writes_its_target(
     assert main(["journal", "export", str(journal), "--to", "2", "-o", str(link)]) == 0
     assert link.is_symlink()
     assert [json.loads(line)["seq"] for line in target.read_text().splitlines()] == [1, 2]
+
+
+def test_verify_says_records_are_missing_when_the_newest_segment_is_gone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory = tmp_path / "journal"
+    with JournalWriter(directory, COMMAND_DTYPE, segment_bytes=8192) as writer:
+        for i in range(10):
+            writer.append(commands(1 + 40 * i, 40))
+    newest = list_segments(directory)[-1]
+    first_lost = int(newest.name[:20])
+    newest.unlink()
+    assert main(["journal", "verify", str(directory)]) == 1
+    out = capsys.readouterr().out
+    assert f"MISSING: seqs {first_lost}..400 ({401 - first_lost} records) are missing" in out
+    assert out.splitlines()[-1].startswith("verdict: records missing")
+    assert main(["journal", "verify", str(directory), "--snapshots", str(tmp_path / "no")]) == 2
+    assert "--snapshots" in capsys.readouterr().err

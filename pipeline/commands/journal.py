@@ -67,11 +67,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     verify = actions.add_parser(
         "verify",
-        help="check checksums and sequence continuity; exit 0 intact, 3 torn tail, 1 corrupt",
+        help="check checksums, continuity and the end; exit 0 intact, 3 torn tail, 1 corrupt",
         description=(
-            "Check every block's checksum and the sequence continuity of a journal. The exit "
-            "status is the verdict: 0 intact, 3 a torn tail (the last append, never "
-            "acknowledged; --repair cuts it off), 1 corrupt (recovery would stop). 2 means "
+            "Check every block's checksum and the sequence continuity of a journal, and that "
+            "its end reaches what the writer's durable mark (and the newest snapshot, with "
+            "--snapshots) says was durable. The exit status is the verdict: 0 intact, 3 a "
+            "torn tail (the last append, never acknowledged; --repair cuts it off), 1 corrupt "
+            "or records missing (recovery would stop, or rebuild an older state). 2 means "
             "DIRECTORY is not a journal directory, 4 that the system refused (permission, "
             "read-only file system, a live writer holds the journal)."
         ),
@@ -79,6 +81,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     verify.add_argument("directory", help="journal directory")
     verify.add_argument(
         "--repair", action="store_true", help="cut off a torn tail (what recovery would do)"
+    )
+    verify.add_argument(
+        "--snapshots",
+        metavar="DIR",
+        help="also check the journal reaches the newest snapshot in DIR (the run's snapshots)",
     )
     verify.set_defaults(func=run_verify)
 
@@ -310,10 +317,16 @@ def _dump_table(args: argparse.Namespace, reader: JournalReader, limit: int | No
 def run_verify(args: argparse.Namespace) -> int:
     """Check the whole journal; the exit status is the verdict (see EXIT_*)."""
     directory = _journal_directory(args.directory)
+    snapshots = None
+    if args.snapshots is not None:
+        snapshots = Path(args.snapshots).expanduser()
+        if not snapshots.is_dir():
+            what = "does not exist" if not snapshots.exists() else "is not a directory"
+            raise CommandError(f"--snapshots {snapshots} {what}: name the run's snapshot directory")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", TornTailWarning)
         try:
-            report = verify_journal(directory, repair=args.repair)
+            report = verify_journal(directory, repair=args.repair, snapshot_dir=snapshots)
         except (JournalCorruptError, JournalLayoutError) as error:
             _print_torn(caught)
             print(f"CORRUPT: {error}")
@@ -341,6 +354,13 @@ def run_verify(args: argparse.Namespace) -> int:
     )
     for torn in report.torn:
         print(("REPAIRED: " if torn.truncated else "TORN TAIL: ") + torn.describe())
+    for source in report.checked_against:
+        print(f"end checked against: {source}")
+    for missing in report.missing:
+        print(f"MISSING: {missing.describe()}")
+    if report.missing:
+        print("verdict: records missing (a replay would rebuild an older state)")
+        return EXIT_CORRUPT
     if report.torn and not args.repair:
         print("verdict: torn tail (recovery will cut it off; --repair does it now)")
         return EXIT_TORN
