@@ -73,6 +73,15 @@ class RunReport:
         )
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run: the journal was closed cleanly, durable up to ``durable_seq``."""
+
+    def __init__(self, journal_dir: Path, durable_seq: int) -> None:
+        super().__init__(f"the journal {journal_dir} is durable up to seq {durable_seq}")
+        self.journal_dir = journal_dir
+        self.durable_seq = durable_seq
+
+
 def prepare_directories(config: RunConfig, fresh: bool) -> list[Path]:
     """Refuse to mix runs in one journal; with ``fresh``, remove the previous run's files.
 
@@ -106,7 +115,6 @@ def run_in_process(
     """Run the configured load through the engine, journaling it; then prove recovery."""
     report = RunReport()
     engine = Engine(config.engine)
-    assets = [asset.asset for asset in config.engine.risk.assets]
     symbols = [instrument.symbol for instrument in config.engine.risk.instruments]
     flow = SyntheticFlow(symbols, accounts=config.load.accounts, seed=config.load.seed)
     sequencer = Sequencer()
@@ -135,22 +143,11 @@ def run_in_process(
                 remove_run_files(journal_dir, snapshot_dir if usable else None)
         raise
     clock = time.perf_counter_ns
-    with journal:
-        funding = sequencer.stamp(flow.funding(assets, config.load.funding))
-        _handle(engine, journal, funding, RunReport())  # setup: kept out of the figures
-        started = clock()
-        remaining = config.load.orders
-        while remaining > 0:
-            batch = sequencer.stamp(flow.next(min(config.load.batch, remaining)))
-            _handle(engine, journal, batch, report)
-            remaining -= len(batch)
-            report.commands += len(batch)
-            if snapshotter.after_batch(engine, sequencer.last_seq) is not None:
-                report.snapshots += 1
-            if progress is not None:
-                progress(config.load.orders - remaining, config.load.orders)
-        journal.sync()
-        report.durable_seq = journal.durable_seq
+    try:
+        started = _run_load(config, engine, journal, flow, sequencer, snapshotter, report, progress)
+    except KeyboardInterrupt:
+        # the journal was closed on the way out (synced under its policy): say how far
+        raise RunInterrupted(journal_dir, journal.durable_seq) from None
     report.seconds = (clock() - started) / 1e9
     report.state_hash = engine.state_hash()
     report.snapshot_failures = list(snapshotter.failures)
@@ -168,6 +165,38 @@ def run_in_process(
             result.snapshot_seq or 0, result.replayed, (clock() - started) / 1e9, result.state_hash
         )
     return report
+
+
+def _run_load(
+    config: RunConfig,
+    engine: Engine,
+    journal: JournalWriter,
+    flow: SyntheticFlow,
+    sequencer: Sequencer,
+    snapshotter: Snapshotter,
+    report: RunReport,
+    progress: Callable[[int, int], None] | None,
+) -> int:
+    """Fund the accounts, then journal and process the load; return when timing started."""
+    assets = [asset.asset for asset in config.engine.risk.assets]
+    clock = time.perf_counter_ns
+    with journal:
+        funding = sequencer.stamp(flow.funding(assets, config.load.funding))
+        _handle(engine, journal, funding, RunReport())  # setup: kept out of the figures
+        started = clock()
+        remaining = config.load.orders
+        while remaining > 0:
+            batch = sequencer.stamp(flow.next(min(config.load.batch, remaining)))
+            _handle(engine, journal, batch, report)
+            remaining -= len(batch)
+            report.commands += len(batch)
+            if snapshotter.after_batch(engine, sequencer.last_seq) is not None:
+                report.snapshots += 1
+            if progress is not None:
+                progress(config.load.orders - remaining, config.load.orders)
+        journal.sync()
+        report.durable_seq = journal.durable_seq
+    return started
 
 
 def _handle(engine: Engine, journal: JournalWriter, batch: np.ndarray, report: RunReport) -> None:

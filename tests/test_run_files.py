@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import JournalConfig, LoadConfig, RunConfig, SnapshotConfig
-from pipeline.inprocess import prepare_directories, run_in_process
-from stages.persistence.journal import JournalBusyError, JournalWriter
+from pipeline.inprocess import RunInterrupted, prepare_directories, run_in_process
+from stages.persistence.journal import JournalBusyError, JournalWriter, verify_journal
 from stages.persistence.run_files import RunDirectoryError, remove_run_files
 from stages.persistence.snapshots import SnapshotFailedWarning, SnapshotWriteError
 from stages.records import COMMAND_DTYPE
@@ -113,7 +113,7 @@ def test_without_fresh_a_previous_run_is_refused_with_the_ways_on(tmp_path: Path
 
 WRITER = """
 import sys
-from stages.persistence.journal import JournalBusyError, JournalWriter
+from stages.persistence.journal import JournalBusyError, JournalWriter, verify_journal
 from stages.records import COMMAND_DTYPE
 writer = JournalWriter(sys.argv[1], COMMAND_DTYPE)
 print("ready", flush=True)
@@ -214,3 +214,19 @@ def test_the_lock_file_records_the_holder_pid(tmp_path: Path) -> None:
     with JournalWriter(tmp_path, COMMAND_DTYPE) as writer:
         writer.append(commands(1, 2))
         assert (tmp_path / "writer.lock").read_text() == f"{os.getpid()}\n"
+
+
+def test_ctrl_c_during_a_run_says_how_far_the_journal_is_durable(tmp_path: Path) -> None:
+    journal, snapshots = tmp_path / "journal", tmp_path / "snapshots"
+
+    def interrupt(done: int, total: int) -> None:
+        if done >= 1000:
+            raise KeyboardInterrupt
+
+    with pytest.raises(RunInterrupted) as info:
+        run_in_process(config_for(journal, snapshots), progress=interrupt)
+    assert isinstance(info.value, KeyboardInterrupt)  # still an interrupt for the CLI
+    report = verify_journal(journal)
+    assert info.value.durable_seq == report.last_seq >= 1000
+    assert f"durable up to seq {report.last_seq}" in str(info.value)
+    assert report.missing == [] and report.torn == []
