@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from stages.persistence import journal as journal_mod
 from stages.persistence.journal import (
     JournalCorruptError,
     JournalReader,
@@ -180,3 +181,16 @@ def test_zeroed_page_in_an_earlier_segment_is_corruption(tmp_path: Path) -> None
     with pytest.raises(JournalCorruptError):
         verify_journal(tmp_path)
     assert os.path.getsize(first) == size
+
+
+@pytest.mark.parametrize("chunk", [37, 64, 100, 4096])
+def test_the_search_finds_a_valid_block_across_read_chunks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    # the search reads the rest of the segment in chunks; a header may straddle two
+    monkeypatch.setattr(journal_mod, "_SCAN_CHUNK", chunk)
+    _, offsets = write(tmp_path, [5, 200, 1])
+    segment = list_segments(tmp_path)[0]
+    damage(segment, offsets[1], offsets[1] + 32, garbage(32))
+    with pytest.raises(JournalCorruptError, match=f"valid block follows at offset {offsets[2]} "):
+        verify_journal(tmp_path)

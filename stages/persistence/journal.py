@@ -609,9 +609,10 @@ def _valid_blocks_after(
     pos = start
     while pos < file_size:
         f.seek(pos)
-        chunk = f.read(min(_SCAN_CHUNK, file_size - pos))
-        if not chunk:
-            return
+        want = min(_SCAN_CHUNK, file_size - pos)
+        chunk = f.read(want)
+        if len(chunk) < min(want, BLOCK_HEADER.size):
+            return  # the file ends here (it may have been cut meanwhile)
         at = chunk.find(_MAGIC_BYTES)
         while at >= 0:
             offset = pos + at
@@ -633,7 +634,7 @@ def _valid_blocks_after(
                     ):
                         yield _FoundBlock(offset, first, count, length, flags)
             at = chunk.find(_MAGIC_BYTES, at + 1)
-        if pos + len(chunk) >= file_size:
+        if pos + len(chunk) >= file_size or len(chunk) < want:
             return
         pos += len(chunk) - (BLOCK_HEADER.size - 1)  # a header may straddle two chunks
 
