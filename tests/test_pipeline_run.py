@@ -12,6 +12,9 @@ from pipeline.cli import build_parser, main
 from pipeline.commands import run as run_command
 from pipeline.config import ConfigError, RunConfig, load_config
 from pipeline.exitcodes import ExitStatus
+from stages.persistence.journal import JournalWriter, list_segments
+from stages.records import COMMAND_DTYPE
+from tests.builders import commands
 
 
 def write_config(tmp_path: Path, body: str) -> Path:
@@ -265,3 +268,16 @@ def test_snapshots_refused_by_a_full_disk_are_one_warning_line_each(tmp_path, ca
     err = [line for line in captured.err.splitlines() if line]
     assert err and all(line.startswith("warning: snapshot at seq ") for line in err), err
     assert "not saved" in captured.out
+
+
+def test_the_interrupt_note_reads_the_end_of_the_journal(tmp_path):
+    config = load_config(write_config(tmp_path, ""))
+    assert "nothing was journaled" in run_command.durable_note(config)
+    with JournalWriter(tmp_path / "journal", COMMAND_DTYPE, segment_bytes=4096) as writer:
+        writer.append(commands(1, 30))
+        writer.append(commands(31, 40))
+    assert "holds records up to seq 70, durable" in run_command.durable_note(config)
+    last = list_segments(tmp_path / "journal")[-1]
+    os.truncate(last, last.stat().st_size - 3)
+    note = run_command.durable_note(config)
+    assert "holds records up to seq 30, durable (fsynced at close) and a torn last append" in note

@@ -33,6 +33,7 @@ from stages.persistence.journal import (
     JournalError,
     JournalFullError,
     JournalReader,
+    TornTailWarning,
 )
 from stages.persistence.run_files import RunDirectoryError
 from stages.persistence.snapshots import SnapshotError, SnapshotWriteError
@@ -171,28 +172,29 @@ def durable_note(config: RunConfig) -> str:
     snapshots = Path(config.snapshots.directory).expanduser()
     if not directory.is_dir():
         return f"nothing was journaled ({directory} does not exist)"
-    last = None
     try:
         with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+            warnings.simplefilter("always", TornTailWarning)
             reader = JournalReader(directory)
             if not reader.segments:
                 return f"nothing was journaled ({directory} holds no segment)"
-            for batch in reader.batches(reader.segments[-1].first_seq):
-                last = int(batch["seq"][-1])
+            for _ in reader.batches(reader.segments[-1].first_seq):  # the newest segment only
+                pass
+            last = reader.last_seq
     except (JournalError, OSError) as error:
         return f"the journal could not be read back ({error}); check it: " + (
             f"tradepipe journal verify {directory}"
         )
-    if last is None:
+    torn = any(issubclass(w.category, TornTailWarning) for w in caught)
+    if not last:
         held = "no records"
     elif config.journal.fsync == "never":
         held = f"records up to seq {last:,}, written but not fsynced (fsync never)"
     else:
         held = f"records up to seq {last:,}, durable (fsynced at close)"
-    torn = " and a torn last append (never acknowledged)" if caught else ""
+    tail = " and a torn last append (never acknowledged)" if torn else ""
     return (
-        f"the journal {directory} holds {held}{torn}; look at it with tradepipe journal "
+        f"the journal {directory} holds {held}{tail}; look at it with tradepipe journal "
         f"verify {directory} and tradepipe replay --journal {directory} --snapshots "
         f"{snapshots}, or start again with --fresh"
     )
