@@ -1535,7 +1535,7 @@ def prune_segments(directory: str | os.PathLike[str], covered_seq: int) -> list[
     Only whole segments go (a segment's last record is the next segment's first seq - 1),
     and the last segment always stays, so the writer's position is never lost.
     """
-    directory = Path(directory)
+    directory = Path(directory).expanduser()
     segments = list_segments(directory)
     removed = []
     for path, following in itertools.pairwise(segments):
