@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import psutil
 
-from ringbuffer import layout
+from ringbuffer import fence, layout
 from ringbuffer.errors import (
     AlertedError,
     AttachError,
@@ -395,6 +395,9 @@ class _Role:
         self.wait_strategy = wait
         self.stale_after = stale_after
         self._peer = peer
+        # A role writes a cursor: register for the waiters' membarrier in *this* process
+        # (a no-op if done; needed again in a child forked after its sequences were made).
+        fence.asymmetric_fence_ready()
         fd = ring._claim_peer(peer, role)
         # the role is held while this object lives: ``close`` or garbage collection frees it
         self._role_lock = weakref.finalize(self, os.close, fd) if fd != NO_LOCK else None
