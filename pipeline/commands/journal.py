@@ -108,6 +108,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--output",
         "-o",
         default="-",
+        metavar="FILE",
         help="output file, written whole or not at all (default: standard output; jsonl only)",
     )
     exporter.set_defaults(func=run_export)
@@ -115,8 +116,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _range_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
     parser.add_argument("directory", help="journal directory")
-    parser.add_argument("--from", dest="from_seq", type=int, help=f"first sequence to {verb}")
-    parser.add_argument("--to", dest="to_seq", type=int, help=f"last sequence to {verb}")
+    parser.add_argument(
+        "--from", dest="from_seq", type=int, metavar="SEQ", help=f"first sequence to {verb}"
+    )
+    parser.add_argument(
+        "--to", dest="to_seq", type=int, metavar="SEQ", help=f"last sequence to {verb}"
+    )
     parser.add_argument(
         "--account", type=int, action="append", help="only this account (repeatable)"
     )
