@@ -77,8 +77,8 @@ def test_lobster_stats(tmp_path, capsys) -> None:
 
 
 def test_missing_file_is_a_clear_error(tmp_path, capsys) -> None:
-    assert main(["feed", "stats", "--format", "itch50", str(tmp_path / "nope.itch")]) == 1
-    assert "nope.itch" in capsys.readouterr().err
+    assert main(["feed", "stats", "--format", "itch50", str(tmp_path / "nope.itch")]) == 2
+    assert "nope.itch: no such file" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("chunk_mb", ["0", "-1"])

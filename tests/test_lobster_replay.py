@@ -150,16 +150,19 @@ def test_cli_writes_rows_and_prints_the_summary(tmp_path, capsys) -> None:
 def test_cli_rejects_a_malformed_message_file(tmp_path, capsys) -> None:
     path = tmp_path / "m.csv"
     path.write_text("1.0,1,2,3\n")
-    assert main(["replay", "--format", "lobster", str(path), "--levels", "1"]) == 1
+    assert main(["replay", "--format", "lobster", str(path)]) == 1
     assert "line 1" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("levels", ["0", "-2"])
+@pytest.mark.parametrize("levels", ["0", "-2", "1001", "100000"])
 def test_cli_refuses_bad_levels(tmp_path, capsys, levels) -> None:
     path = tmp_path / "m.csv"
     path.write_text(lobster_message_rows([(1.0, 1, 1, 1, 1, 1)]))
-    assert main(["replay", "--format", "lobster", str(path), "--levels", levels]) == 2
-    assert "--levels" in capsys.readouterr().err
+    out = str(tmp_path / "out.csv")
+    argv = ["replay", "--format", "lobster", str(path), "--levels", levels, "--book-out", out]
+    assert main(argv) == 2
+    assert f"--levels {levels} is out of range: expected 1..1000" in capsys.readouterr().err
+    assert not (tmp_path / "out.csv").exists()
 
 
 def test_book_row_writer_matches_simulator() -> None:
