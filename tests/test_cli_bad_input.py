@@ -321,6 +321,54 @@ JOURNAL_CASES: list[Case] = [
 ]
 
 
+# --- feed inputs (tradepipe replay --format ..., tradepipe feed stats) -----------------------
+def _feed_file(name: str, data: bytes) -> Callable[[Path], None]:
+    def setup(tmp: Path) -> None:
+        (tmp / name).write_bytes(data)
+
+    return setup
+
+
+_LOBSTER_ROWS = b"34200.1,1,1,100,1000000,1\n34200.2,1,2,50,1010000,-1\n"
+_lobster_ok = _feed_file("m.csv", _LOBSTER_ROWS)
+
+
+def _itch_ok(tmp: Path) -> None:
+    from tests.feedwriters import itch_message, itch_stream
+
+    (tmp / "day.itch").write_bytes(itch_stream([itch_message("R", locate=1, stock="AAPL")]))
+
+
+def _damaged_gzip(tmp: Path) -> None:
+    """A gzip ITCH file cut in the middle of its compressed stream."""
+    import gzip
+
+    from tests.feedwriters import itch_message, itch_stream
+
+    day = [itch_message("R", locate=i, stock=f"S{i:05d}") for i in range(1, 3000)]
+    packed = gzip.compress(itch_stream(day))
+    (tmp / "day.itch.gz").write_bytes(packed[: len(packed) // 2])
+
+
+def _replay(*args: str) -> Callable[[Path], list[str]]:
+    return lambda tmp: ["replay", *args]
+
+
+def _stats(*args: str) -> Callable[[Path], list[str]]:
+    return lambda tmp: ["feed", "stats", *args]
+
+
+def _other_format_option(fmt: str, file: str, setup, *option: str) -> Case:
+    other = "lobster" if fmt == "itch50" else "itch50"
+    return Case(
+        f"replay-{fmt}-refuses-{option[0].lstrip('-')}",
+        _replay("--format", fmt, file, *option),
+        ExitStatus.USAGE,
+        rf"{option[0]} is an option of --format {other} replays, not of --format {fmt}",
+        setup,
+    )
+
+
 # --- tradepipe replay ------------------------------------------------------------------------
 def _corrupt_snapshots(tmp: Path) -> None:
     """A journal without a kept initial state, and a snapshot directory whose only one is bad."""
@@ -408,10 +456,250 @@ REPLAY_CASES: list[Case] = [
         r"records checksum mismatch",
         _corrupt_journal,
     ),
+    # feed mode (--format): options of the other format, or without effect, are refused
+    _other_format_option("itch50", "day.itch", _itch_ok, "--book-out", "out.csv"),
+    _other_format_option("itch50", "day.itch", _itch_ok, "--seed-book", "b.csv"),
+    _other_format_option("itch50", "day.itch", _itch_ok, "--levels", "5"),
+    _other_format_option("lobster", "m.csv", _lobster_ok, "--depth", "3"),
+    _other_format_option("lobster", "m.csv", _lobster_ok, "--symbol", "AAPL"),
+    Case(
+        "replay-itch50-unknown-symbol",
+        _replay("--format", "itch50", "day.itch", "--symbol", "NOPE"),
+        ExitStatus.USAGE,
+        r"--symbol NOPE: no stock directory \(R\) message of day.itch names it \(it lists 1: AAPL",
+        _itch_ok,
+    ),
+    Case(
+        "replay-lobster-levels-too-many",
+        _replay("--format", "lobster", "m.csv", "--levels", "100000", "--book-out", "o.csv"),
+        ExitStatus.USAGE,
+        r"--levels 100000 is out of range: expected 1\.\.1000",
+        _lobster_ok,
+    ),
+    Case(
+        "replay-lobster-levels-without-book-out",
+        _replay("--format", "lobster", "m.csv", "--levels", "5"),
+        ExitStatus.USAGE,
+        r"--levels sets the rows --book-out writes: give --book-out too",
+        _lobster_ok,
+    ),
+    Case(
+        "replay-itch50-depth-too-many",
+        _replay("--format", "itch50", "day.itch", "--depth", "5000"),
+        ExitStatus.USAGE,
+        r"--depth 5000 is out of range: expected 0\.\.1000",
+        _itch_ok,
+    ),
+    Case(
+        "replay-format-without-file",
+        _replay("--format", "lobster"),
+        ExitStatus.USAGE,
+        r"--format lobster needs FILE \(a LOBSTER message file, or - for stdin\)",
+    ),
+    Case(
+        "replay-file-without-format",
+        _replay("m.csv"),
+        ExitStatus.USAGE,
+        r"FILE m.csv given without --format: say --format lobster or --format itch50",
+        _lobster_ok,
+    ),
+    Case(
+        "replay-feed-option-without-format",
+        _replay("--levels", "5"),
+        ExitStatus.USAGE,
+        r"--levels is an option of --format lobster replays: give --format lobster FILE",
+    ),
+    Case(
+        "replay-journal-and-a-feed-option",
+        _replay("--journal", "journal", "--depth", "3"),
+        ExitStatus.USAGE,
+        r"--journal replays a journal; --depth belongs to a market-data replay",
+    ),
+    Case(
+        "replay-lobster-stdin-twice",
+        _replay("--format", "lobster", "-", "--seed-book", "-"),
+        ExitStatus.USAGE,
+        r"FILE and --seed-book cannot both be - \(stdin is read once\)",
+    ),
+    # feed mode: inputs that are not feeds, damaged feeds
+    Case(
+        "replay-itch50-dev-zero",
+        _replay("--format", "itch50", "/dev/zero"),
+        ExitStatus.USAGE,
+        r"/dev/zero: is a character device, not a feed file or pipe",
+    ),
+    Case(
+        "replay-lobster-directory",
+        _replay("--format", "lobster", "."),
+        ExitStatus.USAGE,
+        r"\.: is a directory; expected a feed file",
+    ),
+    Case(
+        "replay-lobster-missing-file",
+        _replay("--format", "lobster", "nope.csv"),
+        ExitStatus.USAGE,
+        r"nope\.csv: no such file",
+    ),
+    Case(
+        "replay-lobster-seed-book-missing",
+        _replay("--format", "lobster", "m.csv", "--seed-book", "nope.csv"),
+        ExitStatus.USAGE,
+        r"nope\.csv: no such file",
+        _lobster_ok,
+    ),
+    Case(
+        "replay-lobster-size-beyond-int64",
+        _replay("--format", "lobster", "m.csv"),
+        ExitStatus.FAILED,
+        r"m\.csv: line 2 \(byte offset 38\): Size '99999999999999999999' is out of range; "
+        r"expected Size in 0\.\.4611686018427387904",
+        _feed_file("m.csv", b"34200.1,1,1,100,1000000,1\n34200.2,1,2,99999999999999999999,1,1\n"),
+    ),
+    Case(
+        "replay-lobster-price-beyond-int64",
+        _replay("--format", "lobster", "m.csv"),
+        ExitStatus.FAILED,
+        r"line 1 \(byte offset 16\): Price '99999999999999999999' is out of range",
+        _feed_file("m.csv", b"34200.1,1,1,100,99999999999999999999,1\n"),
+    ),
+    Case(
+        "replay-lobster-direction-0",
+        _replay("--format", "lobster", "m.csv"),
+        ExitStatus.FAILED,
+        r"line 1 \(byte offset 24\): Direction '0' is not a direction; "
+        r"expected Direction 1 \(buy\) or -1 \(sell\)",
+        _feed_file("m.csv", b"34200.1,1,1,100,1000000,0\n"),
+    ),
+    Case(
+        "replay-lobster-direction-7",
+        _replay("--format", "lobster", "m.csv"),
+        ExitStatus.FAILED,
+        r"Direction '7' is not a direction",
+        _feed_file("m.csv", b"34200.1,1,1,100,1000000,7\n"),
+    ),
+    Case(
+        "replay-lobster-header-row",
+        _replay("--format", "lobster", "m.csv"),
+        ExitStatus.FAILED,
+        r"line 1 \(byte offset 0\): not a number: 'Time' \(Time\), a header row\? "
+        r"LOBSTER files have none",
+        _feed_file("m.csv", b"Time,Type,OrderID,Size,Price,Direction\n" + _LOBSTER_ROWS),
+    ),
+    Case(
+        "replay-lobster-abc",
+        _replay("--format", "lobster", "m.csv"),
+        ExitStatus.FAILED,
+        r"line 1 \(byte offset 10\): not a number: 'abc' \(OrderID\)",
+        _feed_file("m.csv", b"34200.1,1,abc,100,1000000,1\n"),
+    ),
+    Case(
+        "replay-itch50-damaged-gzip",
+        _replay("--format", "itch50", "day.itch.gz"),
+        ExitStatus.FAILED,
+        r"invalid at byte offset \d+: damaged gzip data",
+        _damaged_gzip,
+    ),
+    # feed mode: --book-out
+    Case(
+        "replay-lobster-book-out-missing-directory",
+        _replay("--format", "lobster", "m.csv", "--book-out", "nodir/o.csv"),
+        ExitStatus.USAGE,
+        r"--book-out nodir/o\.csv: directory nodir does not exist",
+        _lobster_ok,
+    ),
+    Case(
+        "replay-lobster-book-out-is-a-directory",
+        _replay("--format", "lobster", "m.csv", "--book-out", "."),
+        ExitStatus.USAGE,
+        r"--book-out \. is a directory; expected a file to write",
+        _lobster_ok,
+    ),
+    Case(
+        "replay-lobster-book-out-is-the-input",
+        _replay("--format", "lobster", "m.csv", "--book-out", "./m.csv"),
+        ExitStatus.USAGE,
+        r"--book-out \./m\.csv is the input file m\.csv: it would be destroyed",
+        _lobster_ok,
+    ),
+    Case(
+        "replay-lobster-book-out-disk-full",
+        _replay("--format", "lobster", "m.csv", "--book-out", "/dev/full"),
+        ExitStatus.REFUSED,
+        r"--book-out /dev/full: disk full after 0 bytes; free space or write elsewhere",
+        _lobster_ok,
+    ),
 ]
 
 # --- tradepipe feed --------------------------------------------------------------------------
-FEED_CASES: list[Case] = []
+FEED_CASES: list[Case] = [
+    Case(
+        "feed-stats-dev-zero",
+        _stats("--format", "itch50", "/dev/zero"),
+        ExitStatus.USAGE,
+        r"/dev/zero: is a character device, not a feed file or pipe",
+    ),
+    Case(
+        "feed-stats-directory",
+        _stats("--format", "lobster", "."),
+        ExitStatus.USAGE,
+        r"\.: is a directory; expected a feed file",
+    ),
+    Case(
+        "feed-stats-missing-file",
+        _stats("--format", "itch50", "nope.itch"),
+        ExitStatus.USAGE,
+        r"nope\.itch: no such file",
+    ),
+    Case(
+        "feed-stats-itch50-corrupt",
+        _stats("--format", "itch50", "bad.itch"),
+        ExitStatus.FAILED,
+        r"bad\.itch: stopped at byte offset 0: unknown message type 0x3f",
+        _feed_file("bad.itch", b"\x00\x0c?" + bytes(11)),
+    ),
+    Case(
+        "feed-stats-itch50-damaged-gzip",
+        _stats("--format", "itch50", "day.itch.gz"),
+        ExitStatus.FAILED,
+        r"day\.itch\.gz: stopped at byte offset \d+: damaged gzip data",
+        _damaged_gzip,
+    ),
+    Case(
+        "feed-stats-lobster-size-beyond-int64",
+        _stats("--format", "lobster", "m.csv"),
+        ExitStatus.FAILED,
+        r"line 1 \(byte offset 12\): Size '99999999999999999999' is out of range",
+        _feed_file("m.csv", b"34200.1,1,1,99999999999999999999,1000000,1\n"),
+    ),
+    Case(
+        "feed-stats-lobster-direction-0",
+        _stats("--format", "lobster", "m.csv"),
+        ExitStatus.FAILED,
+        r"Direction '0' is not a direction",
+        _feed_file("m.csv", b"34200.1,1,1,100,1000000,0\n"),
+    ),
+    Case(
+        "feed-stats-lobster-header-row",
+        _stats("--format", "lobster", "m.csv"),
+        ExitStatus.FAILED,
+        r"not a number: 'Time' \(Time\), a header row\?",
+        _feed_file("m.csv", b"Time,Type,OrderID,Size,Price,Direction\n" + _LOBSTER_ROWS),
+    ),
+    Case(
+        "feed-stats-chunk-mb-with-lobster",
+        _stats("--format", "lobster", "m.csv", "--chunk-mb", "8"),
+        ExitStatus.USAGE,
+        r"--chunk-mb is an option of --format itch50",
+        _lobster_ok,
+    ),
+    Case(
+        "feed-stats-chunk-mb-zero",
+        _stats("--format", "itch50", "day.itch", "--chunk-mb", "0"),
+        ExitStatus.USAGE,
+        r"--chunk-mb 0 is out of range: expected 1\.\.4096",
+        _itch_ok,
+    ),
+]
 
 # --- tradepipe clean -------------------------------------------------------------------------
 CLEAN_CASES: list[Case] = [
