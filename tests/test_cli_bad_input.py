@@ -178,6 +178,20 @@ RUN_CASES: list[Case] = [
         ),
     ),
     Case(
+        "run-empty-journal-directory",
+        _run_config,
+        ExitStatus.USAGE,
+        r"the journal directory is empty: name a directory",
+        lambda tmp: (tmp / "run.toml").write_text('[journal]\ndirectory = ""\n'),
+    ),
+    Case(
+        "run-fresh-working-directory",  # it once deleted everything in "."
+        lambda tmp: ["run", str(tmp / "run.toml"), "--fresh"],
+        ExitStatus.USAGE,
+        r"\. holds entries that are not tradepipe's \(run\.toml\)",
+        lambda tmp: (tmp / "run.toml").write_text('[journal]\ndirectory = "."\n'),
+    ),
+    Case(
         "run-journal-disk-full",
         _run_config,
         ExitStatus.REFUSED,
