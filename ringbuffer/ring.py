@@ -568,7 +568,7 @@ class Producer(_Role):
         """Declare the end of the stream: consumers drain what was published, then stop."""
         self.publish()
         self._state.set(layout.PRODUCER_FINISHED)  # release: ordered after the cursor store
-        self._cursor.wake()  # parked consumers must see the end now
+        self._cursor.wake()  # always: parked consumers re-check the state (Consumer._park)
 
 
 class Consumer(_Role):
@@ -619,11 +619,18 @@ class Consumer(_Role):
     def _park(self, timeout_ns: int) -> bool:
         """Sleep on the cursor that holds this consumer back: the producer's or a dependency's
         (False: the park timed out)."""
-        for sequence in (self._producer_cursor, *self._dependencies):
+        producer_cursor = self._producer_cursor
+        seen = producer_cursor.get()
+        if seen < self._next:  # all published was read: the end of stream also ends the park
+            return producer_cursor.park(seen, timeout_ns, self._producer_finished)
+        for sequence in self._dependencies:
             seen = sequence.get()
             if seen < self._next:
                 return sequence.park(seen, timeout_ns)
         return True
+
+    def _producer_finished(self) -> bool:
+        return self._producer_state.get() == layout.PRODUCER_FINISHED
 
     def _housekeeping(self, now: int) -> None:
         self._peer[0]["heartbeat_ns"] = now

@@ -43,6 +43,7 @@ monitoring can tell a timed-out park (a missed wake-up while records flow) from 
 from __future__ import annotations
 
 import mmap
+from collections.abc import Callable
 
 from ringbuffer import fence, futex
 from ringbuffer.fence import HARDWARE_ORDERED, cursor_accessors
@@ -91,16 +92,21 @@ class Sequence:
         if self.parked[0]:
             self.wake()
 
-    def park(self, seen: int, timeout_ns: int) -> bool:
+    def park(
+        self, seen: int, timeout_ns: int, stop: Callable[[], bool] | None = None
+    ) -> bool:
         """Sleep until this sequence moves away from ``seen``, a wake-up, or ``timeout_ns``.
 
         True if it returned because of a wake-up or a move (or a signal), False if the
-        timeout ran out. Any number of processes may park on one sequence.
+        timeout ran out. Any number of processes may park on one sequence. ``stop`` is
+        another reason not to sleep, re-checked with the cursor: a state the writer stores
+        before an unconditional ``wake`` (the producer's end of stream), which a check
+        made before the counter was read could have missed.
         """
         event = self.wakes_get()  # before raising the flag: any later bump ends the wait
         self.parked[0] = 1
         fence.waiter_fence()  # the flag store before the cursor re-check (and W's side)
-        if self.get() != seen:
+        if self.get() != seen or (stop is not None and stop()):
             return True
         return futex.wait(self.wake_address, event, timeout_ns)
 

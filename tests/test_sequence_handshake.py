@@ -236,3 +236,47 @@ def test_no_interleaving_leaves_a_waiter_asleep(world, seed):
         scheduler.step(rng.choice(runnable))
     assert scheduler.at["writer"] == "done"
     assert_nobody_sleeps_through(scheduler, model, writer, wants)
+
+
+STATE_AT = 0  # the producer state word, elsewhere in the same mapping
+FINISHED = 2
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_the_end_of_the_stream_reaches_a_waiter_that_was_going_to_sleep(world, seed):
+    """``Producer.finish``: store the finished state, then ``wake`` unconditionally (the
+    cursor does not move). A waiter like ``Consumer.wait`` checks the state (housekeeping)
+    and then parks; if the state and the bump land between its check and its read of the
+    counter, only the state re-check inside ``park`` keeps it from sleeping on."""
+    scheduler, model, writer, sequence = world
+    waiter = sequence()
+    state = memoryview(waiter.view.obj)[STATE_AT : STATE_AT + 8].cast("q")
+    state[0] = 0
+
+    def finished() -> bool:
+        return state[0] == FINISHED
+
+    def wait_for_more() -> None:
+        while not finished():  # housekeeping: EndOfStreamError once finished
+            scheduler.stop("checked")  # the gap between housekeeping and the park
+            waiter.park(int(waiter.view[0]), 10**12, finished)
+
+    def finish() -> None:
+        state[0] = FINISHED
+        Sequence.wake(writer)  # unconditional, as in finish (no stop at "saw flag")
+
+    scheduler.spawn("waiter", wait_for_more)
+    scheduler.spawn("writer", finish)
+    rng = random.Random(seed)
+    try:
+        while True:
+            runnable = sorted(
+                n for n, at in scheduler.at.items() if at != "done" and n not in model.asleep
+            )
+            if not runnable:
+                break
+            scheduler.step(rng.choice(runnable))
+        assert not model.asleep, "the waiter sleeps although the stream has ended"
+        assert scheduler.at["waiter"] == "done"
+    finally:
+        state.release()
