@@ -125,6 +125,7 @@ class Reason(IntEnum):
     KILL_SWITCH = 46  # account or global kill switch engaged
     SYMBOL_HALTED = 47
     INSUFFICIENT_BALANCE = 48  # withdrawal above the free balance
+    NOTIONAL_NO_PRICE = 49  # a notional limit is set and no price values the order
     # --- matching (70..99) ---
     UNKNOWN_SYMBOL = 70
     UNKNOWN_ORDER = 71

@@ -9,7 +9,7 @@ import pytest
 from stages.engine import Engine, EngineConfig
 from stages.ingest.throttle import BucketConfig, ThrottleConfig
 from stages.records import CommandType, EventType, Reason
-from stages.risk.config import InstrumentConfig, RiskConfig
+from stages.risk.config import AccountLimits, InstrumentConfig, RiskConfig
 from tests.test_risk_helpers import (
     BTC,
     BTCUSD,
@@ -116,6 +116,27 @@ def test_market_buy_is_protected_and_pays_only_what_it_takes():
     assert list(trades["qty"]) == [2]
     assert engine.risk.balance(ALICE, USD) == (10_000 - 200, 0)  # the remainder is released
     assert engine.risk.balance(ALICE, BTC) == (102, 0)
+
+
+def test_a_market_sell_is_held_to_the_notional_limit_before_its_window_settles():
+    # the case: risk learns the best bid only when a window closes, so early in a
+    # window a market sell used to be valued at nothing and pass any notional limit
+    cfg = EngineConfig(risk=RiskConfig(default_limits=AccountLimits(max_order_notional=10_000)))
+    engine, seq = funded(cfg, usd=100_000, btc=1_000, settle_every=1024)
+    events = engine.process(
+        commands(
+            buy(seq(), 1, BOB, 95, 100),
+            buy(seq(), 2, BOB, 95, 100),
+            sell(seq(), 3, ALICE, 90, 200),  # limit: 18,000 at its price, 19,000 where it trades
+            sell(seq(), 4, ALICE, 0, 200, market=True),  # 19,000 at the bids it would take
+            sell(seq(), 5, ALICE, 0, 100, market=True),  # 9,500: within the limit
+        )
+    )
+    rejected = events[events["kind"] == EventType.REJECTED]
+    assert list(rejected["order_id"]) == [3, 4]
+    assert set(rejected["reason"]) == {Reason.LIMIT_MAX_NOTIONAL}
+    trades = events[(events["kind"] == EventType.TRADE) & (events["account"] == ALICE)]
+    assert list(trades["order_id"]) == [5] and int(trades["qty"].sum()) == 100
 
 
 def test_replace_after_an_unsettled_fill_is_sized_on_the_real_open_qty():

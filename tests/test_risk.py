@@ -283,6 +283,74 @@ def test_position_limit_counts_fills_and_allows_reducing_trades():
     assert reasons(batch) == [Reason.LIMIT_POSITION, Reason.OK]  # -10 worst case is allowed
 
 
+NOTIONAL_10K = AccountLimits(max_order_notional=10_000)
+
+
+def test_a_market_sell_is_valued_at_a_bid_passed_in_the_same_round():
+    # nothing settled yet: risk knows no best bid, only the buys it let through
+    risk, seq = funded(default_limits=NOTIONAL_10K)
+    batch = commands(
+        buy(seq(), 1, BOB, 95, 100),
+        sell(seq(), 2, ALICE, 90, 200),  # would trade at 95: 19,000
+        sell(seq(), 3, ALICE, 0, 200, market=True),  # 19,000 as well
+        sell(seq(), 4, ALICE, 0, 100, market=True),  # 9,500
+        sell(seq(), 5, ALICE, 101, 99),  # rests above the bids: valued at its own 9,999
+    )
+    risk.pre_trade(batch)
+    assert reasons(batch) == [
+        Reason.OK,
+        Reason.LIMIT_MAX_NOTIONAL,
+        Reason.LIMIT_MAX_NOTIONAL,
+        Reason.OK,
+        Reason.OK,
+    ]
+
+
+def test_a_sell_is_valued_at_the_best_bid_once_settled():
+    risk, seq = funded(default_limits=NOTIONAL_10K)
+    risk.post_trade(events(ev(EventType.BOOK_TOP, 1, 0, 0, B, 95, 300, other_id=1)))
+    batch = commands(
+        sell(seq(), 1, ALICE, 0, 106, market=True),  # 95 x 106 = 10,070
+        sell(seq(), 2, ALICE, 1, 106),  # a limit far below the bid trades at the bid too
+        sell(seq(), 3, ALICE, 0, 105, market=True),  # 9,975
+    )
+    risk.pre_trade(batch)
+    assert reasons(batch) == [Reason.LIMIT_MAX_NOTIONAL, Reason.LIMIT_MAX_NOTIONAL, Reason.OK]
+
+
+def test_a_market_sell_with_no_price_at_all_fails_closed_under_a_notional_limit():
+    risk, seq = funded(
+        {"reference_price": 100}, default_limits=NOTIONAL_10K, accounts=[AccountConfig(BOB)]
+    )
+    batch = commands(
+        sell(seq(), 1, ALICE, 0, 1, market=True),  # no bid known or passed: no price
+        sell(seq(), 2, BOB, 0, 1_000, market=True),  # no notional limit: nothing to check
+    )
+    risk.pre_trade(batch)
+    assert reasons(batch) == [Reason.NOTIONAL_NO_PRICE, Reason.OK]
+    assert risk.balance(ALICE, BTC) == (1_000, 0)
+
+
+def test_a_market_buy_is_valued_at_its_protection_price():
+    risk, seq = funded({"market_band_bps": 500}, default_limits=NOTIONAL_10K)
+    risk.post_trade(events(ev(EventType.BOOK_TOP, 1, 0, 0, S, 100, 300, other_id=1)))
+    batch = commands(
+        buy(seq(), 1, ALICE, 0, 96, market=True),  # held at 105: 10,080
+        buy(seq(), 2, ALICE, 0, 95, market=True),  # 9,975
+    )
+    risk.pre_trade(batch)
+    assert reasons(batch) == [Reason.LIMIT_MAX_NOTIONAL, Reason.OK]
+
+
+def test_a_replaced_sell_is_valued_at_the_bids_it_could_meet():
+    risk, seq = funded(default_limits=NOTIONAL_10K)
+    placed(risk, commands(sell(seq(), 1, ALICE, 120, 80), buy(seq(), 2, BOB, 110, 10)))
+    risk.post_trade(events(ev(EventType.BOOK_TOP, 9, 0, 0, B, 110, 10, other_id=1)))
+    batch = commands(replace(seq(), 1, ALICE, 50, 91), replace(seq(), 1, ALICE, 50, 90))
+    risk.pre_trade(batch)  # 110 x 91 = 10,010; 110 x 90 = 9,900
+    assert reasons(batch) == [Reason.LIMIT_MAX_NOTIONAL, Reason.OK]
+
+
 def test_per_account_limits_override_defaults():
     cfg = [AccountConfig(BOB, AccountLimits(max_order_qty=5))]
     risk, seq = funded(default_limits=AccountLimits(max_order_qty=100), accounts=cfg)

@@ -64,6 +64,7 @@ from stages.risk.layout import (
     R_MAX_NOTIONAL,
     R_MAX_QTY,
     R_NOT_OWNER,
+    R_NOTIONAL_NO_PRICE,
     R_OPEN_ORDERS,
     R_POSITION,
     R_PRICE_COLLAR,
@@ -112,11 +113,15 @@ def _fits(price: int, qty: int, scale: int) -> bool:
 
 @njit(cache=True, _nrt=False)
 def _limit_checks(
-    accounts, positions, symbols, a, s, side, price, qty, open_now, is_new, collared
-) -> int:
+    accounts, positions, symbols, round_buy_max, a, s, side, price, qty, open_now, is_new,
+    collared,
+) -> int:  # fmt: skip
     """The limits shared by NEW and REPLACE; ``open_now`` is the order's current open qty.
 
-    ``price`` 0 (a market sell) is valued at the best bid, else the reference price."""
+    The notional is valued at the highest price the order can trade at: a buy's limit (a
+    market buy's protection price), a sell's limit or the highest bid it could meet, if
+    higher (``_highest_bid``); a market sell (``price`` 0) with no bid to meet has no
+    price, and is refused if a notional limit is set."""
     lim = accounts[a, ACC_MAX_QTY]
     if lim > 0 and qty > lim:
         return R_MAX_QTY
@@ -131,15 +136,16 @@ def _limit_checks(
     ):
         return R_PRICE_COLLAR
     notional_price = price
-    if notional_price <= 0:  # a market sell: value it at the best bid, else the reference
-        bid = symbols[s, SYM_BEST_BID]
-        notional_price = bid if bid > 0 else ref
+    if side != BUY:  # a sell trades at the bids it meets, at its limit or higher
+        notional_price = max(price, _highest_bid(symbols, round_buy_max, s))
+    lim = accounts[a, ACC_MAX_NOTIONAL]
     if notional_price > 0:
         if not _fits(notional_price, qty, symbols[s, SYM_QUOTE_SCALE]):
             return R_MAX_NOTIONAL
-        lim = accounts[a, ACC_MAX_NOTIONAL]
         if lim > 0 and notional_price * qty * symbols[s, SYM_QUOTE_SCALE] > lim:
             return R_MAX_NOTIONAL
+    elif lim > 0:  # fail closed: a limit no price can check is not skipped
+        return R_NOTIONAL_NO_PRICE
     bpl = symbols[s, SYM_BASE_PER_LOT]
     if (qty >= _SMALL or bpl >= _SMALL) and qty > AMOUNT_LIMIT // bpl:
         return R_MAX_QTY
@@ -156,6 +162,18 @@ def _limit_checks(
         if grow > 0 and worst > lim:
             return R_POSITION
     return 0
+
+
+@njit(cache=True, inline="always", _nrt=False)
+def _highest_bid(symbols: np.ndarray, round_buy_max: np.ndarray, s: int) -> int:
+    """The highest price a bid can rest at in symbol ``s`` now (0 = no bid can rest).
+
+    The best bid matching reported is exact once everything pre-traded is settled (when
+    the round starts afresh); every bid added since is a buy this pass let through, whose
+    price ``round_buy_max`` remembers. So the larger of the two bounds every bid, however
+    far settlement lags behind (the best bid alone is as old as the last settlement).
+    """
+    return max(symbols[s, SYM_BEST_BID], round_buy_max[s])
 
 
 @njit(cache=True, inline="always", _nrt=False)
@@ -220,6 +238,7 @@ def pre_trade(
                 words[i, W_SEQ], words[i, W_ORDER_ID], words[i, W_PRICE], words[i, W_QTY], a,
                 sym, side, w7 & 0xFF,
                 balances, positions, accounts, sym_index, symbols, glob, keys, rows,
+                round_buy_max,
             )  # fmt: skip
             if r == 0:
                 words[i, W_PRICE] = p
@@ -302,7 +321,7 @@ def _unsettled(rows, slot, first_seq, round_buy_max, round_sell_min) -> bool:
 @njit(cache=True, _nrt=False)
 def _new_order(
     seq, oid, price, q, a, sym, sd, order_type,
-    balances, positions, accounts, sym_index, symbols, glob, keys, rows,
+    balances, positions, accounts, sym_index, symbols, glob, keys, rows, round_buy_max,
 ):  # fmt: skip
     """Check and hold one NEW; returns (reason, the price it is held at)."""
     if a == 0 or a >= accounts.shape[0]:
@@ -328,9 +347,13 @@ def _new_order(
         elif sd != BUY:
             p = 0
         # a market order is not collared (a buy's protection price already bounds it)
-        r = _limit_checks(accounts, positions, symbols, a, s, sd, p, q, 0, True, False)
+        r = _limit_checks(
+            accounts, positions, symbols, round_buy_max, a, s, sd, p, q, 0, True, False
+        )  # fmt: skip
     else:
-        r = _limit_checks(accounts, positions, symbols, a, s, sd, p, q, 0, True, True)
+        r = _limit_checks(
+            accounts, positions, symbols, round_buy_max, a, s, sd, p, q, 0, True, True
+        )  # fmt: skip
     if r != 0:
         return r, price
     if glob[G_OPEN_ORDERS] >= glob[G_MAX_ORDERS]:
@@ -380,7 +403,10 @@ def _replace(
         return R_PRICE_COLLAR  # a buy must keep a price that bounds its hold
     if sd != BUY and p <= 0:
         p = rows[slot, O_PRICE]
-    r = _limit_checks(accounts, positions, symbols, a, s, sd, p, q, rows[slot, O_OPEN], False, True)
+    r = _limit_checks(
+        accounts, positions, symbols, round_buy_max, a, s, sd, p, q, rows[slot, O_OPEN], False,
+        True,
+    )  # fmt: skip
     if r != 0:
         return r
     x = hold_asset(symbols, s, sd)
