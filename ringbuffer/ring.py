@@ -331,15 +331,20 @@ class Ring:
                 f"ring {self.name!r}: {role} is already attached by {self._holder(peer)}"
             )
         me = os.getpid()
-        if fd == NO_LOCK:
-            pid = int(peer["pid"])
-            if pid and pid != me and _peer_state(pid, int(peer["pid_start"])) is None:
-                raise AttachError(
-                    f"ring {self.name!r}: {role} is already attached by live pid {pid}"
-                )
-        peer["pid_start"] = _process_start_ms(me)
-        peer["heartbeat_ns"] = time.monotonic_ns()
-        peer["pid"] = me  # last: a refused claimant takes a live pid here as the holder's
+        try:
+            if fd == NO_LOCK:
+                pid = int(peer["pid"])
+                if pid and pid != me and _peer_state(pid, int(peer["pid_start"])) is None:
+                    raise AttachError(
+                        f"ring {self.name!r}: {role} is already attached by live pid {pid}"
+                    )
+            peer["pid_start"] = _process_start_ms(me)
+            peer["heartbeat_ns"] = time.monotonic_ns()
+            peer["pid"] = me  # last: a refused claimant takes a live pid here as the holder's
+        except BaseException:
+            if fd != NO_LOCK:
+                os.close(fd)  # give the role back
+            raise
         return fd
 
     @staticmethod

@@ -92,9 +92,7 @@ class Sequence:
         if self.parked[0]:
             self.wake()
 
-    def park(
-        self, seen: int, timeout_ns: int, stop: Callable[[], bool] | None = None
-    ) -> bool:
+    def park(self, seen: int, timeout_ns: int, stop: Callable[[], bool] | None = None) -> bool:
         """Sleep until this sequence moves away from ``seen``, a wake-up, or ``timeout_ns``.
 
         True if it returned because of a wake-up or a move (or a signal), False if the
