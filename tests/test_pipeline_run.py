@@ -233,7 +233,7 @@ def test_ctrl_c_says_how_far_the_journal_is_durable(tmp_path, capsys, monkeypatc
     assert len(err) == 1, err
     funding = 50 * 3  # a deposit per account and asset, before the orders
     assert "interrupted after 1,500 of 20,000 orders" in err[0]
-    assert f"records up to seq {funding + 1500:,}, durable (fsynced at close)" in err[0]
+    assert f"holds records up to seq {funding + 1500:,}, durable (fsync batch)" in err[0]
     assert f"tradepipe journal verify {tmp_path / 'journal'}" in err[0]
 
 
@@ -280,4 +280,4 @@ def test_the_interrupt_note_reads_the_end_of_the_journal(tmp_path):
     last = list_segments(tmp_path / "journal")[-1]
     os.truncate(last, last.stat().st_size - 3)
     note = run_command.durable_note(config)
-    assert "holds records up to seq 30, durable (fsynced at close) and a torn last append" in note
+    assert "holds records up to seq 30, durable (fsync batch) and a torn last append" in note

@@ -26,7 +26,7 @@ from rich.table import Table
 
 from pipeline.config import MAX_ORDERS, RunConfig, load_config
 from pipeline.exitcodes import CommandError, ExitStatus, os_error_status
-from pipeline.inprocess import RunReport, prepare_directories, run_in_process
+from pipeline.inprocess import RunInterrupted, RunReport, prepare_directories, run_in_process
 from stages.persistence.journal import (
     JournalAccessError,
     JournalBusyError,
@@ -113,9 +113,13 @@ def run(args: argparse.Namespace) -> int:
                     status.update(f"running… {count:,} / {total:,} orders")
 
             report = run_in_process(config, progress)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
+        # RunInterrupted (the load was running) says how far the journal the writer closed
+        # is durable; any other moment: read the journal's end back
+        durable = stop.durable_seq if isinstance(stop, RunInterrupted) else None
         raise CommandError(
-            f"interrupted after {done:,} of {config.load.orders:,} orders; " + durable_note(config),
+            f"interrupted after {done:,} of {config.load.orders:,} orders; "
+            + durable_note(config, durable),
             ExitStatus.INTERRUPTED,
         ) from None
     print_summary(console, report)
@@ -166,10 +170,17 @@ def _journal_status(error: JournalError) -> ExitStatus:
     return ExitStatus.FAILED
 
 
-def durable_note(config: RunConfig) -> str:
-    """How far the journal is on disk, read back from it (the writer closed it, synced)."""
+def durable_note(config: RunConfig, durable_seq: int | None = None) -> str:
+    """How far the journal is on disk: ``durable_seq`` as the writer reported it when it
+    closed, or else read back from the journal's newest segment."""
     directory = Path(config.journal.directory).expanduser()
     snapshots = Path(config.snapshots.directory).expanduser()
+    ways_on = (
+        f"look at it with tradepipe journal verify {directory} and tradepipe replay "
+        f"--journal {directory} --snapshots {snapshots}, or start again with --fresh"
+    )
+    if durable_seq is not None:
+        return f"the journal {directory} holds {_held(config, durable_seq)}; {ways_on}"
     if not directory.is_dir():
         return f"nothing was journaled ({directory} does not exist)"
     try:
@@ -186,18 +197,16 @@ def durable_note(config: RunConfig) -> str:
             f"tradepipe journal verify {directory}"
         )
     torn = any(issubclass(w.category, TornTailWarning) for w in caught)
-    if not last:
-        held = "no records"
-    elif config.journal.fsync == "never":
-        held = f"records up to seq {last:,}, written but not fsynced (fsync never)"
-    else:
-        held = f"records up to seq {last:,}, durable (fsynced at close)"
     tail = " and a torn last append (never acknowledged)" if torn else ""
-    return (
-        f"the journal {directory} holds {held}{tail}; look at it with tradepipe journal "
-        f"verify {directory} and tradepipe replay --journal {directory} --snapshots "
-        f"{snapshots}, or start again with --fresh"
-    )
+    return f"the journal {directory} holds {_held(config, last)}{tail}; {ways_on}"
+
+
+def _held(config: RunConfig, last: int | None) -> str:
+    if not last:
+        return "no records"
+    if config.journal.fsync == "never":
+        return f"records up to seq {last:,}, written but not fsynced (fsync never)"
+    return f"records up to seq {last:,}, durable (fsync {config.journal.fsync})"
 
 
 def print_summary(console: Console, report: RunReport) -> None:
