@@ -12,6 +12,7 @@ from pipeline.cli import build_parser, main
 from pipeline.commands import run as run_command
 from pipeline.config import ConfigError, RunConfig, load_config
 from pipeline.exitcodes import ExitStatus
+from pipeline.inprocess import ReplayCheck, RunReport
 from stages.persistence.journal import JournalWriter, list_segments
 from stages.records import COMMAND_DTYPE
 from tests.builders import commands
@@ -281,3 +282,17 @@ def test_the_interrupt_note_reads_the_end_of_the_journal(tmp_path):
     os.truncate(last, last.stat().st_size - 3)
     note = run_command.durable_note(config)
     assert "holds records up to seq 30, durable (fsync batch) and a torn last append" in note
+
+
+def test_a_replay_that_differs_fails_with_one_line(tmp_path, capsys, monkeypatch):
+    def differing_run(config, progress):
+        report = RunReport(state_hash="live")
+        report.checks["audit"] = ReplayCheck(0, 10, 0.1, "rebuilt")
+        return report
+
+    monkeypatch.setattr(run_command, "run_in_process", differing_run)
+    assert main(["run", str(write_config(tmp_path, ""))]) == ExitStatus.FAILED
+    captured = capsys.readouterr()
+    assert "DIFFERS" in captured.out
+    err = [line for line in captured.err.splitlines() if line]
+    assert len(err) == 1 and "rebuilt another state than the live one" in err[0], err

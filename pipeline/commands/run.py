@@ -123,7 +123,13 @@ def run(args: argparse.Namespace) -> int:
             ExitStatus.INTERRUPTED,
         ) from None
     print_summary(console, report)
-    return ExitStatus.OK if report.recovered else ExitStatus.FAILED
+    if not report.recovered:
+        raise CommandError(
+            "a replay of the journal rebuilt another state than the live one (DIFFERS in the "
+            "summary): keep the journal and snapshots as they are and report it",
+            ExitStatus.FAILED,
+        )
+    return ExitStatus.OK
 
 
 @contextlib.contextmanager
@@ -245,5 +251,3 @@ def print_summary(console: Console, report: RunReport) -> None:
             f"seq {check.from_seq:,} + {check.replayed:,} in {check.seconds:.2f} s: {verdict}",
         )
     console.print(table)
-    if not report.recovered:
-        print("tradepipe run: a replay's state hash differs from the live one", file=sys.stderr)
