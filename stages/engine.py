@@ -30,7 +30,7 @@ from ringbuffer.records import clone_records, concat_records
 from stages.ingest.throttle import Throttle, ThrottleConfig
 from stages.ingest.validate import command_words, validate_words
 from stages.matching.engine import MatchingEngine
-from stages.matching.symbols import SymbolSpec
+from stages.matching.symbols import MAX_ORDER_CAPACITY, SymbolSpec
 from stages.records import COMMAND_DTYPE, EVENT_DTYPE
 from stages.risk.config import RiskConfig
 from stages.risk.engine import RiskEngine, event_words
@@ -58,10 +58,11 @@ class EngineConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ValueError(
                 f"EngineConfig.settle_every = {self.settle_every} is invalid: expected >= 1"
             )
-        if self.matching_order_capacity < 1:
+        if not 1 <= self.matching_order_capacity <= MAX_ORDER_CAPACITY:
             raise ValueError(
                 f"EngineConfig.matching_order_capacity = {self.matching_order_capacity} is "
-                "invalid: expected >= 1"
+                f"invalid: expected 1..{MAX_ORDER_CAPACITY} (2**28, the most orders the "
+                "matching engine holds)"
             )
 
     def symbol_specs(self) -> list[SymbolSpec]:

@@ -8,8 +8,9 @@ import pytest
 
 from stages.engine import Engine, EngineConfig
 from stages.ingest.throttle import BucketConfig, ThrottleConfig
-from stages.records import CommandType, EventType, Reason
-from stages.risk.config import AccountLimits, InstrumentConfig, RiskConfig
+from stages.records import CommandType, EventType, Reason, TimeInForce
+from stages.risk import layout as L
+from stages.risk.config import MAX_QTY, AccountLimits, InstrumentConfig, RiskConfig
 from tests.test_risk_helpers import (
     BTC,
     BTCUSD,
@@ -137,6 +138,43 @@ def test_a_market_sell_is_held_to_the_notional_limit_before_its_window_settles()
     assert set(rejected["reason"]) == {Reason.LIMIT_MAX_NOTIONAL}
     trades = events[(events["kind"] == EventType.TRADE) & (events["account"] == ALICE)]
     assert list(trades["order_id"]) == [5] and int(trades["qty"].sum()) == 100
+
+
+def test_orders_of_max_qty_trade_and_settle_exactly_near_the_bounds():
+    big = MAX_QTY  # 2**35 - 1 lots
+    price = 2**24  # one order's notional: about 2**59
+    inst = InstrumentConfig(symbol=BTCUSD, base=BTC, quote=USD, maker_fee_bps=1, taker_fee_bps=5)
+    engine = Engine(EngineConfig(risk=RiskConfig(instruments=[inst]), settle_every=1))
+    seq = Seq()
+    usd = L.AMOUNT_LIMIT  # every unit of the quote asset there may be
+    engine.process(commands(deposit(seq(), ALICE, USD, usd), deposit(seq(), BOB, BTC, 2 * big)))
+    before = engine.risk.totals()
+    events = engine.process(
+        commands(
+            sell(seq(), 1, BOB, price, big),
+            sell(seq(), 2, BOB, price, big),  # two max_qty orders at one level
+            buy(seq(), 3, ALICE, price, big, tif=TimeInForce.FOK),
+        )
+    )
+    tops = events[(events["kind"] == EventType.BOOK_TOP) & (events["side"] == 1)]
+    assert [int(q) for q in tops["qty"]] == [big, 2 * big, big]
+    notional = price * big
+    taker_fee, maker_fee = notional * 5 // 10_000, notional * 1 // 10_000
+    assert engine.risk.balance(ALICE, USD) == (usd - notional - taker_fee, 0)
+    assert engine.risk.balance(ALICE, BTC) == (big, 0)
+    assert engine.risk.balance(BOB, USD) == (notional - maker_fee, 0)
+    assert engine.risk.balance(BOB, BTC) == (0, big)  # order 2 still rests
+    assert engine.risk.balance(0, USD) == (taker_fee + maker_fee, 0)
+    assert engine.risk.totals() == before
+    assert engine.matching.best_ask(BTCUSD) == (price, big)
+
+
+def test_configs_past_the_matching_bounds_are_refused_naming_the_field_and_the_bound():
+    with pytest.raises(ValueError, match=r"EngineConfig\.matching_order_capacity = .*2\*\*28"):
+        EngineConfig(matching_order_capacity=2**28 + 1)
+    inst = InstrumentConfig(symbol=BTCUSD, base=BTC, quote=USD, max_qty=2**62)  # the old default
+    with pytest.raises(ValueError, match=rf"SymbolSpec\.max_qty = {2**62} .*{MAX_QTY}"):
+        Engine(EngineConfig(risk=RiskConfig(instruments=[inst])))
 
 
 def test_replace_after_an_unsettled_fill_is_sized_on_the_real_open_qty():

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from stages.matching import MatchingEngine, SymbolSpec
 from stages.records import COMMAND_DTYPE, CommandType
-from tests.test_matching_differential import SPECS, random_stream, to_commands
+from tests.matching_streams import SPECS, random_stream, to_commands
 
 
 def stream(seed: int, n: int = 300) -> np.ndarray:

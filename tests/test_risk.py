@@ -7,10 +7,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from stages.matching.symbols import MAX_QTY as MATCHING_MAX_QTY
 from stages.records import CommandType, EventFlag, EventType, Reason, Side
 from stages.risk import layout as L
 from stages.risk import orders
 from stages.risk.config import (
+    MAX_QTY,
     AccountConfig,
     AccountLimits,
     AssetConfig,
@@ -368,6 +370,83 @@ def test_price_collar_uses_configured_reference_then_last_trade():
     batch = commands(sell(seq(), 3, BOB, 180, 1), sell(seq(), 4, BOB, 179, 1))
     risk.pre_trade(batch)
     assert reasons(batch) == [Reason.OK, Reason.PRICE_COLLAR]
+
+
+# --- int64 bounds -----------------------------------------------------------------------------
+
+
+def test_deposits_are_bounded_by_the_assets_total_over_every_account():
+    # per-account bounds let several accounts' money pile up in one account past int64
+    risk, seq = make(), Seq()
+    half = L.AMOUNT_LIMIT // 2
+    batch = commands(
+        deposit(seq(), ALICE, USD, half + 1),
+        deposit(seq(), BOB, USD, half),  # the total would be AMOUNT_LIMIT + 1
+        deposit(seq(), BOB, USD, half - 1),  # exactly AMOUNT_LIMIT
+    )
+    risk.pre_trade(batch)
+    assert reasons(batch) == [Reason.OK, Reason.INVALID_QTY, Reason.OK]
+    assert risk.totals()[USD] == L.AMOUNT_LIMIT
+    restored = RiskEngine.restore(risk.snapshot())  # the total is rebuilt from the balances
+    more = commands(
+        deposit(seq(), BOB, USD, 1), withdraw(seq(), ALICE, USD, 5), deposit(seq(), BOB, USD, 5)
+    )
+    for engine in (risk, restored):
+        batch = more.copy()
+        engine.pre_trade(batch)
+        assert reasons(batch) == [Reason.INVALID_QTY, Reason.OK, Reason.OK]
+    assert risk.state_hash() == restored.state_hash()
+
+
+def test_an_order_at_the_notional_bound_holds_exactly_and_one_past_it_is_refused():
+    risk, seq = make({"taker_fee_bps": 5, "maker_fee_bps": 1}), Seq()
+    risk.pre_trade(commands(deposit(seq(), ALICE, USD, L.AMOUNT_LIMIT)))
+    price = 2**26  # price x MAX_QTY = 2**61 - 2**26 <= AMOUNT_LIMIT
+    notional = price * MAX_QTY
+    batch = commands(
+        buy(seq(), 1, ALICE, 2**40, MAX_QTY),  # 2**75: far past int64
+        buy(seq(), 2, ALICE, price + 1, MAX_QTY),  # just past AMOUNT_LIMIT
+        buy(seq(), 3, ALICE, price, MAX_QTY),  # fits, but not with its fee
+        sell(seq(), 4, BOB, 2**62, MAX_QTY),
+    )
+    risk.pre_trade(batch)
+    assert reasons(batch) == [
+        Reason.LIMIT_MAX_NOTIONAL,
+        Reason.LIMIT_MAX_NOTIONAL,
+        Reason.INSUFFICIENT_FUNDS,
+        Reason.LIMIT_MAX_NOTIONAL,
+    ]
+    fee = -(-notional * 5 // 10_000)  # ceiled, exact integer arithmetic
+    assert notional + fee > L.AMOUNT_LIMIT
+    batch = commands(buy(seq(), 5, ALICE, price // 2, MAX_QTY))
+    risk.pre_trade(batch)
+    half = price // 2 * MAX_QTY
+    assert reasons(batch) == [Reason.OK]
+    assert risk.order_hold(5) == half + -(-half * 5 // 10_000)
+
+
+def test_positions_stay_bounded_without_a_position_limit():
+    risk, seq = funded()
+    risk.positions[ALICE, 0, L.POS_NET] = L.AMOUNT_LIMIT - 5
+    risk.positions[BOB, 0, L.POS_NET] = -(L.AMOUNT_LIMIT - 5)
+    batch = commands(
+        buy(seq(), 1, ALICE, 1, 6),
+        buy(seq(), 2, ALICE, 1, 5),
+        sell(seq(), 3, BOB, 1, 6),
+        sell(seq(), 4, BOB, 1, 5),
+        sell(seq(), 5, ALICE, 1, 6),  # reducing a position is never bounded
+    )
+    risk.pre_trade(batch)
+    assert reasons(batch) == [Reason.LIMIT_POSITION, Reason.OK] * 2 + [Reason.OK]
+
+
+def test_configs_past_the_int64_bounds_are_refused_naming_the_field_and_the_bound():
+    assert MAX_QTY == MATCHING_MAX_QTY == 2**35 - 1
+    assert InstrumentConfig(symbol=1, base=1, quote=0).max_qty == MAX_QTY  # matching's bound
+    with pytest.raises(ValueError, match=r"AccountLimits\.max_position = .*2\*\*61"):
+        AccountLimits(max_position=L.AMOUNT_LIMIT + 1)
+    with pytest.raises(ValueError, match=r"RiskConfig\.order_capacity = .*2\*\*28"):
+        RiskConfig(order_capacity=2**28 + 1)
 
 
 # --- market orders ----------------------------------------------------------------------------

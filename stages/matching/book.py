@@ -374,9 +374,10 @@ def _fok_fillable(bk, slv, lv, ord_, b, side, limit, qty, acct, stp):
                 if stp != STP_CANCEL_RESTING:
                     return False
             else:
-                avail += ord_[o, O_QTY]
-                if avail >= qty:
+                oq = ord_[o, O_QTY]
+                if oq >= qty - avail:  # avail + oq >= qty, without the sum (avail < qty)
                     return True
+                avail += oq
             o = ord_[o, O_NEXT]
     return False
 

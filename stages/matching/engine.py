@@ -50,7 +50,7 @@ from .layout import (
     ST_GROW_SIDES,
     ST_OUT_FULL,
 )
-from .symbols import SymbolSpec
+from .symbols import MAX_ORDER_CAPACITY, SymbolSpec
 
 SNAPSHOT_FORMAT = "tradepipe.matching"
 SNAPSHOT_VERSION = 1
@@ -74,6 +74,22 @@ class EventBufferFull(BufferError):
         self.commands_done = commands_done
         self.events_written = events_written
         self.events_needed = events_needed
+
+
+class OrderPoolFull(RuntimeError):
+    """The engine holds ``MAX_ORDER_CAPACITY`` orders and a command needs one more row.
+
+    The state reflects exactly the commands before ``commands_done``; nothing of that one
+    was applied. The ceiling keeps every level total within int64 (``symbols.MAX_QTY``).
+    """
+
+    def __init__(self, commands_done: int) -> None:
+        super().__init__(
+            f"the matching engine holds {MAX_ORDER_CAPACITY} orders, its maximum "
+            f"(stages.matching.symbols.MAX_ORDER_CAPACITY): command {commands_done} and the "
+            "later ones were not applied; cancel orders (or shard the symbols) first"
+        )
+        self.commands_done = commands_done
 
 
 class _SnapshotBody(msgspec.Struct, frozen=True):
@@ -103,8 +119,11 @@ class MatchingEngine:
                 raise ValueError(
                     f"symbol {a.symbol} is configured twice: symbol ids must be unique"
                 )
-        if order_capacity < 1:
-            raise ValueError(f"order_capacity = {order_capacity} is invalid: expected >= 1")
+        if not 1 <= order_capacity <= MAX_ORDER_CAPACITY:
+            raise ValueError(
+                f"order_capacity = {order_capacity} is invalid: expected 1..{MAX_ORDER_CAPACITY} "
+                "(2**28, the most orders an engine holds)"
+            )
         self._specs = tuple(specs)
         self._order_capacity = int(order_capacity)
         self._emit_book_top = bool(emit_book_top)
@@ -159,7 +178,7 @@ class MatchingEngine:
                 copy_records(grown[:pos], self._events[:pos])
                 self._events = grown
             else:
-                self._grow(status)
+                self._grow(status, i)
 
     def process_into(self, commands: np.ndarray, out: np.ndarray) -> int:
         """HOT. Same as ``process``, writing into ``out``; returns the number of events.
@@ -184,7 +203,7 @@ class MatchingEngine:
                 return pos
             if status == ST_OUT_FULL:
                 raise EventBufferFull(i, pos, need, len(out))
-            self._grow(status)
+            self._grow(status, i)
 
     def _run(self, cw: np.ndarray, start: int, ew: np.ndarray, pos: int, t0: int):
         return book.run_batch(
@@ -200,9 +219,12 @@ class MatchingEngine:
         return np.ascontiguousarray(commands).reshape(-1).view("<i8").reshape(-1, 8)
 
     # ------------------------------------------------------------------ growth (cold path)
-    def _grow(self, status: int) -> None:
+    def _grow(self, status: int, at: int = 0) -> None:
         if status == ST_GROW_ORDERS:
-            self._grow_orders(max(1024, len(self._ord)))
+            extra = min(max(1024, len(self._ord)), MAX_ORDER_CAPACITY - len(self._ord))
+            if extra <= 0:
+                raise OrderPoolFull(at)
+            self._grow_orders(extra)
         elif status == ST_GROW_LEVELS:
             self._grow_levels(max(64, len(self._lv)))
         elif status == ST_GROW_SIDES:
@@ -334,7 +356,7 @@ class MatchingEngine:
         rows = np.frombuffer(body.orders, dtype="<i8").reshape(-1, _EXPORT_WIDTH).astype(np.int64)
         engine = cls(
             body.symbols,
-            order_capacity=max(body.order_capacity, len(rows) + 1),
+            order_capacity=min(max(body.order_capacity, len(rows) + 1), MAX_ORDER_CAPACITY),
             emit_book_top=body.emit_book_top,
         )
         if len(body.halted) != len(engine._bk):

@@ -11,6 +11,16 @@ from __future__ import annotations
 import msgspec
 
 MAX_SYMBOL_ID = 2**16 - 1  # the `symbol` field of the records is a u2
+INT64_MAX = 2**63 - 1
+#: The most orders one engine holds (its pool never grows past this; risk's
+#: ``RiskConfig.order_capacity`` has the same ceiling).
+MAX_ORDER_CAPACITY = 2**28
+#: The largest ``max_qty``: a level's total quantity (and a FOK order's running total) sums
+#: the open quantities of up to MAX_ORDER_CAPACITY orders, so each must be at most
+#: INT64_MAX // MAX_ORDER_CAPACITY = 2**35 - 1 lots for every such sum to fit an int64.
+MAX_QTY = INT64_MAX // MAX_ORDER_CAPACITY
+#: Widest quantity a feed parser may hand over (an int64 field's sane range); larger than
+#: MAX_QTY on purpose: the engine refuses an order above its ``max_qty`` (MAX_QTY).
 MAX_QTY_LIMIT = 2**62
 
 
@@ -26,7 +36,7 @@ class SymbolSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     tick_size: int = 1  # price must be a multiple of this (price units)
     lot_size: int = 1  # qty must be a multiple of this
     min_qty: int = 1
-    max_qty: int = MAX_QTY_LIMIT
+    max_qty: int = MAX_QTY  # at most MAX_QTY (2**35 - 1): level totals must fit an int64
     price_band_low: int = 0  # 0 = no lower bound
     price_band_high: int = 0  # 0 = no upper bound
 
@@ -36,10 +46,11 @@ class SymbolSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         _require(self.lot_size >= 1, "lot_size", self.lot_size, ">= 1")
         _require(self.min_qty >= 1, "min_qty", self.min_qty, ">= 1")
         _require(
-            self.min_qty <= self.max_qty <= MAX_QTY_LIMIT,
+            self.min_qty <= self.max_qty <= MAX_QTY,
             "max_qty",
             self.max_qty,
-            f"between min_qty ({self.min_qty}) and 2**62",
+            f"between min_qty ({self.min_qty}) and {MAX_QTY} (2**35 - 1: the quantities of "
+            f"the {MAX_ORDER_CAPACITY} orders an engine can hold must sum within an int64)",
         )
         _require(self.price_band_low >= 0, "price_band_low", self.price_band_low, ">= 0")
         _require(self.price_band_high >= 0, "price_band_high", self.price_band_high, ">= 0")

@@ -14,8 +14,14 @@ from __future__ import annotations
 
 import msgspec
 
+from stages.risk.layout import AMOUNT_LIMIT
+
 MAX_ID = 2**16 - 1  # symbol and asset ids live in the records' u2 `symbol` field
-MAX_AMOUNT = 2**62
+#: The most open orders risk tracks (``order_capacity``); matching's pool has the same ceiling.
+MAX_ORDER_CAPACITY = 2**28
+#: The largest ``max_qty``, as in ``stages.matching.symbols.MAX_QTY``: the quantities of
+#: MAX_ORDER_CAPACITY orders at one price sum within an int64 (matching's level totals).
+MAX_QTY = (2**63 - 1) // MAX_ORDER_CAPACITY
 
 
 class AssetConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -50,7 +56,7 @@ class InstrumentConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     tick_size: int = 1
     lot_size: int = 1
     min_qty: int = 1
-    max_qty: int = MAX_AMOUNT
+    max_qty: int = MAX_QTY  # at most MAX_QTY = 2**35 - 1 (SymbolSpec checks it)
     price_band_low: int = 0
     price_band_high: int = 0
 
@@ -76,6 +82,7 @@ class InstrumentConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         req(self.tick_size >= 1, "tick_size", self.tick_size, ">= 1")
         req(self.lot_size >= 1, "lot_size", self.lot_size, ">= 1")
         req(self.min_qty >= 1, "min_qty", self.min_qty, ">= 1")
+        # the upper bound (MAX_QTY) is matching's rule: SymbolSpec refuses more, naming it
         req(self.max_qty >= self.min_qty, "max_qty", self.max_qty, f">= min_qty ({self.min_qty})")
 
 
@@ -83,7 +90,8 @@ class AccountLimits(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Per-account limits; 0 means "no limit". Quantities are lots, notional is quote units.
 
     ``max_position`` bounds, per symbol, the net position plus every open order on the side
-    that would grow it (the worst case if they all fill).
+    that would grow it (the worst case if they all fill); at most 2**61, which also bounds
+    it when no limit is set, so positions stay far inside int64.
     """
 
     max_order_qty: int = 0
@@ -95,6 +103,13 @@ class AccountLimits(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         for name in ("max_order_qty", "max_order_notional", "max_open_orders", "max_position"):
             value = getattr(self, name)
             _require("AccountLimits", value >= 0, name, value, ">= 0 (0 = no limit)")
+        _require(
+            "AccountLimits",
+            self.max_position <= AMOUNT_LIMIT,
+            "max_position",
+            self.max_position,
+            f"0..{AMOUNT_LIMIT} (2**61 lots, the bound of every position; 0 = that bound)",
+        )
 
 
 class AccountConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -128,7 +143,12 @@ class RiskConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     def __post_init__(self) -> None:
         req = _requirer("RiskConfig", None)
         req(2 <= self.max_accounts <= 2**24, "max_accounts", self.max_accounts, "2..2**24")
-        req(16 <= self.order_capacity <= 2**28, "order_capacity", self.order_capacity, "16..2**28")
+        req(
+            16 <= self.order_capacity <= MAX_ORDER_CAPACITY,
+            "order_capacity",
+            self.order_capacity,
+            "16..2**28",
+        )
         asset_ids = [a.asset for a in self.assets]
         req(len(set(asset_ids)) == len(asset_ids), "assets", asset_ids, "distinct asset ids")
         symbols = [i.symbol for i in self.instruments]

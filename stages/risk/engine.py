@@ -60,6 +60,9 @@ class RiskEngine:
         # how far orders pre-traded since all was last settled may reach, per symbol
         self.round_buy_max = np.zeros(max(n_sym, 1), np.int64)
         self.round_sell_min = np.full(max(n_sym, 1), L.NO_SELL, np.int64)
+        # each asset's total over every account: derived from balances (so neither hashed
+        # nor saved), kept by deposits and withdrawals to bound every amount (limits.py)
+        self.supply = np.zeros(max(n_assets, 1), np.int64)
         d = config.default_limits
         self.accounts[:, L.ACC_MAX_QTY] = d.max_order_qty
         self.accounts[:, L.ACC_MAX_NOTIONAL] = d.max_order_notional
@@ -107,7 +110,7 @@ class RiskEngine:
             pre_trade(
                 words, self.balances, self.positions, self.accounts, self.sym_index,
                 self.asset_index, self.symbols, self.glob, self.keys, self.rows,
-                self.round_buy_max, self.round_sell_min,
+                self.round_buy_max, self.round_sell_min, self.supply,
             )
         )  # fmt: skip
 
@@ -217,6 +220,7 @@ class RiskEngine:
                 engine.keys = restored.reshape(-1, 2).copy()
             else:
                 current[...] = restored.reshape(current.shape)
+        engine.supply[: len(engine.asset_ids)] = engine.balances.sum(axis=(0, 2))
         return engine
 
     # --- helpers ---------------------------------------------------------------------------

@@ -153,13 +153,15 @@ def _limit_checks(
     if is_new and lim > 0 and accounts[a, ACC_OPEN_ORDERS] >= lim:
         return R_OPEN_ORDERS
     lim = accounts[a, ACC_MAX_POSITION]
-    if lim > 0:
-        grow = qty - open_now
+    if lim <= 0:  # no limit: still bounded, so net + open never nears the int64 range
+        lim = AMOUNT_LIMIT
+    grow = qty - open_now
+    if grow > 0:
         if side == BUY:
             worst = positions[a, s, POS_NET] + positions[a, s, POS_OPEN_BUY] + grow
         else:
             worst = positions[a, s, POS_OPEN_SELL] + grow - positions[a, s, POS_NET]
-        if grow > 0 and worst > lim:
+        if worst > lim:
             return R_POSITION
     return 0
 
@@ -195,9 +197,13 @@ _NO_SELL = NO_SELL
 @njit(cache=True, _nrt=False)
 def pre_trade(
     words, balances, positions, accounts, sym_index, asset_index, symbols, glob, keys, rows,
-    round_buy_max, round_sell_min,
+    round_buy_max, round_sell_min, supply,
 ):  # fmt: skip
     """Check and hold a batch of commands in place; returns how many it rejected.
+
+    ``supply[asset]`` is the asset's total over every account (free + held): deposits keep
+    it at most AMOUNT_LIMIT, and settlement only moves money, so every balance, hold and
+    fee, and any sum of them, stays within it.
 
     ``words`` is a COMMAND_DTYPE batch viewed as int64 rows of 8 words (one argument instead
     of ten field views: numba's dispatch cost grows with the arguments).
@@ -269,14 +275,16 @@ def pre_trade(
             elif q <= 0:
                 r = R_INVALID_QTY
             elif k == DEPOSIT:
-                if balances[a, x, FREE] + balances[a, x, HELD] > AMOUNT_LIMIT - q:
-                    r = R_INVALID_QTY  # would overflow the balance
+                if supply[x] > AMOUNT_LIMIT - q:
+                    r = R_INVALID_QTY  # the asset's total would pass AMOUNT_LIMIT
                 else:
                     balances[a, x, FREE] += q
+                    supply[x] += q
             elif balances[a, x, FREE] < q:
                 r = R_INSUFFICIENT_BALANCE
             else:
                 balances[a, x, FREE] -= q
+                supply[x] -= q
         elif k in (HALT, RESUME):
             s = sym_index[sym]
             if s >= 0:
