@@ -180,6 +180,31 @@ def test_lobster_replay_from_fifos_with_a_seed_book(tmp_path, capsys) -> None:
     assert out.read_bytes().splitlines() == book.splitlines()[1:]
 
 
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["feed", "stats", "--format", "itch50"],
+        ["feed", "stats", "--format", "lobster"],
+        ["replay", "--format", "itch50"],
+        ["replay", "--format", "lobster"],
+    ],
+)
+def test_every_feed_command_reads_a_fifo_once(tmp_path, capsys, argv) -> None:
+    """A FIFO hung all four commands (a reader opened it twice); each now reads it once."""
+    if "lobster" in argv:
+        messages, _ = simulate_lobster(np.random.default_rng(6), steps=200, levels=3)
+        data, count = lobster_message_rows(messages).encode(), len(messages)
+    else:
+        data, _ = _day()
+        count = len(itch50.frame(np.frombuffer(data, np.uint8)).types)
+    with fifo_feeding(tmp_path / "fifo", data) as fifo:
+        status = main([*argv, str(fifo)])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    assert f'"messages": {count},' in captured.out or f": {count} messages," in captured.out
+
+
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("name", ["-", "/dev/stdin"])
 def test_feed_stats_reads_a_real_pipe_on_stdin(tmp_path, name) -> None:
