@@ -11,7 +11,7 @@ from stages.ingest.throttle import BucketConfig, ThrottleConfig
 from stages.records import CommandType, EventType, Reason, TimeInForce
 from stages.risk import layout as L
 from stages.risk.config import MAX_QTY, AccountLimits, InstrumentConfig, RiskConfig
-from tests.test_risk_helpers import (
+from tests.risk_builders import (
     BTC,
     BTCUSD,
     USD,

@@ -20,7 +20,7 @@ from stages.risk.config import (
     RiskConfig,
 )
 from stages.risk.engine import RiskEngine
-from tests.test_risk_helpers import (
+from tests.risk_builders import (
     BTC,
     BTCUSD,
     USD,
@@ -423,6 +423,16 @@ def test_an_order_at_the_notional_bound_holds_exactly_and_one_past_it_is_refused
     half = price // 2 * MAX_QTY
     assert reasons(batch) == [Reason.OK]
     assert risk.order_hold(5) == half + -(-half * 5 // 10_000)
+
+
+def test_a_market_buys_protection_price_past_int64_is_refused_not_wrapped():
+    # 2**60 + 1000 % = 11 * 2**60 passes int64: it used to wrap, and the order was held at
+    # the bare reference price instead
+    risk, seq = funded({"reference_price": 2**60, "market_band_bps": 100_000})
+    batch = commands(buy(seq(), 1, ALICE, 0, 1, market=True))
+    risk.pre_trade(batch)
+    assert reasons(batch) == [Reason.LIMIT_MAX_NOTIONAL]
+    assert risk.balance(ALICE, USD) == (100_000, 0)
 
 
 def test_positions_stay_bounded_without_a_position_limit():

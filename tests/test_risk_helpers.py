@@ -1,112 +1,118 @@
-"""Builders of command and event records for the risk, engine and throttle tests."""
+"""The risk engine's arithmetic helpers against exact integer arithmetic, near the bounds.
+
+Fees, holds, the notional overflow guard and a market buy's protection price are a few
+lines of int64 arithmetic each, written to avoid overflow (floor/ceil split around 10 000,
+division instead of a product); here each is compared with the obvious formula evaluated
+on Python's unbounded integers (or fractions), over values up to and past AMOUNT_LIMIT.
+"""
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable
+from fractions import Fraction
+from math import ceil, floor
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from stages.records import (
-    CommandType,
-    EventFlag,
-    EventType,
-    OrderType,
-    Side,
-    TimeInForce,
-    empty_commands,
-    empty_events,
+from stages.risk import layout as L
+from stages.risk.accounts import fee_ceil, fee_floor, hold_amount
+from stages.risk.limits import _fits, _highest_bid, _market_buy_price, reference_price
+
+LIMIT = L.AMOUNT_LIMIT
+INT64_MAX = 2**63 - 1
+
+
+def near(*points: int, spread: int = 3) -> st.SearchStrategy[int]:
+    """Values close to each of ``points`` (and a few anywhere up to 2**62)."""
+    return st.one_of(
+        *[st.integers(max(1, p - spread), p + spread) for p in points],
+        st.integers(1, 2**20),
+        st.integers(1, 2**62),
+    )
+
+
+amounts = st.one_of(st.integers(0, 10**6), st.integers(0, 2**62), st.sampled_from([LIMIT, 2**62]))
+bps = st.one_of(st.integers(0, 10_000), st.sampled_from([0, 1, 9_999, 10_000]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(amount=amounts, rate=bps)
+def test_fees_are_the_exact_floor_and_ceil_of_amount_times_rate(amount, rate):
+    assert fee_floor(amount, rate) == amount * rate // 10_000
+    assert fee_ceil(amount, rate) == -(-amount * rate // 10_000)
+
+
+def symbols_row(**columns: int) -> np.ndarray:
+    symbols = np.zeros((1, L.SYM_COLUMNS), np.int64)
+    symbols[0, L.SYM_QUOTE_SCALE] = 1
+    symbols[0, L.SYM_BASE_PER_LOT] = 1
+    symbols[0, L.SYM_TICK] = 1
+    for name, value in columns.items():
+        symbols[0, getattr(L, f"SYM_{name.upper()}")] = value
+    return symbols
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data(), scale=near(1, 2**20), maker=bps, taker=bps, bpl=near(1, 1000))
+def test_holds_are_notional_plus_ceiled_fee_for_a_buy_and_base_for_a_sell(
+    data, scale, maker, taker, bpl
+):
+    price = data.draw(near(1, LIMIT // scale), label="price")
+    qty = data.draw(near(1, LIMIT // max(1, price * scale)), label="qty")
+    symbols = symbols_row(quote_scale=scale, maker_bps=maker, taker_bps=taker, base_per_lot=bpl)
+    notional = price * qty * scale
+    if notional <= LIMIT:  # what the notional check lets through
+        want = notional + ceil(Fraction(notional * max(maker, taker), 10_000))
+        assert hold_amount(symbols, 0, L.BUY, price, qty) == want <= 2 * LIMIT
+    if qty * bpl <= LIMIT:  # what the quantity check lets through
+        assert hold_amount(symbols, 0, L.SELL, price, qty) == qty * bpl
+    assert hold_amount(symbols, 0, L.BUY, price, 0) == 0
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=st.data(), price=near(1, 2**20, 2**40, LIMIT, INT64_MAX), scale=near(1, 2**20))
+def test_the_notional_guard_lets_through_exactly_what_fits(data, price, scale):
+    qty = data.draw(near(1, LIMIT // max(1, price * scale), 2**20, INT64_MAX), label="qty")
+    price, qty = min(price, INT64_MAX), min(qty, INT64_MAX)
+    product = price * qty * scale
+    fits = _fits(price, qty, scale)
+    if product < LIMIT:
+        assert fits
+    if fits:
+        assert product <= LIMIT
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    ask=st.one_of(st.integers(0, 10**6), st.integers(0, INT64_MAX), near(LIMIT // 11, LIMIT)),
+    ref=st.one_of(st.just(0), st.integers(1, INT64_MAX)),
+    band=st.one_of(st.integers(0, 100_000), st.sampled_from([0, 500, 10_000, 100_000])),
+    tick=st.one_of(st.integers(1, 100), st.integers(1, 2**40)),
 )
-
-USD, BTC = 0, 1
-BTCUSD = 1
-
-
-class Seq:
-    """Hands out increasing sequence numbers, like ingest does."""
-
-    def __init__(self) -> None:
-        self._it = itertools.count(1)
-
-    def __call__(self) -> int:
-        return next(self._it)
-
-
-def _batch(empty: Callable[[int], np.ndarray], rows: tuple[dict, ...]) -> np.ndarray:
-    """A zeroed batch with one record per dict, each field set from its dict."""
-    batch = empty(len(rows))
-    for i, row in enumerate(rows):
-        for key, value in row.items():
-            batch[key][i] = value
-    return batch
+def test_a_market_buys_protection_price_is_ask_plus_band_down_to_the_tick(ask, ref, band, tick):
+    symbols = symbols_row(best_ask=ask, ref_price=ref, market_band_bps=band, tick=tick)
+    base = ask if ask > 0 else ref  # best ask, else the reference price
+    got = _market_buy_price(symbols, 0)
+    if base == 0:
+        assert got == 0  # nothing bounds it: the order is refused
+        return
+    exact = max(floor(Fraction(base * (10_000 + band), 10_000) / tick) * tick, base)
+    if exact <= LIMIT // 2:
+        assert got == exact
+    else:  # near or past the notional bound: exact, or the marker the notional check refuses
+        assert got == exact <= LIMIT or got == LIMIT + 1
+        if exact > LIMIT:
+            assert got == LIMIT + 1
 
 
-def commands(*rows: dict) -> np.ndarray:
-    return _batch(empty_commands, rows)
+@given(bid=st.integers(0, INT64_MAX), passed=st.integers(0, INT64_MAX))
+def test_the_highest_bid_is_the_larger_of_the_reported_and_the_passed(bid, passed):
+    symbols = symbols_row(best_bid=bid)
+    assert _highest_bid(symbols, np.array([passed], np.int64), 0) == max(bid, passed)
 
 
-def new(seq, order_id, account, side, price, qty, *, symbol=BTCUSD, market=False, tif=0, ts=0):
-    return dict(
-        seq=seq, kind=CommandType.NEW, order_id=order_id, account=account, side=side,
-        price=price, qty=qty, symbol=symbol,
-        order_type=OrderType.MARKET if market else OrderType.LIMIT,
-        tif=TimeInForce(tif), ts_ingest=ts,
-    )  # fmt: skip
-
-
-def buy(seq, order_id, account, price, qty, **kw):
-    return new(seq, order_id, account, Side.BUY, price, qty, **kw)
-
-
-def sell(seq, order_id, account, price, qty, **kw):
-    return new(seq, order_id, account, Side.SELL, price, qty, **kw)
-
-
-def admin(seq, kind, account=0, symbol=0, qty=0, ts=0):
-    return dict(seq=seq, kind=kind, account=account, symbol=symbol, qty=qty, ts_ingest=ts)
-
-
-def deposit(seq, account, asset, amount):
-    return admin(seq, CommandType.DEPOSIT, account, asset, amount)
-
-
-def withdraw(seq, account, asset, amount):
-    return admin(seq, CommandType.WITHDRAW, account, asset, amount)
-
-
-def cancel(seq, order_id, account, symbol=BTCUSD, ts=0):
-    return dict(
-        seq=seq, kind=CommandType.CANCEL, order_id=order_id, account=account, symbol=symbol,
-        ts_ingest=ts,
-    )  # fmt: skip
-
-
-def replace(seq, order_id, account, price, qty, symbol=BTCUSD, ts=0):
-    return dict(
-        seq=seq, kind=CommandType.REPLACE, order_id=order_id, account=account, price=price,
-        qty=qty, symbol=symbol, ts_ingest=ts,
-    )  # fmt: skip
-
-
-def events(*rows: dict) -> np.ndarray:
-    return _batch(empty_events, rows)
-
-
-def ev(kind: EventType, seq, order_id, account, side, price=0, qty=0, *, flags=0, reason=0,
-       symbol=BTCUSD, other_id=0):  # fmt: skip
-    return dict(
-        kind=kind, seq=seq, order_id=order_id, account=account, side=side, price=price,
-        qty=qty, flags=flags, reason=reason, symbol=symbol, other_id=other_id,
-    )  # fmt: skip
-
-
-def trade(seq, taker, maker, price, qty, *, taker_done=False, maker_done=False):
-    """The TRADE pair matching emits: ``taker`` and ``maker`` are (order_id, account, side)."""
-    t_flags = EventFlag.TAKER | (EventFlag.DONE if taker_done else 0)
-    m_flags = EventFlag.MAKER | (EventFlag.DONE if maker_done else 0)
-    return [
-        ev(EventType.TRADE, seq, taker[0], taker[1], taker[2], price, qty, flags=t_flags,
-           other_id=maker[0]),
-        ev(EventType.TRADE, seq, maker[0], maker[1], maker[2], price, qty, flags=m_flags,
-           other_id=taker[0]),
-    ]  # fmt: skip
+def test_the_reference_price_is_the_last_trade_else_the_configured_one():
+    assert reference_price(symbols_row(ref_price=100), 0) == 100
+    assert reference_price(symbols_row(ref_price=100, last_price=120), 0) == 120
+    assert reference_price(symbols_row(), 0) == 0

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from stages.ingest.throttle import BucketConfig, Throttle, ThrottleConfig
 from stages.ingest.validate import validate
 from stages.records import CommandFlag, CommandType, OrderType, Reason
-from tests.test_risk_helpers import admin, buy, cancel, commands, deposit, replace, sell
+from tests.risk_builders import admin, buy, cancel, commands, deposit, replace, sell
 
 MS = 1_000_000  # ns
 

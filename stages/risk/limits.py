@@ -27,6 +27,7 @@ from stages.risk.layout import (
     ACC_MAX_QTY,
     ACC_OPEN_ORDERS,
     AMOUNT_LIMIT,
+    BPS,
     BUY,
     CANCEL,
     DEPOSIT,
@@ -180,13 +181,20 @@ def _highest_bid(symbols: np.ndarray, round_buy_max: np.ndarray, s: int) -> int:
 
 @njit(cache=True, inline="always", _nrt=False)
 def _market_buy_price(symbols: np.ndarray, s: int) -> int:
-    """A market buy's protection price: best ask (else reference) + band, down to the tick."""
+    """A market buy's protection price: best ask (else reference) + band, down to the tick.
+
+    When it could pass AMOUNT_LIMIT it comes back as AMOUNT_LIMIT + 1 (the notional check
+    refuses that) instead of being computed: ask × (1 + band) can pass int64 (the band
+    goes up to 1000 %, the configured reference price is unbounded)."""
     ask = symbols[s, SYM_BEST_ASK]
     if ask <= 0:
         ask = reference_price(symbols, s)
     if ask <= 0:
         return 0
-    p = ask + fee_floor(ask, symbols[s, SYM_MARKET_BAND_BPS])
+    band = symbols[s, SYM_MARKET_BAND_BPS]
+    if ask > AMOUNT_LIMIT // (BPS + band) * BPS:  # then ask + band part > AMOUNT_LIMIT
+        return AMOUNT_LIMIT + 1
+    p = ask + fee_floor(ask, band)
     tick = symbols[s, SYM_TICK]
     return max(p - p % tick, ask)
 
