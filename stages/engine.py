@@ -50,13 +50,20 @@ class EngineConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     risk: RiskConfig = msgspec.field(default_factory=RiskConfig)
     throttle: ThrottleConfig = msgspec.field(default_factory=ThrottleConfig)
     matching_order_capacity: int = 1 << 16
-    emit_book_top: bool = True  # risk prices market buys from BOOK_TOP: keep it on
+    emit_book_top: bool = True  # risk prices market orders from BOOK_TOP: keep it on
     settle_every: int = 1024  # the settlement window, in seqs (see the module docstring)
 
     def __post_init__(self) -> None:
         if self.settle_every < 1:
             raise ValueError(
                 f"EngineConfig.settle_every = {self.settle_every} is invalid: expected >= 1"
+            )
+        limits = [self.risk.default_limits, *(a.limits for a in self.risk.accounts)]
+        if not self.emit_book_top and any(lim.max_order_notional > 0 for lim in limits):
+            raise ValueError(
+                "EngineConfig.emit_book_top = False is invalid with a max_order_notional "
+                "limit: risk values sells at the best bid matching reports in BOOK_TOP events "
+                "(without them a resting bid would go unseen); expected True"
             )
         if not 1 <= self.matching_order_capacity <= MAX_ORDER_CAPACITY:
             raise ValueError(

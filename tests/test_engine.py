@@ -169,6 +169,13 @@ def test_orders_of_max_qty_trade_and_settle_exactly_near_the_bounds():
     assert engine.matching.best_ask(BTCUSD) == (price, big)
 
 
+def test_a_notional_limit_needs_the_book_top_events_risk_values_sells_with():
+    risk = RiskConfig(default_limits=AccountLimits(max_order_notional=10_000))
+    with pytest.raises(ValueError, match=r"EngineConfig\.emit_book_top = False is invalid"):
+        EngineConfig(risk=risk, emit_book_top=False)
+    EngineConfig(emit_book_top=False)  # no notional limit: nothing is valued at the bid
+
+
 def test_configs_past_the_matching_bounds_are_refused_naming_the_field_and_the_bound():
     with pytest.raises(ValueError, match=r"EngineConfig\.matching_order_capacity = .*2\*\*28"):
         EngineConfig(matching_order_capacity=2**28 + 1)
