@@ -63,12 +63,14 @@ def test_malformed_rows_name_line_and_offset(tmp_path, text, line, offset, probl
     [
         # 20 digits wrapped int64 and replayed as another order
         ("1.0,1,2,99999999999999999999,4,1", "Size '99999999999999999999' is out of range",
-         "Size in 0..4611686018427387904"),
+         "Size in 0..34359738367 (the matching engine's largest order quantity, max_qty)"),
         ("1.0,1,2,3,99999999999999999999,1", "Price '99999999999999999999' is out of range",
          "Price in -4611686018427387903..4611686018427387903"),
         # 19 digits: beyond int64, and beyond the engine's largest quantity
         ("1.0,1,2,9223372036854775808,4,1", "Size '9223372036854775808' is out of range", None),
         ("1.0,1,2,4611686018427387905,4,1", "Size '4611686018427387905' is out of range", None),
+        # beyond the engine's largest order quantity (MAX_QTY = 2**35 - 1)
+        ("1.0,1,2,34359738368,4,1", "Size '34359738368' is out of range", None),
         ("1.0,1,2,-3,4,1", "Size '-3' is out of range", None),
         ("1.0,1,1152921504606846976,3,4,1", "OrderID '1152921504606846976' is out of range",
          "replay's own orders"),

@@ -34,7 +34,7 @@ from numba.core import cgutils, types
 from numba.extending import intrinsic
 
 from stages.ingest import feedfile
-from stages.matching.symbols import MAX_QTY_LIMIT
+from stages.matching.symbols import MAX_QTY
 
 #: One parsed message-file row; ``time_ns`` is the time column in integer nanoseconds.
 MESSAGE_DTYPE = np.dtype(
@@ -86,10 +86,11 @@ _PROBLEMS = {
     PARSE_EMPTY_FIELD: "empty field",
 }
 
-#: Largest size accepted: the matching engine's largest quantity (``SymbolSpec.max_qty``).
-MAX_SIZE = MAX_QTY_LIMIT
+#: Largest size accepted: the matching engine's largest order quantity (``MAX_QTY``, the
+#: default and ceiling of ``SymbolSpec.max_qty``, 2**35 - 1).
+MAX_SIZE = MAX_QTY
 #: Largest price magnitude accepted (the replay keys price levels by ``2 * price + side``).
-MAX_PRICE = MAX_QTY_LIMIT - 1
+MAX_PRICE = (1 << 62) - 1
 #: Largest order id accepted: the ids above are the replay's own (executions, seeded book).
 MAX_ORDER_ID = (1 << 60) - 1
 #: Largest time accepted, in seconds after midnight (the ns value must fit an int64).
@@ -209,13 +210,13 @@ class _Columns:
 
 
 def _message_columns() -> _Columns:
-    big = MAX_QTY_LIMIT
+    big = MAX_PRICE  # type: any code is counted, none may wrap
     low = np.array([0, -big, 0, 0, -MAX_PRICE, -1], dtype=np.int64)
     high = np.array([MAX_TIME_SECONDS * 10**9 + 999_999_999, big, MAX_ORDER_ID, MAX_SIZE,
                      MAX_PRICE, 1], dtype=np.int64)  # fmt: skip
     why = {
         2: "larger ids are the replay's own orders",
-        3: "the matching engine's largest quantity is 2**62",
+        3: "the matching engine's largest order quantity, max_qty",
         4: "dollars x 10000",
     }
     return _Columns(list(MESSAGE_HEADER), low, high, 0, _DIRECTION_COL, why)
