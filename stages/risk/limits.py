@@ -114,15 +114,15 @@ def _fits(price: int, qty: int, scale: int) -> bool:
 
 @njit(cache=True, _nrt=False)
 def _limit_checks(
-    accounts, positions, symbols, round_buy_max, a, s, side, price, qty, open_now, is_new,
-    collared,
+    accounts, positions, symbols, a, s, side, price, qty, open_now, is_new, collared, high_bid
 ) -> int:  # fmt: skip
     """The limits shared by NEW and REPLACE; ``open_now`` is the order's current open qty.
 
     The notional is valued at the highest price the order can trade at: a buy's limit (a
-    market buy's protection price), a sell's limit or the highest bid it could meet, if
-    higher (``_highest_bid``); a market sell (``price`` 0) with no bid to meet has no
-    price, and is refused if a notional limit is set."""
+    market buy's protection price), a sell's limit or the highest bid it could meet
+    (``high_bid``, see ``_highest_bid``), if higher; a market sell (``price`` 0) with no bid
+    to meet has no price, and is refused if a notional limit is set. (Scalars, not the
+    arrays they come from: each array argument of a compiled call costs seven words.)"""
     lim = accounts[a, ACC_MAX_QTY]
     if lim > 0 and qty > lim:
         return R_MAX_QTY
@@ -138,7 +138,7 @@ def _limit_checks(
         return R_PRICE_COLLAR
     notional_price = price
     if side != BUY:  # a sell trades at the bids it meets, at its limit or higher
-        notional_price = max(price, _highest_bid(symbols, round_buy_max, s))
+        notional_price = max(price, high_bid)
     lim = accounts[a, ACC_MAX_NOTIONAL]
     if notional_price > 0:
         if not _fits(notional_price, qty, symbols[s, SYM_QUOTE_SCALE]):
@@ -248,11 +248,12 @@ def pre_trade(
         r = 0
         if k == NEW:
             side = (w6 >> 56) & 0xFF
+            s = sym_index[sym]
+            high_bid = _highest_bid(symbols, round_buy_max, s) if side != BUY and s >= 0 else 0
             r, p = _new_order(
                 words[i, W_SEQ], words[i, W_ORDER_ID], words[i, W_PRICE], words[i, W_QTY], a,
                 sym, side, w7 & 0xFF,
-                balances, positions, accounts, sym_index, symbols, glob, keys, rows,
-                round_buy_max,
+                balances, positions, accounts, sym_index, symbols, glob, keys, rows, high_bid,
             )  # fmt: skip
             if r == 0:
                 words[i, W_PRICE] = p
@@ -337,9 +338,10 @@ def _unsettled(rows, slot, first_seq, round_buy_max, round_sell_min) -> bool:
 @njit(cache=True, _nrt=False)
 def _new_order(
     seq, oid, price, q, a, sym, sd, order_type,
-    balances, positions, accounts, sym_index, symbols, glob, keys, rows, round_buy_max,
+    balances, positions, accounts, sym_index, symbols, glob, keys, rows, high_bid,
 ):  # fmt: skip
-    """Check and hold one NEW; returns (reason, the price it is held at)."""
+    """Check and hold one NEW; returns (reason, the price it is held at). ``high_bid``:
+    ``_highest_bid`` of its symbol, for a sell."""
     if a == 0 or a >= accounts.shape[0]:
         return R_UNKNOWN_ACCOUNT, price
     if glob[G_KILL_ALL] != 0 or accounts[a, ACC_KILLED] != 0:
@@ -363,13 +365,9 @@ def _new_order(
         elif sd != BUY:
             p = 0
         # a market order is not collared (a buy's protection price already bounds it)
-        r = _limit_checks(
-            accounts, positions, symbols, round_buy_max, a, s, sd, p, q, 0, True, False
-        )  # fmt: skip
+        r = _limit_checks(accounts, positions, symbols, a, s, sd, p, q, 0, True, False, high_bid)
     else:
-        r = _limit_checks(
-            accounts, positions, symbols, round_buy_max, a, s, sd, p, q, 0, True, True
-        )  # fmt: skip
+        r = _limit_checks(accounts, positions, symbols, a, s, sd, p, q, 0, True, True, high_bid)
     if r != 0:
         return r, price
     if glob[G_OPEN_ORDERS] >= glob[G_MAX_ORDERS]:
@@ -419,9 +417,9 @@ def _replace(
         return R_PRICE_COLLAR  # a buy must keep a price that bounds its hold
     if sd != BUY and p <= 0:
         p = rows[slot, O_PRICE]
+    high_bid = _highest_bid(symbols, round_buy_max, s) if sd != BUY else 0
     r = _limit_checks(
-        accounts, positions, symbols, round_buy_max, a, s, sd, p, q, rows[slot, O_OPEN], False,
-        True,
+        accounts, positions, symbols, a, s, sd, p, q, rows[slot, O_OPEN], False, True, high_bid
     )  # fmt: skip
     if r != 0:
         return r
