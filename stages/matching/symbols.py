@@ -19,9 +19,6 @@ MAX_ORDER_CAPACITY = 2**28
 #: the open quantities of up to MAX_ORDER_CAPACITY orders, so each must be at most
 #: INT64_MAX // MAX_ORDER_CAPACITY = 2**35 - 1 lots for every such sum to fit an int64.
 MAX_QTY = INT64_MAX // MAX_ORDER_CAPACITY
-#: Widest quantity a feed parser may hand over (an int64 field's sane range); larger than
-#: MAX_QTY on purpose: the engine refuses an order above its ``max_qty`` (MAX_QTY).
-MAX_QTY_LIMIT = 2**62
 
 
 class SymbolSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
