@@ -33,7 +33,8 @@ Positive = Annotated[int, msgspec.Meta(ge=1)]
 MAX_ORDERS = 2**62
 #: ``load.batch``: commands per ingest batch (64 bytes each: 64 MiB at most).
 MAX_BATCH = 1 << 20
-#: ``load.funding``: the most risk accepts in one deposit to an empty account.
+#: ``load.funding`` × ``load.accounts``: the most of one asset risk holds over all accounts
+#: (it refuses a deposit that would pass it, so every later one would be refused unseen).
 MAX_FUNDING = AMOUNT_LIMIT
 #: ``journal.fsync_interval_ms``: an interval policy syncs at least once a minute.
 MAX_FSYNC_INTERVAL_MS = 60_000.0
@@ -164,6 +165,12 @@ def check_config(config: RunConfig) -> str | None:
             f"{risk.max_accounts} (the load uses accounts 1..accounts, the engine holds "
             f"1..max_accounts - 1): raise max_accounts above {config.load.accounts} or lower "
             "accounts - at `$.load.accounts`"
+        )
+    if config.load.funding * config.load.accounts > MAX_FUNDING:
+        return (
+            f"load.funding = {config.load.funding} for each of {config.load.accounts} accounts "
+            f"is more than risk holds of one asset over all accounts (2**61 = {MAX_FUNDING}): "
+            f"lower funding to at most {MAX_FUNDING // config.load.accounts} - at `$.load.funding`"
         )
     if not risk.instruments:
         return (

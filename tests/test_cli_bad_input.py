@@ -123,6 +123,11 @@ RUN_CASES: list[Case] = [
         r"<= 2305843009213693952 - at `\$\.load\.funding`",
     ),
     _bad_config(
+        "run-funding-times-accounts-beyond-what-risk-holds",
+        "[load]\naccounts = 1000\nfunding = 2305843009213694\n",
+        r"lower funding to at most 2305843009213693 - at `\$\.load\.funding`",
+    ),
+    _bad_config(
         "run-orders-beyond-int64-in-config",
         "[load]\norders = 18446744073709551616\n",
         r"- at `\$\.load\.orders`",

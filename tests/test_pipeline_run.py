@@ -195,7 +195,7 @@ def test_a_partial_section_merges_into_the_defaults_key_by_key(tmp_path):
 def test_the_largest_accepted_values_load(tmp_path):
     path = tmp_path / "edge.toml"
     path.write_text(
-        "[load]\naccounts = 1023\nfunding = 2305843009213693952\norders = 4611686018427387904\n"
+        "[load]\naccounts = 1023\nfunding = 2254000986523650\norders = 4611686018427387904\n"
         "seed = 0\n[journal]\nfsync_interval_ms = 60000.0\n"
     )
     config = load_config(path)
