@@ -218,6 +218,13 @@ def _journal(tmp: Path, torn: bool = False) -> None:
         os.truncate(last, last.stat().st_size - 3)
 
 
+def _journal_without_its_newest_segment(tmp: Path) -> None:
+    """``_journal`` with its newest segment deleted afterwards, and an empty config."""
+    _journal(tmp)
+    list_segments(tmp / "journal")[-1].unlink()
+    (tmp / "e.toml").write_text("")
+
+
 def _fail_os_call(name: str, matches: str, code: int) -> Callable[[Path, pytest.MonkeyPatch], None]:
     """Make ``os.NAME`` fail with ``code`` for paths or fds whose name ends with ``matches``."""
 
@@ -454,6 +461,13 @@ REPLAY_CASES: list[Case] = [
         ExitStatus.USAGE,
         r"cannot tell which engine configuration",
         lambda tmp: _journal(tmp, torn=True),
+    ),
+    Case(
+        "replay-journal-newest-segment-deleted",
+        lambda tmp: ["replay", "--journal", str(tmp / "journal"), "--config", str(tmp / "e.toml")],
+        ExitStatus.FAILED,
+        r"ends at seq \d+, but seqs \d+\.\.40 \(\d+ records\) are missing .*durable\.mark",
+        _journal_without_its_newest_segment,
     ),
     Case(
         "replay-journal-missing",

@@ -117,3 +117,44 @@ def test_an_all_zero_last_segment_names_its_first_seq(tmp_path: Path) -> None:
     assert f"(from seq {int(newest.name[:20])})" in str(caught[0].message)
     assert "seq -1" not in torn.describe()
     assert report.missing and report.missing[0].from_seq == int(newest.name[:20])
+
+
+def _replay(directory: Path):
+    from stages.persistence.recovery import replay_journal
+    from tests.builders import Counter
+
+    return replay_journal(directory, None, Counter)
+
+
+@pytest.mark.parametrize("lost", ["newest", "all"])
+def test_replay_and_the_writer_refuse_a_journal_that_lost_its_newest_segments(
+    tmp_path: Path, lost: str
+) -> None:
+    from stages.persistence.journal import JournalLostRecordsError
+    from stages.persistence.recovery import RecoveryError
+
+    last = write(tmp_path, 10)
+    segments = list_segments(tmp_path)
+    gone = segments[-1:] if lost == "newest" else segments
+    first_lost = int(gone[0].name[:20])
+    for path in gone:
+        path.unlink()
+    with pytest.raises(RecoveryError, match=rf"seqs {first_lost}\.\.{last} .* are missing"):
+        _replay(tmp_path)
+    with pytest.raises(JournalLostRecordsError, match="cannot be appended to") as caught:
+        JournalWriter(tmp_path, COMMAND_DTYPE, segment_bytes=8192)
+    assert (caught.value.missing.from_seq, caught.value.missing.to_seq) == (first_lost, last)
+    assert read_durable_mark(tmp_path).durable_seq == last  # the refusal rewrote nothing
+
+
+def test_replay_up_to_a_seq_the_journal_still_holds_needs_nothing_lost_after_it(
+    tmp_path: Path,
+) -> None:
+    from stages.persistence.recovery import replay_journal
+    from tests.builders import Counter
+
+    write(tmp_path, 10)
+    segments = list_segments(tmp_path)
+    segments[-1].unlink()
+    held = int(segments[-1].name[:20]) - 1
+    assert replay_journal(tmp_path, None, Counter, to_seq=held).last_seq == held

@@ -112,6 +112,14 @@ class JournalCorruptError(JournalError):
         self.seq = seq
 
 
+class JournalLostRecordsError(JournalError):
+    """The writer's durable mark proves records the journal no longer holds."""
+
+    def __init__(self, message: str, missing: MissingRecords) -> None:
+        super().__init__(message)
+        self.missing = missing
+
+
 class JournalFullError(JournalError):
     """The disk is full; the journal is valid up to ``valid_seq`` and the writer is closed."""
 
@@ -241,6 +249,37 @@ class DurableMark:
         if magic != _MARK_MAGIC or crc32c.crc32c(data[:-4]) != crc:
             return None
         return cls(durable, newest, policy.rstrip(b"\0").decode(errors="replace"))
+
+    def missing_after(self, end: int, newest_first: int | None) -> MissingRecords | None:
+        """What this mark proves a journal ending at ``end``, whose newest segment starts at
+        ``newest_first`` (None: no segment), has lost; None when it lost nothing."""
+        never = (
+            " (written with fsync 'never': a power loss can lose them without any damage)"
+            if self.fsync == FsyncPolicy.NEVER.value
+            else ""
+        )
+        lost_segment = newest_first is None or self.newest_segment > newest_first
+        gone = (
+            f"; segment {segment_name(self.newest_segment)}, the newest the writer made, is "
+            "gone (deleted?)"
+            if lost_segment
+            else ""
+        )
+        if self.durable_seq > end:
+            return MissingRecords(
+                end + 1,
+                self.durable_seq,
+                f"the writer's {DURABLE_MARK_NAME} says every seq up to {self.durable_seq} "
+                f"was durable{never}{gone}",
+            )
+        if lost_segment:
+            return MissingRecords(
+                self.newest_segment,
+                None,
+                f"the writer's {DURABLE_MARK_NAME} says it made segment "
+                f"{segment_name(self.newest_segment)}, which is gone (deleted?)",
+            )
+        return None
 
     def write(self, directory: Path, *, sync: bool) -> None:
         tmp = directory / f".{DURABLE_MARK_NAME}.tmp"
@@ -950,7 +989,9 @@ class JournalWriter:
             segments = list_segments(self.directory)
             if segments:
                 self._open_existing(segments)
+                self._refuse_lost_records(self._next_seq - 1, self._path)
             else:
+                self._refuse_lost_records(first_seq - 1, None)
                 if first_seq < 0:
                     raise ValueError(f"journal first_seq={first_seq} must be >= 0")
                 self._next_seq = first_seq
@@ -994,6 +1035,19 @@ class JournalWriter:
         return self.written_seq if self.fsync is FsyncPolicy.NEVER else self._synced_seq
 
     # -- opening ---------------------------------------------------------------------------------
+
+    def _refuse_lost_records(self, end: int, newest: Path | None) -> None:
+        """Refuse to append after records the durable mark proves were lost (a deleted
+        newest segment): new records would reuse their seqs and the loss would be hidden."""
+        mark = read_durable_mark(self.directory)
+        newest_first = int(newest.name[:20]) if newest is not None else None
+        missing = mark.missing_after(end, newest_first) if mark is not None else None
+        if missing is not None:
+            raise JournalLostRecordsError(
+                f"journal {self.directory} cannot be appended to: {missing.describe()}; "
+                "restore the missing segment, or move the journal aside and start a new one",
+                missing,
+            )
 
     def _open_existing(self, segments: list[Path]) -> None:
         last = segments[-1]
@@ -1472,36 +1526,9 @@ def _cross_check_end(
             f"{DURABLE_MARK_NAME}: durable up to seq {mark.durable_seq} at the writer's last "
             "rotation or close"
         )
-        never = (
-            " (written with fsync 'never': a power loss can lose them without any damage)"
-            if mark.fsync == FsyncPolicy.NEVER.value
-            else ""
-        )
-        lost_segment = newest_first is None or mark.newest_segment > newest_first
-        gone = (
-            f"; segment {segment_name(mark.newest_segment)}, the newest the writer made, is "
-            "gone (deleted?)"
-            if lost_segment
-            else ""
-        )
-        if mark.durable_seq > end:
-            report.missing.append(
-                MissingRecords(
-                    end + 1,
-                    mark.durable_seq,
-                    f"the writer's {DURABLE_MARK_NAME} says every seq up to {mark.durable_seq} "
-                    f"was durable{never}{gone}",
-                )
-            )
-        elif lost_segment:
-            report.missing.append(
-                MissingRecords(
-                    mark.newest_segment,
-                    None,
-                    f"the writer's {DURABLE_MARK_NAME} says it made segment "
-                    f"{segment_name(mark.newest_segment)}, which is gone (deleted?)",
-                )
-            )
+        missing = mark.missing_after(end, newest_first)
+        if missing is not None:
+            report.missing.append(missing)
     if snapshot_dir is not None:
         from stages.persistence.snapshots import SnapshotError, SnapshotStore
 

@@ -18,7 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from stages.persistence.journal import JournalError, JournalReader, TornTail
+from stages.persistence.journal import JournalError, JournalReader, TornTail, read_durable_mark
 from stages.persistence.snapshots import (
     SnapshotError,
     SnapshotFailedWarning,
@@ -203,6 +203,15 @@ def _replay(
     journal_end = reader.last_seq if reader.last_seq is not None else last
     if first is None:
         journal_end = 0
+    if to_seq is None or to_seq > journal_end:
+        mark = read_durable_mark(reader.directory)
+        newest_first = reader.segments[-1].first_seq if reader.segments else None
+        missing = mark.missing_after(journal_end, newest_first) if mark is not None else None
+        if missing is not None:
+            raise RecoveryError(
+                f"journal {journal_dir} ends at seq {journal_end}, but {missing.describe()}; "
+                "the state it held cannot be rebuilt (tradepipe journal verify says more)"
+            )
     if snapshot is not None and journal_end < snapshot.seq:
         raise RecoveryError(
             f"snapshot {snapshot.path} covers up to seq {snapshot.seq} but journal "
