@@ -33,17 +33,27 @@ from tests.builders import commands
 
 
 def write_journal(
-    directory: Path, sizes: list[int], *, segment_bytes: int = 1 << 20, **kwargs: object
+    directory: Path,
+    sizes: list[int],
+    *,
+    segment_bytes: int = 1 << 20,
+    crash: bool = False,
+    **kwargs: object,
 ) -> np.ndarray:
-    """Write batches of ``sizes`` records from seq 1; return everything written."""
+    """Write batches of ``sizes`` records from seq 1; return everything written. With
+    ``crash`` the writer stops as a crash leaves it: no clean close, no final durable mark
+    (a torn tail after a clean close would be a loss of acknowledged records)."""
     seq = 1
     parts = []
-    with JournalWriter(directory, COMMAND_DTYPE, segment_bytes=segment_bytes, **kwargs) as w:
+    w = JournalWriter(directory, COMMAND_DTYPE, segment_bytes=segment_bytes, **kwargs)
+    try:
         for n in sizes:
             batch = commands(seq, n)
             assert w.append(batch) == seq + n - 1
             parts.append(batch)
             seq += n
+    finally:
+        w.close_quietly() if crash else w.close()
     return np.concatenate(parts) if parts else np.empty(0, COMMAND_DTYPE)
 
 
@@ -310,7 +320,7 @@ def test_torn_tail_is_reported_but_kept_without_repair(tmp_path: Path) -> None:
 
 
 def test_writer_reopen_truncates_a_torn_tail_and_continues(tmp_path: Path) -> None:
-    write_journal(tmp_path, [5, 5])
+    write_journal(tmp_path, [5, 5], crash=True)
     segment = list_segments(tmp_path)[0]
     os.truncate(segment, segment.stat().st_size - 1)
     with pytest.warns(TornTailWarning, match="at offset"):
@@ -542,7 +552,7 @@ def test_a_second_writer_is_refused(tmp_path: Path) -> None:
 
 
 def test_repair_is_refused_while_a_writer_runs(tmp_path: Path) -> None:
-    write_journal(tmp_path, [5, 5])
+    write_journal(tmp_path, [5, 5], crash=True)
     segment = list_segments(tmp_path)[0]
     os.truncate(segment, segment.stat().st_size - 1)
     with pytest.warns(TornTailWarning):

@@ -32,14 +32,18 @@ PAGE = 4096
 
 
 def write(directory: Path, sizes: list[int], **kwargs: object) -> tuple[np.ndarray, list[int]]:
-    """Write appends of ``sizes`` from seq 1; return the records and each append's offset."""
+    """Write appends of ``sizes`` from seq 1 and stop as a crash does (no clean close, so the
+    durable mark stays at the last rotation); return the records and each append's offset."""
     offsets = []
     seq = 1
-    with JournalWriter(directory, COMMAND_DTYPE, **kwargs) as writer:
+    writer = JournalWriter(directory, COMMAND_DTYPE, **kwargs)
+    try:
         for n in sizes:
             offsets.append(writer._offset)
             writer.append(commands(seq, n))
             seq += n
+    finally:
+        writer.close_quietly()
     return commands(1, seq - 1), offsets
 
 

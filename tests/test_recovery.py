@@ -44,11 +44,14 @@ def run_and_journal(
     every: int = 50,
     stream=commands,
     segment_bytes: int = 4096,
+    crash: bool = False,
 ) -> str:
-    """The uninterrupted run: journal each batch, process it, snapshot every ``every``."""
+    """The uninterrupted run: journal each batch, process it, snapshot every ``every``. With
+    ``crash`` the writer stops as a crash leaves it (no clean close, no final durable mark)."""
     snapshotter = Snapshotter(SnapshotStore(snapshot_dir, keep=3), every) if snapshot_dir else None
     seq = 1
-    with JournalWriter(journal_dir, COMMAND_DTYPE, segment_bytes=segment_bytes) as writer:
+    writer = JournalWriter(journal_dir, COMMAND_DTYPE, segment_bytes=segment_bytes)
+    try:
         for n in sizes:
             batch = stream(seq, n)
             writer.append(batch)
@@ -56,6 +59,8 @@ def run_and_journal(
             seq += n
             if snapshotter is not None:
                 snapshotter.after_batch(machine, seq - 1)
+    finally:
+        writer.close_quietly() if crash else writer.close()
     return machine.state_hash()
 
 
@@ -106,7 +111,7 @@ def test_corrupt_newest_snapshot_uses_the_previous_one(tmp_path: Path) -> None:
 
 def test_torn_tail_is_cut_and_writing_resumes(tmp_path: Path) -> None:
     journal = tmp_path / "j"
-    run_and_journal(journal, tmp_path / "s", Counter(), SIZES, segment_bytes=1 << 20)
+    run_and_journal(journal, tmp_path / "s", Counter(), SIZES, segment_bytes=1 << 20, crash=True)
     last_segment = list_segments(journal)[-1]
     os.truncate(last_segment, last_segment.stat().st_size - 5)  # the last batch (9) is torn
     with pytest.warns(TornTailWarning, match=f"{last_segment} at offset"):

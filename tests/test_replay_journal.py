@@ -15,7 +15,14 @@ import pytest
 from pipeline.cli import main
 from pipeline.config import JournalConfig, LoadConfig, RunConfig, SnapshotConfig, default_engine
 from pipeline.inprocess import RunReport, run_in_process
-from stages.persistence.journal import list_segments
+from stages.persistence.journal import DurableMark, list_segments
+
+
+def as_a_crash_leaves_it(journal: Path) -> None:
+    """The durable mark as the writer left it at its last rotation, not at a clean close
+    (after which a torn tail would be a loss of acknowledged records, not a torn tail)."""
+    newest = int(list_segments(journal)[-1].name[:20])
+    DurableMark(newest - 1, newest, "batch").write(journal, sync=False)
 
 
 def small_run(tmp_path: Path) -> tuple[Path, Path, RunReport]:
@@ -83,6 +90,7 @@ def test_a_torn_tail_is_one_warning_line(
 ) -> None:
     journal, _, _ = small_run(tmp_path)
     last = list_segments(journal)[-1]
+    as_a_crash_leaves_it(journal)
     os.truncate(last, last.stat().st_size - 3)
     status, out, err = replay(["--journal", str(journal)], capsys)
     assert status == 0

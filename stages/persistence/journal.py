@@ -250,9 +250,19 @@ class DurableMark:
             return None
         return cls(durable, newest, policy.rstrip(b"\0").decode(errors="replace"))
 
-    def missing_after(self, end: int, newest_first: int | None) -> MissingRecords | None:
-        """What this mark proves a journal ending at ``end``, whose newest segment starts at
-        ``newest_first`` (None: no segment), has lost; None when it lost nothing."""
+    def missing_after(
+        self, end: int, newest_first: int | None, *, proven_only: bool = False
+    ) -> MissingRecords | None:
+        """What a journal ending at ``end``, whose newest segment starts at ``newest_first``
+        (None: no segment), has lost by this mark; None when nothing.
+
+        A newest segment the mark names but the journal lacks is reported even when the
+        mark's seq is reached (how many records it held is not known) — unless
+        ``proven_only``: a writer that dropped a segment whose creation was torn lacks it
+        too, so only ``durable_seq`` beyond ``end`` proves a loss, and only under a policy
+        that syncs (with ``never`` a power loss may take records nobody was promised)."""
+        if proven_only and self.fsync == FsyncPolicy.NEVER.value:
+            return None
         never = (
             " (written with fsync 'never': a power loss can lose them without any damage)"
             if self.fsync == FsyncPolicy.NEVER.value
@@ -272,7 +282,7 @@ class DurableMark:
                 f"the writer's {DURABLE_MARK_NAME} says every seq up to {self.durable_seq} "
                 f"was durable{never}{gone}",
             )
-        if lost_segment:
+        if lost_segment and not proven_only:
             return MissingRecords(
                 self.newest_segment,
                 None,
@@ -1041,7 +1051,9 @@ class JournalWriter:
         newest segment): new records would reuse their seqs and the loss would be hidden."""
         mark = read_durable_mark(self.directory)
         newest_first = int(newest.name[:20]) if newest is not None else None
-        missing = mark.missing_after(end, newest_first) if mark is not None else None
+        missing = (
+            mark.missing_after(end, newest_first, proven_only=True) if mark is not None else None
+        )
         if missing is not None:
             raise JournalLostRecordsError(
                 f"journal {self.directory} cannot be appended to: {missing.describe()}; "

@@ -206,7 +206,11 @@ def _replay(
     if to_seq is None or to_seq > journal_end:
         mark = read_durable_mark(reader.directory)
         newest_first = reader.segments[-1].first_seq if reader.segments else None
-        missing = mark.missing_after(journal_end, newest_first) if mark is not None else None
+        missing = (
+            mark.missing_after(journal_end, newest_first, proven_only=True)
+            if mark is not None
+            else None
+        )
         if missing is not None:
             raise RecoveryError(
                 f"journal {journal_dir} ends at seq {journal_end}, but {missing.describe()}; "
