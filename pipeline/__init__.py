@@ -1,4 +1,5 @@
-"""Process plumbing: supervisor, the ``tradepipe`` CLI, config, control plane and CPU pinning.
+"""Process plumbing: the ``tradepipe`` CLI, config, the runs that wire stages together.
 
-It wires stages to rings and processes; it knows nothing of what the records mean.
+It starts, wires and reports; what a record means (codes, outcomes, state) is asked of
+``stages`` (``stages.outcomes`` counts events for the summaries), never decided here.
 """

@@ -23,6 +23,7 @@ from hdrh.histogram import HdrHistogram
 from pipeline.config import RunConfig
 from stages.engine import Engine
 from stages.ingest.synthetic import Sequencer, SyntheticFlow
+from stages.outcomes import Outcomes
 from stages.persistence.journal import JournalError, JournalWriter, list_segments
 from stages.persistence.recovery import Snapshotter, replay_journal
 from stages.persistence.run_files import (
@@ -31,10 +32,7 @@ from stages.persistence.run_files import (
     remove_run_files,
 )
 from stages.persistence.snapshots import SnapshotStore, write_initial_state
-from stages.records import COMMAND_DTYPE, EventType
-
-KINDS = max(EventType) + 1
-REASONS = 256
+from stages.records import COMMAND_DTYPE
 
 
 @dataclass(frozen=True)
@@ -52,9 +50,7 @@ class RunReport:
     """What a run did, for the summary."""
 
     commands: int = 0
-    events_by_kind: np.ndarray = field(default_factory=lambda: np.zeros(KINDS, np.int64))
-    rejects_by_reason: np.ndarray = field(default_factory=lambda: np.zeros(REASONS, np.int64))
-    cancels_by_reason: np.ndarray = field(default_factory=lambda: np.zeros(REASONS, np.int64))
+    outcomes: Outcomes = field(default_factory=Outcomes)
     seconds: float = 0.0
     engine_seconds: float = 0.0
     journal_seconds: float = 0.0
@@ -210,11 +206,4 @@ def _handle(engine: Engine, journal: JournalWriter, batch: np.ndarray, report: R
     report.journal_seconds += (t1 - t0) / 1e9
     report.engine_seconds += (t2 - t1) / 1e9
     report.latency.record_value(max(1, t2 - int(batch["ts_ingest"][0])), len(batch))
-    kinds = events["kind"]
-    report.events_by_kind += np.bincount(kinds, minlength=KINDS)[:KINDS]
-    report.rejects_by_reason += np.bincount(
-        events["reason"][kinds == EventType.REJECTED], minlength=REASONS
-    )
-    report.cancels_by_reason += np.bincount(
-        events["reason"][kinds == EventType.CANCELLED], minlength=REASONS
-    )
+    report.outcomes.add(events)

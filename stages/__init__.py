@@ -1,5 +1,5 @@
 """The trading domain: record schemas, ingest sources, risk, matching, persistence.
 
-Domain cores are plain deterministic objects working on numpy batches; each stage's
-``stage.py`` joins a core to rings. Nothing here launches processes.
+Domain cores are plain deterministic objects working on numpy batches (``engine.Engine``
+chains them in one process); nothing here launches processes or knows of rings.
 """

@@ -37,7 +37,6 @@ from stages.persistence.journal import (
 )
 from stages.persistence.run_files import RunDirectoryError
 from stages.persistence.snapshots import SnapshotError, SnapshotWriteError
-from stages.records import EventType, Reason
 
 DESCRIPTION = """\
 Run the trading chain under synthetic load with a journal and snapshots, then prove
@@ -228,15 +227,8 @@ def print_summary(console: Console, report: RunReport) -> None:
     table.add_row("  journal append + fsync", f"{report.journal_seconds:.2f} s")
     percentiles = (report.latency.get_value_at_percentile(p) / 1000 for p in (50, 99, 99.9))
     table.add_row("ingest → answer p50/p99/p99.9", " / ".join(f"{v:.0f} µs" for v in percentiles))
-    for kind in EventType:
-        count = int(report.events_by_kind[kind])
-        if count:
-            table.add_row(f"events: {kind.name.lower()}", f"{count:,}")
-    reasons = (("rejected", report.rejects_by_reason), ("cancelled", report.cancels_by_reason))
-    for label, counts in reasons:
-        for reason in counts.nonzero()[0]:
-            name = Reason(int(reason)).name.lower()
-            table.add_row(f"  {label}: {name}", f"{int(counts[reason]):,}")
+    for label, count in report.outcomes.rows():
+        table.add_row(label, f"{count:,}")
     table.add_row("journal", f"{report.journal_bytes / 1e6:.1f} MB")
     table.add_row("  durable up to seq", f"{report.durable_seq:,}")
     table.add_row("snapshots", f"{report.snapshots + 1} (with the initial state)")
