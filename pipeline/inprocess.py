@@ -22,7 +22,7 @@ from hdrh.histogram import HdrHistogram
 
 from pipeline.config import RunConfig
 from stages.engine import Engine
-from stages.ingest.synthetic import Sequencer, SyntheticFlow
+from stages.ingest.synthetic import Stamper, SyntheticFlow
 from stages.outcomes import Outcomes
 from stages.persistence.journal import JournalError, JournalWriter, list_segments
 from stages.persistence.recovery import Snapshotter, replay_journal
@@ -113,7 +113,7 @@ def run_in_process(
     engine = Engine(config.engine)
     symbols = [instrument.symbol for instrument in config.engine.risk.instruments]
     flow = SyntheticFlow(symbols, accounts=config.load.accounts, seed=config.load.seed)
-    sequencer = Sequencer()
+    stamper = Stamper()
     journal_dir = Path(config.journal.directory).expanduser()
     snapshot_dir = Path(config.snapshots.directory).expanduser()
     store = SnapshotStore(snapshot_dir, keep=config.snapshots.keep)
@@ -140,7 +140,7 @@ def run_in_process(
         raise
     clock = time.perf_counter_ns
     try:
-        started = _run_load(config, engine, journal, flow, sequencer, snapshotter, report, progress)
+        started = _run_load(config, engine, journal, flow, stamper, snapshotter, report, progress)
     except KeyboardInterrupt:
         # the journal was closed on the way out (synced under its policy): say how far
         raise RunInterrupted(journal_dir, journal.durable_seq) from None
@@ -168,7 +168,7 @@ def _run_load(
     engine: Engine,
     journal: JournalWriter,
     flow: SyntheticFlow,
-    sequencer: Sequencer,
+    stamper: Stamper,
     snapshotter: Snapshotter,
     report: RunReport,
     progress: Callable[[int, int], None] | None,
@@ -177,16 +177,16 @@ def _run_load(
     assets = [asset.asset for asset in config.engine.risk.assets]
     clock = time.perf_counter_ns
     with journal:
-        funding = sequencer.stamp(flow.funding(assets, config.load.funding))
+        funding = stamper.stamp(flow.funding(assets, config.load.funding))
         _handle(engine, journal, funding, RunReport())  # setup: kept out of the figures
         started = clock()
         remaining = config.load.orders
         while remaining > 0:
-            batch = sequencer.stamp(flow.next(min(config.load.batch, remaining)))
+            batch = stamper.stamp(flow.next(min(config.load.batch, remaining)))
             _handle(engine, journal, batch, report)
             remaining -= len(batch)
             report.commands += len(batch)
-            if snapshotter.after_batch(engine, sequencer.last_seq) is not None:
+            if snapshotter.after_batch(engine, stamper.last_seq) is not None:
                 report.snapshots += 1
             if progress is not None:
                 progress(config.load.orders - remaining, config.load.orders)

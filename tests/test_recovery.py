@@ -232,11 +232,11 @@ def engine_batches(count: int, seed: int = 5) -> list[np.ndarray]:
     """Funding, then synthetic flow cut into batches of varied sizes, sequenced from 1."""
     synthetic = pytest.importorskip("stages.ingest.synthetic")
     flow = synthetic.SyntheticFlow([1], accounts=40, seed=seed)
-    sequencer = synthetic.Sequencer()
+    stamper = synthetic.Stamper()
     rng = np.random.default_rng(seed)
-    batches = [sequencer.stamp(flow.funding([0, 1], 10**9))]
+    batches = [stamper.stamp(flow.funding([0, 1], 10**9))]
     for _ in range(count):
-        batches.append(sequencer.stamp(flow.next(int(rng.integers(1, 300)))))
+        batches.append(stamper.stamp(flow.next(int(rng.integers(1, 300)))))
     return batches
 
 

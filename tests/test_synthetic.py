@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from stages.ingest.synthetic import Sequencer, SyntheticFlow
+from stages.ingest.synthetic import Stamper, SyntheticFlow
 from stages.records import CommandType, Side, TimeInForce
 
 
@@ -48,7 +48,7 @@ def test_amends_target_an_earlier_order_of_the_same_account_symbol_and_side():
             assert placed.get(int(row["order_id"])) == key, row
 
 
-def test_funding_and_sequencer():
+def test_funding_and_stamper():
     flow = SyntheticFlow([1], accounts=3)
     deposits = flow.funding(assets=[0, 1], amount=100)
     assert len(deposits) == 6
@@ -56,8 +56,8 @@ def test_funding_and_sequencer():
     assert sorted(zip(deposits["account"].tolist(), deposits["symbol"].tolist(), strict=True)) == [
         (a, s) for a in (1, 2, 3) for s in (0, 1)
     ]
-    sequencer = Sequencer(last_seq=10)
-    stamped = sequencer.stamp(deposits)
+    stamper = Stamper(last_seq=10)
+    stamped = stamper.stamp(deposits)
     assert stamped["seq"].tolist() == [11, 12, 13, 14, 15, 16]
     assert (stamped["ts_ingest"] > 0).all()
-    assert sequencer.last_seq == 16
+    assert stamper.last_seq == 16

@@ -9,7 +9,7 @@ source can feed a pipeline at millions of commands per second; the same seed alw
 gives the same flow.
 
 Commands come out unsequenced (``seq`` and ``ts_ingest`` zero): stamping them is ingest's
-job (``stamp``).
+job (``Stamper``).
 """
 
 from __future__ import annotations
@@ -143,8 +143,12 @@ class SyntheticFlow:
         return out
 
 
-class Sequencer:
-    """Ingest's stamp: contiguous sequence numbers and the ingest timestamp, per batch."""
+class Stamper:
+    """Ingest's stamp: contiguous sequence numbers and the ingest timestamp, per batch.
+
+    Not the Disruptor's ``Sequencer`` (a ring's producer side, ``ringbuffer``): this numbers
+    commands before they enter a ring.
+    """
 
     def __init__(self, last_seq: int = 0) -> None:
         self.last_seq = last_seq
