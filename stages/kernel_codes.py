@@ -126,6 +126,7 @@ R_POST_ONLY_WOULD_TAKE = int(Reason.POST_ONLY_WOULD_TAKE)
 R_REDUCE_TOO_LARGE = int(Reason.REDUCE_TOO_LARGE)
 
 # --- bounds kernels check codes against
+MAX_SIDE = int(max(Side))
 MAX_ORDER_TYPE = int(max(OrderType))
 MAX_TIF = int(max(TimeInForce))
 MAX_STP = int(max(SelfTradePrevention))
