@@ -18,13 +18,15 @@ producer writes (no false sharing).
 from __future__ import annotations
 
 import hashlib
+import json
+from typing import Any
 
 import numpy as np
 
 from ringbuffer.errors import LayoutMismatchError
 
 MAGIC = b"TPRING\x00\x01"
-LAYOUT_VERSION = 3  # 3: a wake counter after each parked flag
+LAYOUT_VERSION = 4  # 3: a wake counter after each parked flag; 4: the fingerprint of layout_json
 LINE = 128
 MAX_CONSUMERS = 64  # dependency sets are a 64-bit mask
 NAME_BYTES = 32
@@ -110,8 +112,36 @@ def segment_size(capacity: int, record_size: int, consumer_count: int) -> int:
     return data_offset(consumer_count) + capacity * record_size
 
 
+def layout_json(dtype: np.dtype) -> bytes:
+    """The canonical description of a record layout: compact JSON, sorted keys, of numpy's
+    ``descr`` (names, formats with byte order, padding) and the itemsize.
+
+    ``fingerprint`` hashes it, and the journal stores it in every segment header (so a journal
+    can be read without knowing its layout): these bytes are part of a file format and must
+    never change. A dtype with overlapping or out-of-order fields has no ``descr`` and raises
+    ``ValueError``.
+    """
+    layout = {"descr": _descr_to_json(dtype.descr), "itemsize": dtype.itemsize}
+    return json.dumps(layout, separators=(",", ":"), sort_keys=True).encode()
+
+
+def _descr_to_json(descr: Any) -> Any:
+    if isinstance(descr, list | tuple):
+        return [_descr_to_json(item) for item in descr]
+    return descr
+
+
+def fingerprint(dtype: np.dtype) -> bytes:
+    """16 bytes that change whenever the record layout does: BLAKE2b-128 of ``layout_json``.
+
+    The ring checks it on attach; the journal writes it into its segment headers.
+    """
+    return hashlib.blake2b(layout_json(np.dtype(dtype)), digest_size=16).digest()
+
+
 def describe(dtype: np.dtype) -> str:
-    """The canonical text of a record layout: field names, formats, offsets, size."""
+    """The text a ring stores of its record layout (field names, formats, offsets, size), so
+    a process attaching with another layout is told which field differs."""
     dtype = np.dtype(dtype)
     fields = []
     for name in dtype.names or ():
@@ -120,11 +150,6 @@ def describe(dtype: np.dtype) -> str:
             (name, field_dtype.str if field_dtype.shape == () else repr(field_dtype.descr), offset)
         )
     return repr({"fields": fields, "itemsize": dtype.itemsize})
-
-
-def fingerprint(dtype: np.dtype) -> bytes:
-    """16 bytes that change whenever the record layout does."""
-    return hashlib.blake2b(describe(dtype).encode(), digest_size=16).digest()
 
 
 def check_capacity(capacity: int) -> None:

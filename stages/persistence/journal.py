@@ -25,7 +25,6 @@ import contextlib
 import enum
 import errno
 import fcntl
-import hashlib
 import itertools
 import json
 import math
@@ -43,6 +42,7 @@ import crc32c
 import numba
 import numpy as np
 
+from ringbuffer.layout import fingerprint, layout_json
 from ringbuffer.records import concat_records
 from stages.persistence.durable import fsync_dir
 
@@ -350,15 +350,8 @@ class JournalReport:
 
 
 # --------------------------------------------------------------------------------------------
-# record layout: canonical description, fingerprint and a readable difference
-
-
-def _descr_to_json(descr: Any) -> Any:
-    if isinstance(descr, list):
-        return [_descr_to_json(item) for item in descr]
-    if isinstance(descr, tuple):
-        return [_descr_to_json(item) for item in descr]
-    return descr
+# record layout: the stored description (``ringbuffer.layout.layout_json``) read back, and a
+# readable difference
 
 
 def _descr_from_json(value: Any) -> Any:
@@ -372,12 +365,6 @@ def _descr_from_json(value: Any) -> Any:
     return value
 
 
-def layout_bytes(dtype: np.dtype) -> bytes:
-    """The canonical JSON of a record layout (its ``descr`` and itemsize), stored in headers."""
-    layout = {"descr": _descr_to_json(dtype.descr), "itemsize": dtype.itemsize}
-    return json.dumps(layout, separators=(",", ":"), sort_keys=True).encode()
-
-
 def dtype_from_layout(data: bytes) -> np.dtype:
     """The dtype a header's layout JSON describes."""
     layout = json.loads(data)
@@ -387,16 +374,11 @@ def dtype_from_layout(data: bytes) -> np.dtype:
     return dtype
 
 
-def dtype_fingerprint(dtype: np.dtype) -> bytes:
-    """A stable 16-byte hash of the record layout: same fields, types, order and size."""
-    return hashlib.blake2b(layout_bytes(dtype), digest_size=16).digest()
-
-
 def describe_layout_difference(found: np.dtype, expected: np.dtype) -> str:
     """A person-readable account of how the journal's layout differs from the expected one."""
 
     def fields(dtype: np.dtype) -> dict[str, str]:
-        return {entry[0]: str(entry[1:]) for entry in _descr_to_json(dtype.descr)}
+        return {entry[0]: str(entry[1:]) for entry in json.loads(layout_json(dtype))["descr"]}
 
     have, want = fields(found), fields(expected)
     parts = []
@@ -481,7 +463,7 @@ def list_segments(directory: Path) -> list[Path]:
 
 def build_file_header(dtype: np.dtype, first_seq: int, created_ns: int | None = None) -> bytes:
     """The header bytes of a new segment (fixed part + layout JSON, padded to 64 bytes)."""
-    layout = layout_bytes(dtype)
+    layout = layout_json(dtype)
     size = FILE_HEADER.size + len(layout)
     size += -size % 64
     created = time.time_ns() if created_ns is None else created_ns
@@ -491,7 +473,7 @@ def build_file_header(dtype: np.dtype, first_seq: int, created_ns: int | None = 
         size,
         dtype.itemsize,
         BLOCK_HEADER.size,
-        dtype_fingerprint(dtype),
+        fingerprint(dtype),
         first_seq,
         created,
         len(layout),
@@ -523,8 +505,8 @@ def read_segment_header(path: Path, data: bytes) -> SegmentHeader:
     """Parse and check a segment header from the first bytes of its file."""
     if len(data) < FILE_HEADER.size or data.count(0) == len(data):
         raise _ShortHeader(len(data))
-    (magic, version, header_size, record_size, block_header_size, fingerprint, first_seq,
-     created, layout_len, crc) = FILE_HEADER.unpack_from(data)  # fmt: skip
+    (magic, version, header_size, record_size, block_header_size, stored_fingerprint,
+     first_seq, created, layout_len, crc) = FILE_HEADER.unpack_from(data)  # fmt: skip
     if magic != MAGIC:
         raise JournalCorruptError(
             f"journal segment {path} at offset 0: magic {magic!r} is not a journal's "
@@ -570,7 +552,7 @@ def read_segment_header(path: Path, data: bytes) -> SegmentHeader:
             None,
         )
     dtype = dtype_from_layout(tail[:layout_len])
-    if dtype_fingerprint(dtype) != fingerprint or dtype.itemsize != record_size:
+    if fingerprint(dtype) != stored_fingerprint or dtype.itemsize != record_size:
         raise JournalCorruptError(
             f"journal segment {path}: stored layout does not match its fingerprint",
             path,
@@ -586,7 +568,9 @@ def read_segment_header(path: Path, data: bytes) -> SegmentHeader:
             40,
             first_seq,
         )
-    return SegmentHeader(path, header_size, record_size, fingerprint, first_seq, created, dtype)
+    return SegmentHeader(
+        path, header_size, record_size, stored_fingerprint, first_seq, created, dtype
+    )
 
 
 def _read_header_of(path: Path) -> SegmentHeader:
@@ -600,7 +584,7 @@ def _read_header_of(path: Path) -> SegmentHeader:
 
 
 def _check_layout(header: SegmentHeader, dtype: np.dtype | None) -> None:
-    if dtype is not None and header.fingerprint != dtype_fingerprint(dtype):
+    if dtype is not None and header.fingerprint != fingerprint(dtype):
         raise JournalLayoutError(
             f"journal segment {header.path} was written with another record layout: "
             f"{describe_layout_difference(header.dtype, dtype)}; open it with the layout "
