@@ -107,6 +107,13 @@ def put(words, i, field, value):
     words[i, field[0]] = (words[i, field[0]] & keep) | ((value & field[2]) << field[1])
 
 
+@njit(cache=True, inline="always", _nrt=False)
+def put_word(words, i, field, word):
+    """Store ``word`` (its fields composed with ``bits`` and ORed) as the whole word of
+    record ``i`` that holds ``field``: one store, nothing of the old word read or kept."""
+    words[i, field[0]] = word
+
+
 def _check_words(batch: np.ndarray, dtype: np.dtype, what: str) -> np.ndarray:
     if (batch.dtype is not dtype and batch.dtype != dtype) or batch.ndim != 1:
         raise TypeError(
