@@ -14,24 +14,22 @@ full execution, partial cancel then delete, or replace then delete) over several
 sorted by time. The LOBSTER flow reuses it for one stock; its executions name orders at
 any level, so some IOCs sweep better levels and are counted as fills of another order.
 
+Each figure is the median of ``--runs`` runs, taken round-robin over the figures.
+
 Usage: python perf/bench_feeds.py [--quick] [--json PATH] [--runs N]
 """
 
 from __future__ import annotations
 
-import argparse
 import io
-import json
-import statistics
 import struct
 import sys
 import tempfile
-import time
+from functools import partial
 from pathlib import Path
 
+import harness
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from stages.ingest import feed_replay, itch50, lobster
 
@@ -181,23 +179,10 @@ def python_struct_parse(data: bytes, limit: int) -> int:
     return n
 
 
-def _median_rate(fn, messages: int, runs: int) -> float:
-    rates = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        rates.append(messages / (time.perf_counter() - t0))
-    return statistics.median(rates)
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small input, for a smoke run")
-    parser.add_argument("--runs", type=int, default=3, help="runs per measurement (median)")
-    parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
-    args = parser.parse_args(argv)
-    runs = max(3, args.runs)
-    orders = 200_000 if args.quick else 2_000_000
+    args = harness.parse(harness.parser("feeds", __doc__), argv)
+    runs = args.runs
+    orders = harness.by_mode(args, smoke=2_000, quick=200_000, full=2_000_000)
     rng = np.random.default_rng(1)
     data = make_itch(rng, orders)
     buf = np.frombuffer(data, np.uint8)
@@ -214,20 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         feed_replay.replay_lobster(lob[:1000], 10, None, io.BytesIO())
         split = itch50.split_by_type(buf, framed)
         assert len(split) == n_itch
-
-        figures: dict[str, float] = {}
-        figures["itch_frame"] = _median_rate(lambda: itch50.frame(buf), n_itch, runs)
-        figures["itch_parse"] = _median_rate(
-            lambda: itch50.split_by_type(buf, itch50.frame(buf)), n_itch, runs
-        )
-        figures["itch_parse_file"] = _median_rate(
-            lambda: [c.messages() for c in itch50.iter_chunks(path)], n_itch, runs
-        )
         prefix = min(n_itch, 100_000)
-        figures["python_struct_parse"] = _median_rate(
-            lambda: python_struct_parse(data, prefix), prefix, runs
-        )
-        figures["itch_replay"] = _median_rate(lambda: feed_replay.replay_itch(path), n_itch, runs)
         run_number = iter(range(1 << 30))
 
         def lobster_replay() -> None:
@@ -235,34 +207,56 @@ def main(argv: list[str] | None = None) -> int:
             with open(Path(tmp) / f"book{next(run_number)}.csv", "wb") as out:
                 feed_replay.replay_lobster(lob, 10, None, out)
 
-        figures["lobster_replay"] = _median_rate(lobster_replay, n_lob, runs)
-        figures["lobster_replay_no_output"] = _median_rate(
-            lambda: feed_replay.replay_lobster(lob, 10, None, None), n_lob, runs
+        cases = {  # figure: (what to time, messages it handles)
+            "itch_frame": (lambda: itch50.frame(buf), n_itch),
+            "itch_parse": (lambda: itch50.split_by_type(buf, itch50.frame(buf)), n_itch),
+            "itch_parse_file": (
+                lambda: [c.messages() for c in itch50.iter_chunks(path)],
+                n_itch,
+            ),
+            "python_struct_parse": (lambda: python_struct_parse(data, prefix), prefix),
+            "itch_replay": (lambda: feed_replay.replay_itch(path), n_itch),
+            "lobster_replay": (lobster_replay, n_lob),
+            "lobster_replay_no_output": (
+                lambda: feed_replay.replay_lobster(lob, 10, None, None),
+                n_lob,
+            ),
+        }
+        samples = harness.round_robin(
+            {key: partial(rate_of, fn, messages) for key, (fn, messages) in cases.items()}, runs
         )
+        figures = {key: harness.median(rates) for key, rates in samples.items()}
 
-    rows = [
-        ("ITCH framing pass only", "itch_frame", None),
-        ("ITCH parse (frame + per-type arrays)", "itch_parse", 20e6),
-        ("ITCH parse from file, 64 MiB chunks", "itch_parse_file", 20e6),
-        ("peer: pure-Python struct decoder", "python_struct_parse", None),
-        ("ITCH replay into books (from file)", "itch_replay", 3e6),
-        ("LOBSTER replay + 10-level rows to file", "lobster_replay", 1e6),
-        ("LOBSTER replay, no output", "lobster_replay_no_output", None),
-    ]
     peer = figures["python_struct_parse"]
-    print(f"feeds benchmark: ITCH {n_itch:,} messages, LOBSTER {n_lob:,} messages, "
-          f"median of {runs} runs{' (quick)' if args.quick else ''}")  # fmt: skip
-    print(f"{'what':<42} {'M msg/s':>9} {'vs Python':>10} {'target':>8}")
-    for label, key, target in rows:
+    rows = []
+    for label, key, target in ROWS:
         rate = figures[key]
         goal = f"{target / 1e6:.0f} M" if target else ""
-        mark = "" if target is None else (" ok" if rate >= target else " BELOW")
-        print(f"{label:<42} {rate / 1e6:>9.2f} {rate / peer:>9.0f}x {goal:>8}{mark}")
-    if args.json:
-        Path(args.json).write_text(
-            json.dumps({"itch_messages": n_itch, "lobster_messages": n_lob, **figures}, indent=2)
-        )
-    return 0
+        mark = "" if target is None else ("ok" if rate >= target else "BELOW")
+        rows.append((label, f"{rate / 1e6:.2f}", f"{rate / peer:.0f}x", goal, mark))
+    harness.print_table(
+        f"feeds benchmark: ITCH {n_itch:,} messages, LOBSTER {n_lob:,} messages, "
+        f"median of {runs} runs ({args.mode})",
+        [harness.Column("what", "<"), "M msg/s", "vs Python", "target", harness.Column("", "<")],
+        rows,
+    )
+    return harness.finish(args, {"itch_messages": n_itch, "lobster_messages": n_lob, **figures})
+
+
+def rate_of(fn, messages: int) -> float:
+    """Messages per second of one call of ``fn``."""
+    return messages / harness.timed(fn)
+
+
+ROWS = [  # label, figure, target
+    ("ITCH framing pass only", "itch_frame", None),
+    ("ITCH parse (frame + per-type arrays)", "itch_parse", 20e6),
+    ("ITCH parse from file, 64 MiB chunks", "itch_parse_file", 20e6),
+    ("peer: pure-Python struct decoder", "python_struct_parse", None),
+    ("ITCH replay into books (from file)", "itch_replay", 3e6),
+    ("LOBSTER replay + 10-level rows to file", "lobster_replay", 1e6),
+    ("LOBSTER replay, no output", "lobster_replay_no_output", None),
+]
 
 
 if __name__ == "__main__":

@@ -9,26 +9,24 @@ is the floor a group-committing journal cannot beat.
 
     python perf/bench_journal.py [--quick] [--json PATH] [--dir DIR]
 
-Each figure is the median of ``--runs`` runs (>= 3). Records are 64-byte COMMAND_DTYPE.
+Each figure is the median of ``--runs`` runs (>= 3), taken round-robin over the journal's
+policies and the raw peer of the same batch size. Records are 64-byte COMMAND_DTYPE.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
+import harness
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from stages.persistence.journal import JournalWriter
+from stages.persistence import JournalWriter
 from stages.records import COMMAND_DTYPE
 
 MB = 1e6
@@ -80,45 +78,40 @@ def bench_raw(root: Path, data: np.ndarray, chunk: int, sync_each: bool, sync_en
         path.unlink(missing_ok=True)
 
 
-def median_of(runs: int, fn, *args) -> float:
-    return statistics.median(fn(*args) for _ in range(runs))
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer sizes, less data (< 60 s)")
-    parser.add_argument("--json", metavar="PATH", help="write the results as JSON here")
+    parser = harness.parser("journal", __doc__)
     parser.add_argument(
         "--dir", help="directory on the disk to measure (default: the system temp dir)"
     )
-    parser.add_argument("--runs", type=int, default=3, help="runs per figure (median; >= 3)")
     parser.add_argument("--interval-ms", type=float, default=5.0, help="the interval policy's N")
-    args = parser.parse_args(argv)
-    if args.runs < 3:
-        parser.error(f"--runs {args.runs} is too few: the median needs >= 3")
-
-    if args.quick:
-        batches = [64, 1024, 16384]
-        total_bytes = 32 * 1024 * 1024
-        max_fsyncs = 300  # bounds the small-batch fsync runs
-    else:
-        batches = [16, 64, 256, 1024, 4096, 16384, 65536]
-        total_bytes = 256 * 1024 * 1024
-        max_fsyncs = 2000
+    args = harness.parse(parser, argv)
+    runs = args.runs
+    batches = harness.by_mode(
+        args,
+        smoke=[64, 1024, 16384],
+        quick=[64, 1024, 16384],
+        full=[16, 64, 256, 1024, 4096, 16384, 65536],
+    )
+    total_bytes = harness.by_mode(args, smoke=1, quick=32, full=256) * 1024 * 1024
+    max_fsyncs = harness.by_mode(args, smoke=8, quick=300, full=2000)  # bounds small batches
     n_total = total_bytes // COMMAND_DTYPE.itemsize
     records = make_records(n_total)
 
     root = Path(tempfile.mkdtemp(prefix="bench-journal-", dir=args.dir))
-    print(f"journal benchmark in {root} ({args.runs} runs each, median)")
+    print(f"journal benchmark in {root} ({runs} runs each, median)")
     results: list[dict[str, object]] = []
     peers: list[dict[str, object]] = []
+    rows = []
     try:
-        raw_nosync = (
-            n_total * 64 / median_of(args.runs, bench_raw, root, records, 1 << 20, False, False)
+        raw = harness.round_robin(
+            {
+                "raw": partial(bench_raw, root, records, 1 << 20, False, False),
+                "raw+fsync": partial(bench_raw, root, records, 1 << 20, False, True),
+            },
+            runs,
         )
-        raw_sync = (
-            n_total * 64 / median_of(args.runs, bench_raw, root, records, 1 << 20, False, True)
-        )
+        raw_nosync = n_total * 64 / harness.median(raw["raw"])
+        raw_sync = n_total * 64 / harness.median(raw["raw+fsync"])
         peers.append({"peer": "raw", "mb_per_s": raw_nosync / MB})
         peers.append({"peer": "raw+fsync", "mb_per_s": raw_sync / MB})
         print(
@@ -126,27 +119,24 @@ def main(argv: list[str] | None = None) -> int:
             f"{raw_sync / MB:.0f} MB/s (one fsync at the end)"
         )
         print()
-        header = (
-            f"{'fsync':>9} {'batch':>7} {'records/s':>12} {'MB/s':>8} "
-            f"{'raw per-batch fsync rec/s':>26} {'vs that':>8} {'vs raw':>7} {'vs disk':>8}"
-        )
-        print(header)
-        print("-" * len(header))
         for batch in batches:
             synced_records = min(n_total, batch * max_fsyncs)
             subset = records[:synced_records]
-            per_batch_peer = synced_records / median_of(
-                args.runs, bench_raw, root, subset, batch * 64, True, False
-            )
+            data = {"batch": subset, "interval": records, "never": records}
+            cases = {"peer": partial(bench_raw, root, subset, batch * 64, True, False)}
+            for policy in POLICIES:
+                cases[policy] = partial(
+                    bench_journal, root, data[policy], batch, policy, args.interval_ms
+                )
+            seconds = {
+                name: harness.median(s) for name, s in harness.round_robin(cases, runs).items()
+            }
+            per_batch_peer = synced_records / seconds["peer"]
             peers.append(
                 {"peer": "raw per-batch fsync", "batch": batch, "records_per_s": per_batch_peer}
             )
-            for policy in ("batch", "interval", "never"):
-                data = subset if policy == "batch" else records
-                seconds = median_of(
-                    args.runs, bench_journal, root, data, batch, policy, args.interval_ms
-                )
-                rps = len(data) / seconds
+            for policy in POLICIES:
+                rps = len(data[policy]) / seconds[policy]
                 mbps = rps * 64 / MB
                 results.append(
                     {
@@ -154,37 +144,43 @@ def main(argv: list[str] | None = None) -> int:
                         "batch": batch,
                         "records_per_s": rps,
                         "mb_per_s": mbps,
-                        "records": len(data),
+                        "records": len(data[policy]),
                     }
                 )
+                peer_cells = ["", ""]
                 if policy == "batch":
-                    peer_text = f"{per_batch_peer:26,.0f} {rps / per_batch_peer:7.2f}x"
-                else:
-                    peer_text = " " * 35
-                print(
-                    f"{policy:>9} {batch:>7} {rps:12,.0f} {mbps:8.0f} {peer_text} "
-                    f"{mbps * MB / raw_nosync:6.2f}x {mbps * MB / raw_sync:7.2f}x"
-                )
+                    peer_cells = [f"{per_batch_peer:,.0f}", f"{rps / per_batch_peer:.2f}x"]
+                rows.append(
+                    [policy, str(batch), f"{rps:,.0f}", f"{mbps:.0f}", *peer_cells,
+                     f"{mbps * MB / raw_nosync:.2f}x", f"{mbps * MB / raw_sync:.2f}x"]
+                )  # fmt: skip
+                harness.progress(f"  {policy:>8} {batch:>6}: {rps:12,.0f} records/s")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
-    print()
-    print("vs raw: over plain os.write without fsync (the page cache); vs disk: over plain")
-    print("os.write + one fsync at the end (the disk's sequential write rate)")
     best_batch = max(r["records_per_s"] for r in results if r["fsync"] == "batch")
     best_never = max(r["mb_per_s"] for r in results if r["fsync"] == "never")
-    met = "met" if best_batch >= 2e6 else "NOT met"
-    print(f"target fsync per batch >= 2,000,000 records/s: best {best_batch:,.0f} ({met})")
-    met = "met" if best_never * MB * 2 >= raw_sync else "NOT met"
-    print(
-        f"target never within 2x of the disk ({raw_sync / MB:.0f} MB/s): best "
-        f"{best_never:.0f} MB/s ({met}); {best_never * MB / raw_nosync:.2f}x of the page-cache"
-        f" write rate ({raw_nosync / MB:.0f} MB/s)"
+    met_batch = "met" if best_batch >= 2e6 else "NOT met"
+    met_never = "met" if best_never * MB * 2 >= raw_sync else "NOT met"
+    harness.print_table(
+        f"journal write rate per fsync policy and batch size, median of {runs} runs",
+        COLUMNS,
+        rows,
+        [
+            "vs raw: over plain os.write without fsync (the page cache); vs disk: over plain",
+            "os.write + one fsync at the end (the disk's sequential write rate)",
+            f"target fsync per batch >= 2,000,000 records/s: best {best_batch:,.0f} ({met_batch})",
+            f"target never within 2x of the disk ({raw_sync / MB:.0f} MB/s): best "
+            f"{best_never:.0f} MB/s ({met_never}); {best_never * MB / raw_nosync:.2f}x of the "
+            f"page-cache write rate ({raw_nosync / MB:.0f} MB/s)",
+        ],
     )
-    if args.json:
-        Path(args.json).write_text(json.dumps({"results": results, "peers": peers}, indent=2))
-        print(f"results written to {args.json}")
-    return 0
+    return harness.finish(args, {"results": results, "peers": peers})
+
+
+POLICIES = ("batch", "interval", "never")
+COLUMNS = ("fsync", "batch", "records/s", "MB/s", "raw per-batch fsync rec/s", "vs that",
+           "vs raw", "vs disk")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -13,27 +13,41 @@ measured separately and excluded.
 
 from __future__ import annotations
 
-import argparse
-import json
+import importlib.util
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from functools import cache, partial
 from pathlib import Path
 
+import harness
 import numpy as np
 
+from stages.matching import MatchingEngine, SymbolSpec
+from stages.records import COMMAND_DTYPE, CommandType, EventType, Side, TimeInForce
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from stages.matching import MatchingEngine, SymbolSpec  # noqa: E402
-from stages.records import COMMAND_DTYPE, CommandType, EventType, Side, TimeInForce  # noqa: E402
-from tests.reference_book import ReferenceEngine  # noqa: E402
-
 MID = 10_000
 REJECTED = EventType.REJECTED
+
+
+@cache
+def reference_engine_class() -> type:
+    """The pure-Python oracle of the differential tests, ``tests/reference_book.py``.
+
+    ``tests`` is not an installed package, so the module is loaded from its file (it
+    imports only the installed ``stages``) rather than by putting the repository on
+    ``sys.path``.
+    """
+    spec = importlib.util.spec_from_file_location(
+        "reference_book", ROOT / "tests" / "reference_book.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module.ReferenceEngine
 
 
 def mixed_flow(n: int, symbols: int, seed: int = 7) -> np.ndarray:
@@ -98,7 +112,7 @@ def run_engine(kind: str, cmds: np.ndarray, symbols: int, batch: int) -> tuple[f
     if kind == "tradepipe":
         engine = MatchingEngine(specs(symbols), order_capacity=1 << 16)
     else:
-        engine = ReferenceEngine(specs(symbols))
+        engine = reference_engine_class()(specs(symbols))
     rejected = 0
     t0 = time.perf_counter()
     for a in range(0, len(cmds), batch):
@@ -125,53 +139,62 @@ def first_call_seconds(cold: bool) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small streams, finishes < 60 s")
-    parser.add_argument("--runs", type=int, default=3, help="runs per figure (median), >= 3")
-    parser.add_argument("--batch", type=int, default=1024, help="commands per process() call")
-    parser.add_argument("--json", type=Path, help="write the results here")
-    parser.add_argument("--no-cold", action="store_true", help="skip the cold compile timing")
-    args = parser.parse_args(argv)
-    if args.runs < 3:
-        parser.error(f"--runs {args.runs} is too few: the median needs >= 3")
-    n_fast = 300_000 if args.quick else 2_000_000
-    n_ref = 30_000 if args.quick else 200_000
+COLUMNS = ("symbols", "orders", "rejected", "M orders/s", "x reference")
 
-    compile_cold = None if args.no_cold else first_call_seconds(cold=True)
+
+def main(argv: list[str] | None = None) -> int:
+    parser = harness.parser("matching", __doc__)
+    parser.add_argument("--batch", type=int, default=1024, help="commands per process() call")
+    parser.add_argument(
+        "--no-cold", action="store_true", help="skip the cold compile timing (--smoke does)"
+    )
+    args = harness.parse(parser, argv)
+    sizes = {
+        "tradepipe": harness.by_mode(args, smoke=5_000, quick=300_000, full=2_000_000),
+        "reference": harness.by_mode(args, smoke=1_000, quick=30_000, full=200_000),
+    }
+
+    cold = not (args.no_cold or args.smoke)  # an empty cache compiles for ~10 s
+    compile_cold = first_call_seconds(cold=True) if cold else None
     compile_warm = first_call_seconds(cold=False)
     run_engine("tradepipe", mixed_flow(2000, 1), 1, args.batch)  # this process's first call
 
     results = []
     for symbols in (1, 100):
-        for engine, n in (("tradepipe", n_fast), ("reference", n_ref)):
-            cmds = mixed_flow(n, symbols)
-            times = []
-            for _ in range(args.runs):
-                seconds, rejected = run_engine(engine, cmds, symbols, args.batch)
-                times.append(seconds)
-            med = statistics.median(times)
+        streams = {engine: mixed_flow(n, symbols) for engine, n in sizes.items()}
+        samples = harness.round_robin(
+            {e: partial(run_engine, e, cmds, symbols, args.batch) for e, cmds in streams.items()},
+            args.runs,
+        )
+        for engine, n in sizes.items():
+            med = harness.median(seconds for seconds, _ in samples[engine])
+            rejected = samples[engine][-1][1]
             results.append({"engine": engine, "symbols": symbols, "orders_per_s": n / med,
                             "orders": n, "rejected": rejected, "seconds_median": med})  # fmt: skip
 
-    print(f"matching engine, mixed flow, batches of {args.batch}, median of {args.runs} runs")
-    print(f"{'engine':<10} {'symbols':>7} {'orders':>10} {'rejected':>9} {'M orders/s':>11} "
-          f"{'x reference':>12}")  # fmt: skip
+    rows = []
     for r in results:
         ref = next(
             x for x in results if x["engine"] == "reference" and x["symbols"] == r["symbols"]
         )
         r["x_reference"] = r["orders_per_s"] / ref["orders_per_s"]
-        print(f"{r['engine']:<10} {r['symbols']:>7} {r['orders']:>10} "
-              f"{100 * r['rejected'] / r['orders']:>8.1f}% "
-              f"{r['orders_per_s'] / 1e6:>11.3f} {r['x_reference']:>11.1f}x")  # fmt: skip
-    cold = "skipped" if compile_cold is None else f"{compile_cold:.2f} s"
-    print(f"first call: {cold} with an empty numba cache, {compile_warm:.2f} s with the cache")
-    print("targets: >= 5 M orders/s on one book, >= 20x the pure-Python reference")
-    if args.json:
-        args.json.write_text(json.dumps({"results": results, "first_call_s": {
-            "cold": compile_cold, "cached": compile_warm}}, indent=2))  # fmt: skip
-    return 0
+        rows.append((r["engine"], str(r["symbols"]), str(r["orders"]),
+                     f"{100 * r['rejected'] / r['orders']:.1f}%",
+                     f"{r['orders_per_s'] / 1e6:.3f}", f"{r['x_reference']:.1f}x"))  # fmt: skip
+    cold_text = "skipped" if compile_cold is None else f"{compile_cold:.2f} s"
+    harness.print_table(
+        f"matching engine, mixed flow, batches of {args.batch}, median of {args.runs} runs",
+        [harness.Column("engine", "<"), *COLUMNS],
+        rows,
+        [
+            f"first call: {cold_text} with an empty numba cache, "
+            f"{compile_warm:.2f} s with the cache",
+            "targets: >= 5 M orders/s on one book, >= 20x the pure-Python reference",
+        ],
+    )
+    return harness.finish(
+        args, {"results": results, "first_call_s": {"cold": compile_cold, "cached": compile_warm}}
+    )
 
 
 if __name__ == "__main__":

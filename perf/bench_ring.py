@@ -22,21 +22,16 @@ peer measured in the same run of this script.
 
 from __future__ import annotations
 
-import argparse
-import json
-import multiprocessing
-import os
-import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
+from functools import partial
 
+import harness
 import numpy as np
 import psutil
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from harness import FORK, pin, run_pair
 
 from ringbuffer import Backoff, BusySpin, EndOfStreamError, Ring
 from ringbuffer.records import copy_records
@@ -45,14 +40,6 @@ RECORD = np.dtype([("seq", "<i8"), ("ts", "<i8"), ("value", "<i8"), ("pad", "u1"
 BATCH = 256
 PACE_PER_S = 50_000
 TRANSPORTS = ("tradepipe", "mp_queue", "mp_pipe", "faster_fifo", "zmq_ipc")
-CTX = multiprocessing.get_context("fork")
-
-
-# ---------------------------------------------------------------- process helpers
-def pin(core: int) -> None:
-    """Pin this process to ``core`` if the host has it (benchmarks want separate cores)."""
-    cores = sorted(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, {cores[core % len(cores)]})
 
 
 def source_records(n: int) -> np.ndarray:
@@ -69,13 +56,13 @@ class Channel:
     def __init__(self, kind: str) -> None:
         self.kind = kind
         if kind == "mp_queue":
-            self.queue = CTX.Queue(maxsize=1024)
+            self.queue = FORK.Queue(maxsize=1024)
         elif kind == "faster_fifo":
             import faster_fifo
 
             self.queue = faster_fifo.Queue(max_size_bytes=8 * 1024 * 1024)
         elif kind == "mp_pipe":
-            self.rx, self.tx = CTX.Pipe(duplex=False)
+            self.rx, self.tx = FORK.Pipe(duplex=False)
         elif kind == "zmq_ipc":
             self.address = f"ipc://{tempfile.mkdtemp(prefix='tpbench')}/pipe"
 
@@ -104,31 +91,6 @@ class Channel:
         socket.setsockopt(zmq.RCVHWM, 100_000)
         socket.bind(self.address)
         return socket.recv, lambda: (socket.close(linger=0), context.term())
-
-
-def run_pair(producer, consumer, args, timeout=300.0) -> dict:
-    """Run producer and consumer processes; return the consumer's result dict."""
-    results = CTX.Queue()
-    ready = CTX.Event()
-    start = CTX.Value("q", 0)
-    consumer_process = CTX.Process(target=consumer, args=(*args, ready, start, results))
-    consumer_process.start()
-    if not ready.wait(60):
-        consumer_process.kill()
-        raise RuntimeError("consumer did not start")
-    producer_process = CTX.Process(target=producer, args=(*args, start))
-    producer_process.start()
-    try:
-        result = results.get(timeout=timeout)
-    finally:
-        for process in (producer_process, consumer_process):
-            process.join(30)
-            if process.is_alive():
-                process.kill()
-                process.join()
-    if "error" in result:
-        raise RuntimeError(result["error"])
-    return result
 
 
 # ---------------------------------------------------------------- tradepipe sides
@@ -310,8 +272,8 @@ def idle_consumer(name, ready):
 def measure_idle_cpu(seconds: float) -> float:
     """Percent of one core a consumer uses waiting on an empty ring with the default wait."""
     with Ring.create("idle", RECORD, 1 << 10, consumers=["c"]) as ring:
-        ready = CTX.Event()
-        process = CTX.Process(target=idle_consumer, args=(ring.name, ready))
+        ready = FORK.Event()
+        process = FORK.Process(target=idle_consumer, args=(ring.name, ready))
         process.start()
         ready.wait(60)
         time.sleep(0.5)  # past the spin and yield phases
@@ -344,65 +306,55 @@ def available_transports(requested: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smaller runs (< 60 s in all)")
-    parser.add_argument("--runs", type=int, default=None, help="runs per figure (median)")
-    parser.add_argument("--json", type=Path, help="write the results here")
+    parser = harness.parser("ring", __doc__, runs=3, full_runs=5)
     parser.add_argument(
         "--transports", default=",".join(TRANSPORTS), help="comma-separated subset to run"
     )
-    args = parser.parse_args(argv)
-    runs = args.runs or 3
-    if args.quick:
-        sizes = {"single": 100_000, "batch256": 2_560_000, "latency": 10_000}
-        peer_sizes = {"single": 50_000, "batch256": 256_000, "latency": 5_000}
-        idle_seconds = 1.5
-    else:
-        runs = args.runs or 5
-        sizes = {"single": 1_000_000, "batch256": 25_600_000, "latency": 100_000}
-        peer_sizes = {"single": 300_000, "batch256": 2_560_000, "latency": 50_000}
-        idle_seconds = 5.0
+    args = harness.parse(parser, argv)
+    runs = args.runs
+    sizes = harness.by_mode(
+        args,
+        smoke={"single": 2_000, "batch256": 25_600, "latency": 1_000},
+        quick={"single": 100_000, "batch256": 2_560_000, "latency": 10_000},
+        full={"single": 1_000_000, "batch256": 25_600_000, "latency": 100_000},
+    )
+    peer_sizes = harness.by_mode(
+        args,
+        smoke={"single": 2_000, "batch256": 25_600, "latency": 1_000},
+        quick={"single": 50_000, "batch256": 256_000, "latency": 5_000},
+        full={"single": 300_000, "batch256": 2_560_000, "latency": 50_000},
+    )
+    idle_seconds = harness.by_mode(args, smoke=0.2, quick=1.5, full=5.0)
     transports = available_transports(args.transports.split(","))
     results = []
-    started = time.monotonic()
     for mode in ("single", "batch256", "latency_default", "latency_spin"):
         # latency_spin: peers have no spinning receive; their latency is latency_default
         contenders = [t for t in transports if mode != "latency_spin" or t == "tradepipe"]
-        sizes_of = {t: (sizes if t == "tradepipe" else peer_sizes) for t in contenders}
         key = "latency" if mode.startswith("latency") else mode
-        # Round-robin over the transports, run after run: whatever disturbs the host for a
-        # while (other tenants, the kernel compacting memory a peer freed) hits all alike.
-        samples: dict[str, list[dict]] = {t: [] for t in contenders}
-        for _ in range(runs):
-            for transport in contenders:
-                samples[transport].append(measure(transport, mode, sizes_of[transport][key]))
+        records = {t: (sizes if t == "tradepipe" else peer_sizes)[key] for t in contenders}
+        samples = harness.round_robin(
+            {t: partial(measure, t, mode, records[t]) for t in contenders}, runs
+        )
         for transport in contenders:
             row = {
                 "transport": transport,
                 "mode": mode,
-                "records_per_s": None,
-                "p50_us": None,
-                "p99_us": None,
-                "p999_us": None,
+                **harness.median_fields(samples[transport], FIGURES),
                 "idle_cpu_pct": None,
                 "runs": runs,
-                "records": sizes_of[transport][key],
+                "records": records[transport],
             }
-            for field in ("records_per_s", "p50_us", "p99_us", "p999_us"):
-                values = [sample[field] for sample in samples[transport] if field in sample]
-                if values:
-                    row[field] = statistics.median(values)
             results.append(row)
-            print(f"  {mode:16} {transport:12} {format_row(row)}", file=sys.stderr)
-    idle = statistics.median(measure_idle_cpu(idle_seconds) for _ in range(runs))
+            harness.progress(f"  {mode:16} {transport:12} {format_row(row)}")
+    idle = harness.median(measure_idle_cpu(idle_seconds) for _ in range(runs))
     for row in results:
         if row["transport"] == "tradepipe" and row["mode"] == "latency_default":
             row["idle_cpu_pct"] = idle
-    print_table(results, idle, runs, time.monotonic() - started)
-    if args.json:
-        args.json.write_text(json.dumps({"results": results}, indent=2) + "\n")
-        print(f"results written to {args.json}")
-    return 0
+    print_table(results, idle, runs)
+    return harness.finish(args, {"results": results})
+
+
+FIGURES = ("records_per_s", "p50_us", "p99_us", "p999_us")
 
 
 def format_row(row: dict) -> str:
@@ -413,14 +365,9 @@ def format_row(row: dict) -> str:
     )
 
 
-def print_table(results: list[dict], idle: float, runs: int, seconds: float) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"ring vs peers, 64-byte records, median of {runs} runs")
-    for column in ("mode", "transport", "result", "tradepipe ×"):
-        table.add_column(column, justify="right" if column != "mode" else "left")
+def print_table(results: list[dict], idle: float, runs: int) -> None:
     ours = {row["mode"]: row for row in results if row["transport"] == "tradepipe"}
+    rows = []
     for row in results:
         mine = ours.get(row["mode"])
         ratio = ""
@@ -429,13 +376,13 @@ def print_table(results: list[dict], idle: float, runs: int, seconds: float) -> 
                 ratio = f"{mine['records_per_s'] / row['records_per_s']:.1f}×"
             elif row["p50_us"]:
                 ratio = f"{row['p50_us'] / mine['p50_us']:.1f}× lower p50"
-        table.add_row(row["mode"], row["transport"], format_row(row), ratio)
-    console = Console()
-    console.print(table)
-    console.print(
-        f"idle CPU of the default wait (consumer on an empty ring): {idle:.2f} % of a core"
+        rows.append((row["mode"], row["transport"], format_row(row), ratio))
+    harness.print_table(
+        f"ring vs peers, 64-byte records, median of {runs} runs",
+        [harness.Column("mode", "<"), "transport", "result", "tradepipe ×"],
+        rows,
+        [f"idle CPU of the default wait (consumer on an empty ring): {idle:.2f} % of a core"],
     )
-    console.print(f"host: {os.cpu_count()} CPUs; took {seconds:.0f} s")
 
 
 if __name__ == "__main__":

@@ -16,26 +16,19 @@ Three things are timed on the same stream, in batches of ``--batch``, each the m
 
 from __future__ import annotations
 
-import argparse
-import json
-import statistics
 import sys
 import time
-from pathlib import Path
+from functools import partial
 
+import harness
 import numpy as np
+from bench_matching import mixed_flow
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "perf"))
-
-from bench_matching import mixed_flow  # noqa: E402
-
-from stages.engine import Engine, EngineConfig  # noqa: E402
-from stages.matching import MatchingEngine  # noqa: E402
-from stages.records import COMMAND_DTYPE, CommandType  # noqa: E402
-from stages.risk.config import AssetConfig, InstrumentConfig, RiskConfig  # noqa: E402
-from stages.risk.engine import RiskEngine  # noqa: E402
+from stages.engine import Engine, EngineConfig
+from stages.matching import MatchingEngine
+from stages.records import COMMAND_DTYPE, CommandType
+from stages.risk.config import AssetConfig, InstrumentConfig, RiskConfig
+from stages.risk.engine import RiskEngine
 
 ACCOUNTS = 97
 USD, BTC = 0, 1
@@ -115,15 +108,10 @@ def time_engine(deposits, parts) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a small stream, < 60 s")
-    parser.add_argument("--runs", type=int, default=3, help="runs per figure (median), >= 3")
+    parser = harness.parser("risk", __doc__)
     parser.add_argument("--batch", type=int, default=1024, help="commands per call")
-    parser.add_argument("--json", type=Path, help="write the results here")
-    args = parser.parse_args(argv)
-    if args.runs < 3:
-        parser.error(f"--runs {args.runs} is too few: the median needs >= 3")
-    n = 200_000 if args.quick else 2_000_000
+    args = harness.parse(parser, argv)
+    n = harness.by_mode(args, smoke=5_000, quick=200_000, full=2_000_000)
 
     deposits, flow = stream(n)
     parts = batches(flow, args.batch)
@@ -134,37 +122,44 @@ def main(argv: list[str] | None = None) -> int:
     time_engine(deposits, warm)
     time_matching(deposits, warm)
 
-    pre, both, matching, engine = [], [], [], []
-    rejected = 0
-    for _ in range(args.runs):
-        p, b, rejected = time_risk(deposits, parts, events)
-        pre.append(p)
-        both.append(b)
-        matching.append(time_matching(deposits, parts)[0])
-        engine.append(time_engine(deposits, parts))
-    rows = [
-        ("risk pre-trade checks", statistics.median(pre)),
-        ("risk pre + post-trade", statistics.median(both)),
-        ("matching alone", statistics.median(matching)),
-        ("Engine (whole chain)", statistics.median(engine)),
+    samples = harness.round_robin(
+        {
+            "risk": partial(time_risk, deposits, parts, events),
+            "matching": lambda: time_matching(deposits, parts)[0],
+            "engine": partial(time_engine, deposits, parts),
+        },
+        args.runs,
+    )
+    pre, both, rejected_by_run = zip(*samples["risk"], strict=True)
+    rejected = rejected_by_run[-1]
+    matching = harness.median(samples["matching"])
+    engine = harness.median(samples["engine"])
+    figures = [
+        ("risk pre-trade checks", harness.median(pre)),
+        ("risk pre + post-trade", harness.median(both)),
+        ("matching alone", matching),
+        ("Engine (whole chain)", engine),
     ]
-    m_rate = n / statistics.median(matching)
-    print(f"risk and Engine, mixed flow on 1 book, {n} commands, batches of {args.batch}, "
-          f"median of {args.runs} runs ({rejected} rejected by risk)")  # fmt: skip
-    print(f"{'what':<24} {'M orders/s':>11} {'x matching':>11}")
+    m_rate = n / matching
     results = []
-    for name, seconds in rows:
+    for name, seconds in figures:
         rate = n / seconds
         results.append({"what": name, "orders_per_s": rate, "seconds_median": seconds,
                         "x_matching": rate / m_rate, "orders": n})  # fmt: skip
-        print(f"{name:<24} {rate / 1e6:>11.3f} {rate / m_rate:>10.2f}x")
-    ratio = statistics.median(engine) / statistics.median(matching)
-    print(f"Engine takes {ratio:.2f}x the time of matching alone")
-    print("targets: >= 5 M risk checks/s; the Engine within 2x of matching alone")
-    if args.json:
-        args.json.write_text(json.dumps({"results": results, "engine_over_matching": ratio,
-                                         "rejected": rejected}, indent=2))  # fmt: skip
-    return 0
+    ratio = engine / matching
+    harness.print_table(
+        f"risk and Engine, mixed flow on 1 book, {n} commands, batches of {args.batch}, "
+        f"median of {args.runs} runs ({rejected} rejected by risk)",
+        [harness.Column("what", "<"), "M orders/s", "x matching"],
+        [(r["what"], f"{r['orders_per_s'] / 1e6:.3f}", f"{r['x_matching']:.2f}x") for r in results],
+        [
+            f"Engine takes {ratio:.2f}x the time of matching alone",
+            "targets: >= 5 M risk checks/s; the Engine within 2x of matching alone",
+        ],
+    )
+    return harness.finish(
+        args, {"results": results, "engine_over_matching": ratio, "rejected": rejected}
+    )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,150 @@
+"""Every benchmark still runs: each ``perf/bench_*.py`` in its smallest mode (``--smoke``).
+
+A bench is a script nothing else imports, so a change to the package it measures can break
+it unnoticed until someone wants figures. Each runs here as ``make bench`` runs it, in a
+subprocess, and must exit 0 and write JSON with the keys ``perf/README.md`` documents. The
+figures of a smoke run mean nothing and are not checked beyond being numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PERF = Path(__file__).resolve().parent.parent / "perf"
+
+#: Seconds one smoke run may take: most of it is numba compiling on an empty cache.
+TIMEOUT = 540
+
+
+def positive(value: object) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value) and value > 0
+
+
+def check_ring(data: dict) -> None:
+    rows = data["results"]
+    for row in rows:
+        assert set(row) == {
+            "transport",
+            "mode",
+            "records_per_s",
+            "p50_us",
+            "p99_us",
+            "p999_us",
+            "idle_cpu_pct",
+            "runs",
+            "records",
+        }
+    ours = {row["mode"]: row for row in rows if row["transport"] == "tradepipe"}
+    assert set(ours) == {"single", "batch256", "latency_default", "latency_spin"}
+    for row in rows:
+        if row["mode"] in ("single", "batch256"):
+            assert positive(row["records_per_s"])
+        else:
+            assert all(positive(row[k]) for k in ("p50_us", "p99_us", "p999_us"))
+    assert ours["latency_default"]["idle_cpu_pct"] >= 0
+    peers = {row["transport"] for row in rows} - {"tradepipe"}
+    assert {"mp_queue", "mp_pipe", "zmq_ipc"} <= peers
+
+
+def check_matching(data: dict) -> None:
+    rows = data["results"]
+    assert {(r["engine"], r["symbols"]) for r in rows} == {
+        (engine, symbols) for engine in ("tradepipe", "reference") for symbols in (1, 100)
+    }
+    for row in rows:
+        assert set(row) == {
+            "engine",
+            "symbols",
+            "orders_per_s",
+            "orders",
+            "rejected",
+            "seconds_median",
+            "x_reference",
+        }
+        assert positive(row["orders_per_s"]) and positive(row["x_reference"])
+    assert data["first_call_s"]["cold"] is None  # --smoke skips the empty-cache compile
+    assert positive(data["first_call_s"]["cached"])
+
+
+def check_risk(data: dict) -> None:
+    rows = data["results"]
+    assert [r["what"] for r in rows] == [
+        "risk pre-trade checks",
+        "risk pre + post-trade",
+        "matching alone",
+        "Engine (whole chain)",
+    ]
+    for row in rows:
+        assert set(row) == {"what", "orders_per_s", "seconds_median", "x_matching", "orders"}
+        assert positive(row["orders_per_s"])
+    assert positive(data["engine_over_matching"])
+    assert isinstance(data["rejected"], int)
+
+
+def check_journal(data: dict) -> None:
+    rows = data["results"]
+    assert {(r["fsync"], r["batch"]) for r in rows} == {
+        (policy, batch) for policy in ("batch", "interval", "never") for batch in (64, 1024, 16384)
+    }
+    for row in rows:
+        assert set(row) == {"fsync", "batch", "records_per_s", "mb_per_s", "records"}
+        assert positive(row["records_per_s"]) and positive(row["mb_per_s"])
+    peers = data["peers"]
+    assert [p["peer"] for p in peers[:2]] == ["raw", "raw+fsync"]
+    assert all(positive(p["mb_per_s"]) for p in peers[:2])
+    assert [p["batch"] for p in peers[2:]] == [64, 1024, 16384]
+    assert all(p["peer"] == "raw per-batch fsync" for p in peers[2:])
+    assert all(positive(p["records_per_s"]) for p in peers[2:])
+
+
+def check_feeds(data: dict) -> None:
+    figures = {
+        "itch_frame",
+        "itch_parse",
+        "itch_parse_file",
+        "python_struct_parse",
+        "itch_replay",
+        "lobster_replay",
+        "lobster_replay_no_output",
+    }
+    assert set(data) == figures | {"itch_messages", "lobster_messages", "run_info"}
+    assert all(positive(data[key]) for key in figures)
+    assert positive(data["itch_messages"]) and positive(data["lobster_messages"])
+
+
+CHECKS = {
+    "ring": check_ring,
+    "matching": check_matching,
+    "risk": check_risk,
+    "journal": check_journal,
+    "feeds": check_feeds,
+}
+
+
+def test_every_bench_is_checked():
+    assert {p.stem.removeprefix("bench_") for p in PERF.glob("bench_*.py")} == set(CHECKS)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(TIMEOUT + 60)
+@pytest.mark.parametrize("bench", list(CHECKS))
+def test_bench_smoke(bench, tmp_path):
+    out = tmp_path / f"{bench}.json"
+    extra = ["--dir", str(tmp_path)] if bench == "journal" else []
+    done = subprocess.run(
+        [sys.executable, str(PERF / f"bench_{bench}.py"), "--smoke", "--json", str(out), *extra],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert done.returncode == 0, f"bench_{bench}.py --smoke failed:\n{done.stderr[-4000:]}"
+    data = json.loads(out.read_text(), parse_constant=pytest.fail)
+    info = data["run_info"]
+    assert (info["bench"], info["mode"], info["runs"]) == (bench, "smoke", 1)
+    CHECKS[bench](data)
