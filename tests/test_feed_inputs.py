@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 
 from pipeline.cli import main
-from stages.ingest import feed_replay, feedfile, itch50, lobster
+from stages import feed_replay
+from stages.ingest import feedfile, itch50, lobster
 from tests.feedwriters import (
     fifo_feeding,
     itch_message,

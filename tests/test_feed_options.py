@@ -21,7 +21,7 @@ import pytest
 from pipeline.cli import build_parser, main
 from pipeline.exitcodes import ExitStatus
 from pipeline.replay import feeds
-from stages.ingest import feed_replay
+from stages import feed_replay
 from tests.feedwriters import itch_stream, lobster_message_rows, simulate_itch, simulate_lobster
 
 ROOT = Path(__file__).resolve().parents[1]

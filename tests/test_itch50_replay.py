@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.cli import main
-from stages.ingest import feed_replay
+from stages import feed_replay
 from tests.feedwriters import itch_message, itch_stream, simulate_itch
 
 

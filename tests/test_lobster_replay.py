@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.cli import main
-from stages.ingest import feed_replay, lobster
+from stages import feed_replay
+from stages.ingest import lobster
 from tests.feedwriters import lobster_book_row, lobster_message_rows, simulate_lobster
 
 LEVELS = 10  # covers the simulator's 10 prices per side

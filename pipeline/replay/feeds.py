@@ -26,7 +26,8 @@ from typing import IO
 import numpy as np
 
 from pipeline.exitcodes import CommandError, ExitStatus
-from stages.ingest import feed_replay, feedfile, lobster
+from stages import feed_replay
+from stages.ingest import feedfile, lobster
 
 #: Largest ``--levels`` / ``--depth``: a LOBSTER row holds 4 numbers per level, so 1000
 #: levels are ~40 kB per message already (a million messages, 40 GB).

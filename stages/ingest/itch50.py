@@ -203,6 +203,14 @@ DTYPES: dict[str, np.dtype] = {
 for _kind, _dtype in DTYPES.items():
     assert _dtype.itemsize == MESSAGE_LENGTHS[_kind], (_kind, _dtype.itemsize)
 
+
+def field_at(kind: str, name: str) -> tuple[int, int]:
+    """``(offset, length)`` in bytes of field ``name`` of message type ``kind``, counted from
+    the type byte, read off ``DTYPES``: plain ints, which compiled code folds as constants."""
+    base, offset = DTYPES[kind].fields[name][:2]
+    return offset, base.itemsize
+
+
 #: Message length indexed by type byte; 0 marks a byte that is not an ITCH 5.0 type.
 LENGTH_BY_TYPE_BYTE = np.zeros(256, dtype=np.int64)
 for _kind, _length in MESSAGE_LENGTHS.items():

@@ -69,6 +69,14 @@ HALT_PRICE = -1  # type 7 with this price: trading halts
 QUOTE_RESUME_PRICE = 0  # quoting resumes (trading still halted)
 TRADE_RESUME_PRICE = 1  # trading resumes
 
+#: Direction column values.
+DIRECTION_BUY = 1
+DIRECTION_SELL = -1
+
+#: An orderbook row holds, for each level, these columns in this order.
+LEVEL_COLUMNS = 4
+ASK_PRICE_COL, ASK_SIZE_COL, BID_PRICE_COL, BID_SIZE_COL = range(LEVEL_COLUMNS)
+
 EMPTY_ASK_PRICE = 9999999999
 EMPTY_BID_PRICE = -9999999999
 
