@@ -31,7 +31,8 @@ from pathlib import Path
 import harness
 import numpy as np
 
-from stages.ingest import feed_replay, itch50, lobster
+from stages import feed_replay
+from stages.ingest import itch50, lobster
 
 _STOCKS = 8
 
