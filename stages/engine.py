@@ -16,7 +16,7 @@ first command of a later window). Funds a fill frees are usable from the next wi
 Events of an open window wait in the engine and are part of its snapshot and hash.
 Holds stay exact all the same: a REPLACE sets its order's open quantity outright, so while
 its order may have fills not yet settled, risk holds the replace in full and returns the
-excess when matching confirms it (see ``stages/risk/limits.py``).
+excess when matching confirms it (see ``stages/risk/pretrade.py``).
 """
 
 from __future__ import annotations
@@ -28,16 +28,18 @@ import numpy as np
 
 from ringbuffer.records import clone_records, concat_records
 from stages.ingest.throttle import Throttle, ThrottleConfig
-from stages.ingest.validate import command_words, validate_words
+from stages.ingest.validate import validate_words
 from stages.matching.engine import MatchingEngine
 from stages.matching.symbols import MAX_ORDER_CAPACITY, SymbolSpec
-from stages.records import COMMAND_DTYPE, EVENT_DTYPE
+from stages.record_words import C_SEQ, command_words, event_words
+from stages.records import EVENT_DTYPE
 from stages.risk.config import RiskConfig
-from stages.risk.engine import RiskEngine, event_words
+from stages.risk.engine import RiskEngine
 from stages.snapshot_body import decode_body
 
 _SNAPSHOT_FORMAT = "tradepipe.engine"
 _SNAPSHOT_VERSION = 2
+_SEQ = C_SEQ[0]  # the word of a command's seq (a whole word), read here without a kernel
 
 
 class EngineConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -134,27 +136,20 @@ class Engine:
         Hot: a few Python steps per batch and per settlement window, none per command. The
         batch is viewed as int64 words once and its windows are cut by slicing that view.
         """
-        if (commands.dtype is not COMMAND_DTYPE and commands.dtype != COMMAND_DTYPE) or (
-            commands.ndim != 1
-        ):
-            raise TypeError(
-                f"commands must be a 1-d COMMAND_DTYPE array, got dtype {commands.dtype} "
-                f"with {commands.ndim} dimension(s)"
-            )
-        n = len(commands)
+        words = command_words(commands)  # refuses all but a 1-d, contiguous COMMAND_DTYPE batch
+        n = len(words)
         if n == 0:
             return self.matching.process(commands)
-        words = command_words(commands)
         _, bad = validate_words(words, self._max_accounts, self.last_seq, True)
         if bad >= 0:
-            prev = self.last_seq if bad == 0 else int(words[bad - 1, 0])
+            prev = self.last_seq if bad == 0 else int(words[bad - 1, _SEQ])
             raise ValueError(
-                f"command seq {int(words[bad, 0])} (batch index {bad}) does not "
+                f"command seq {int(words[bad, _SEQ])} (batch index {bad}) does not "
                 f"increase: expected > {prev}; was this batch already applied?"
             )
         every = self._settle_every
-        first = int(words[0, 0])
-        last = int(words[n - 1, 0])
+        first = int(words[0, _SEQ])
+        last = int(words[n - 1, _SEQ])
         if (first - 1) // every == (last - 1) // every:
             return self._process_window(commands, words, first, last, append=False)
         # cut at the last seq of each window; seqs increase, so a window's last seq is
@@ -162,17 +157,17 @@ class Engine:
         events = None
         start = 0
         while start < n:
-            lo = int(words[start, 0])
+            lo = int(words[start, _SEQ])
             end_seq = ((lo - 1) // every + 1) * every  # the last seq of lo's window
             if end_seq >= last:
                 stop = n
             else:
                 guess = start + end_seq - lo
-                if guess < n and words[guess, 0] == end_seq:
+                if guess < n and words[guess, _SEQ] == end_seq:
                     stop = guess + 1
                 else:
-                    stop = int(np.searchsorted(words[start:, 0], end_seq, "right")) + start
-            hi = int(words[stop - 1, 0])
+                    stop = int(np.searchsorted(words[start:, _SEQ], end_seq, "right")) + start
+            hi = int(words[stop - 1, _SEQ])
             events = self._process_window(
                 commands[start:stop], words[start:stop], lo, hi, append=events is not None
             )

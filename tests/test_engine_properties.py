@@ -22,13 +22,13 @@ from stages.engine import Engine, EngineConfig
 from stages.ingest.throttle import BucketConfig, ThrottleConfig
 from stages.records import COMMAND_DTYPE, CommandType, EventType, OrderType
 from stages.risk import layout as L
-from stages.risk.accounts import hold_amount
 from stages.risk.config import (
     AccountLimits,
     AssetConfig,
     InstrumentConfig,
     RiskConfig,
 )
+from stages.risk.money import hold_amount
 
 USD, BTC, ETH = 0, 1, 2
 ACCOUNTS = (1, 2, 3)

@@ -15,9 +15,17 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from stages.kernel_codes import SIDE_BUY, SIDE_SELL
 from stages.risk import layout as L
-from stages.risk.accounts import fee_ceil, fee_floor, hold_amount
-from stages.risk.limits import _fits, _highest_bid, _market_buy_price, reference_price
+from stages.risk.money import (
+    bps_ceil,
+    bps_floor,
+    hold_amount,
+    notional_fits,
+    protection_price,
+    reference_price,
+)
+from stages.risk.pretrade import highest_bid
 
 LIMIT = L.AMOUNT_LIMIT
 INT64_MAX = 2**63 - 1
@@ -39,8 +47,8 @@ bps = st.one_of(st.integers(0, 10_000), st.sampled_from([0, 1, 9_999, 10_000]))
 @settings(max_examples=300, deadline=None)
 @given(amount=amounts, rate=bps)
 def test_fees_are_the_exact_floor_and_ceil_of_amount_times_rate(amount, rate):
-    assert fee_floor(amount, rate) == amount * rate // 10_000
-    assert fee_ceil(amount, rate) == -(-amount * rate // 10_000)
+    assert bps_floor(amount, rate) == amount * rate // 10_000
+    assert bps_ceil(amount, rate) == -(-amount * rate // 10_000)
 
 
 def symbols_row(**columns: int) -> np.ndarray:
@@ -64,10 +72,10 @@ def test_holds_are_notional_plus_ceiled_fee_for_a_buy_and_base_for_a_sell(
     notional = price * qty * scale
     if notional <= LIMIT:  # what the notional check lets through
         want = notional + ceil(Fraction(notional * max(maker, taker), 10_000))
-        assert hold_amount(symbols, 0, L.BUY, price, qty) == want <= 2 * LIMIT
+        assert hold_amount(symbols, 0, SIDE_BUY, price, qty) == want <= 2 * LIMIT
     if qty * bpl <= LIMIT:  # what the quantity check lets through
-        assert hold_amount(symbols, 0, L.SELL, price, qty) == qty * bpl
-    assert hold_amount(symbols, 0, L.BUY, price, 0) == 0
+        assert hold_amount(symbols, 0, SIDE_SELL, price, qty) == qty * bpl
+    assert hold_amount(symbols, 0, SIDE_BUY, price, 0) == 0
 
 
 @settings(max_examples=400, deadline=None)
@@ -76,7 +84,7 @@ def test_the_notional_guard_lets_through_exactly_what_fits(data, price, scale):
     qty = data.draw(near(1, LIMIT // max(1, price * scale), 2**20, INT64_MAX), label="qty")
     price, qty = min(price, INT64_MAX), min(qty, INT64_MAX)
     product = price * qty * scale
-    fits = _fits(price, qty, scale)
+    fits = notional_fits(price, qty, scale)
     if product < LIMIT:
         assert fits
     if fits:
@@ -93,7 +101,7 @@ def test_the_notional_guard_lets_through_exactly_what_fits(data, price, scale):
 def test_a_market_buys_protection_price_is_ask_plus_band_down_to_the_tick(ask, ref, band, tick):
     symbols = symbols_row(best_ask=ask, ref_price=ref, market_band_bps=band, tick=tick)
     base = ask if ask > 0 else ref  # best ask, else the reference price
-    got = _market_buy_price(symbols, 0)
+    got = protection_price(symbols, 0)
     if base == 0:
         assert got == 0  # nothing bounds it: the order is refused
         return
@@ -109,7 +117,7 @@ def test_a_market_buys_protection_price_is_ask_plus_band_down_to_the_tick(ask, r
 @given(bid=st.integers(0, INT64_MAX), passed=st.integers(0, INT64_MAX))
 def test_the_highest_bid_is_the_larger_of_the_reported_and_the_passed(bid, passed):
     symbols = symbols_row(best_bid=bid)
-    assert _highest_bid(symbols, np.array([passed], np.int64), 0) == max(bid, passed)
+    assert highest_bid(symbols, np.array([passed], np.int64), 0) == max(bid, passed)
 
 
 def test_the_reference_price_is_the_last_trade_else_the_configured_one():

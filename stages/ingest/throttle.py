@@ -20,20 +20,21 @@ import msgspec
 import numpy as np
 from numba import njit
 
-from stages.records import COMMAND_DTYPE, CommandType, Reason
+from stages.kernel_codes import (
+    CMD_CANCEL,
+    CMD_NEW,
+    CMD_REDUCE,
+    CMD_REPLACE,
+    R_SYMBOL_RATE,
+    R_THROTTLED,
+    R_THROTTLED_CANCEL,
+)
+from stages.records import COMMAND_DTYPE
 
 NANO = 1_000_000_000  # nano-tokens per token; one token refills per (1e9 / rate) ns
 MAX_RATE = 10**9
 MAX_BURST = 10**9
 _N_SYMBOLS = 1 << 16
-
-_NEW = int(CommandType.NEW)
-_CANCEL = int(CommandType.CANCEL)
-_REDUCE = int(CommandType.REDUCE)
-_REPLACE = int(CommandType.REPLACE)
-_THROTTLED = int(Reason.THROTTLED)
-_THROTTLED_CANCEL = int(Reason.THROTTLED_CANCEL)
-_SYMBOL_RATE = int(Reason.SYMBOL_RATE)
 
 
 class BucketConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -81,9 +82,9 @@ def _throttle(
         if reason[i] != 0:
             continue
         k = kind[i]
-        if k == _NEW:
+        if k == CMD_NEW:
             b = 0
-        elif k in (_CANCEL, _REDUCE, _REPLACE):
+        elif k in (CMD_CANCEL, CMD_REDUCE, CMD_REPLACE):
             b = 1
         else:
             continue
@@ -103,11 +104,11 @@ def _throttle(
             shave = _refill(sym_tokens[s], sym_last[s], t, rates[2], caps[2])
             sym_ok = shave >= NANO
         if not client_ok:
-            reason[i] = _THROTTLED if b == 0 else _THROTTLED_CANCEL
+            reason[i] = R_THROTTLED if b == 0 else R_THROTTLED_CANCEL
             refused += 1
             continue
         if not sym_ok:
-            reason[i] = _SYMBOL_RATE
+            reason[i] = R_SYMBOL_RATE
             refused += 1
             continue
         if rates[b] > 0:

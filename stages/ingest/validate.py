@@ -14,73 +14,83 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from stages.records import (
-    COMMAND_DTYPE,
-    CommandFlag,
-    CommandType,
-    OrderType,
-    Reason,
-    SelfTradePrevention,
-    TimeInForce,
+from stages.kernel_codes import (
+    CF_POST_ONLY,
+    CMD_CANCEL,
+    CMD_DEPOSIT,
+    CMD_HALT,
+    CMD_KILL_SWITCH,
+    CMD_KILL_SWITCH_RELEASE,
+    CMD_NEW,
+    CMD_REDUCE,
+    CMD_REPLACE,
+    CMD_RESUME,
+    CMD_WITHDRAW,
+    KNOWN_COMMAND_FLAGS,
+    MAX_ORDER_TYPE,
+    MAX_SIDE,
+    MAX_STP,
+    MAX_TIF,
+    OT_LIMIT,
+    OT_MARKET,
+    R_INVALID_COMMAND,
+    R_INVALID_PRICE,
+    R_INVALID_QTY,
+    R_UNKNOWN_ACCOUNT,
+    TIF_GTC,
 )
-
-_NEW = int(CommandType.NEW)
-_CANCEL = int(CommandType.CANCEL)
-_REDUCE = int(CommandType.REDUCE)
-_REPLACE = int(CommandType.REPLACE)
-_HALT = int(CommandType.HALT)
-_RESUME = int(CommandType.RESUME)
-_KILL = int(CommandType.KILL_SWITCH)
-_KILL_RELEASE = int(CommandType.KILL_SWITCH_RELEASE)
-_DEPOSIT = int(CommandType.DEPOSIT)
-_WITHDRAW = int(CommandType.WITHDRAW)
-_MARKET = int(OrderType.MARKET)
-_LIMIT = int(OrderType.LIMIT)
-_GTC = int(TimeInForce.GTC)
-_MAX_ORDER_TYPE = int(max(OrderType))
-_MAX_TIF = int(max(TimeInForce))
-_MAX_STP = int(max(SelfTradePrevention))
-_POST_ONLY = int(CommandFlag.POST_ONLY)
-_KNOWN_FLAGS = int(CommandFlag.POST_ONLY)
-_INVALID_COMMAND = int(Reason.INVALID_COMMAND)
-_INVALID_QTY = int(Reason.INVALID_QTY)
-_INVALID_PRICE = int(Reason.INVALID_PRICE)
-_UNKNOWN_ACCOUNT = int(Reason.UNKNOWN_ACCOUNT)
+from stages.record_words import (
+    C_ACCOUNT,
+    C_FLAGS,
+    C_KIND,
+    C_ORDER_ID,
+    C_ORDER_TYPE,
+    C_PRICE,
+    C_QTY,
+    C_REASON,
+    C_SEQ,
+    C_SIDE,
+    C_STP,
+    C_TIF,
+    command_words,
+    get,
+    put,
+)
 
 
 @njit(cache=True, _nrt=False)
 def _check_one(kind, order_id, price, qty, account, side, otype, tif, stp, flags, n_acc) -> int:
-    if kind in (_NEW, _CANCEL, _REDUCE, _REPLACE, _DEPOSIT, _WITHDRAW):
+    if kind in (CMD_NEW, CMD_CANCEL, CMD_REDUCE, CMD_REPLACE, CMD_DEPOSIT, CMD_WITHDRAW):
         if account == 0 or account >= n_acc:
-            return _UNKNOWN_ACCOUNT
-    elif kind in (_HALT, _RESUME, _KILL, _KILL_RELEASE):
+            return R_UNKNOWN_ACCOUNT
+    elif kind in (CMD_HALT, CMD_RESUME, CMD_KILL_SWITCH, CMD_KILL_SWITCH_RELEASE):
         if account >= n_acc:
-            return _UNKNOWN_ACCOUNT
+            return R_UNKNOWN_ACCOUNT
         return 0
     else:
-        return _INVALID_COMMAND
-    if kind in (_DEPOSIT, _WITHDRAW):
-        return _INVALID_QTY if qty <= 0 else 0
+        return R_INVALID_COMMAND
+    if kind in (CMD_DEPOSIT, CMD_WITHDRAW):
+        return R_INVALID_QTY if qty <= 0 else 0
     if order_id <= 0:
-        return _INVALID_COMMAND
-    if kind == _CANCEL:
+        return R_INVALID_COMMAND
+    if kind == CMD_CANCEL:
         return 0
     if qty <= 0:
-        return _INVALID_QTY
-    if kind == _REDUCE:
+        return R_INVALID_QTY
+    if kind == CMD_REDUCE:
         return 0
-    if kind == _REPLACE:
-        return _INVALID_PRICE if price <= 0 else 0
+    if kind == CMD_REPLACE:
+        return R_INVALID_PRICE if price <= 0 else 0
     # NEW
-    if side > 1 or otype > _MAX_ORDER_TYPE or tif > _MAX_TIF or stp > _MAX_STP:
-        return _INVALID_COMMAND
-    if (flags & ~_KNOWN_FLAGS) != 0:
-        return _INVALID_COMMAND
-    if (flags & _POST_ONLY) != 0 and (otype != _LIMIT or tif != _GTC):
-        return _INVALID_COMMAND
-    if otype == _MARKET:
-        return _INVALID_PRICE if price < 0 else 0
-    return _INVALID_PRICE if price <= 0 else 0
+    if side > MAX_SIDE or otype > MAX_ORDER_TYPE or tif > MAX_TIF or stp > MAX_STP:
+        return R_INVALID_COMMAND
+    if (flags & ~KNOWN_COMMAND_FLAGS) != 0:
+        return R_INVALID_COMMAND
+    if (flags & CF_POST_ONLY) != 0 and (otype != OT_LIMIT or tif != TIF_GTC):
+        return R_INVALID_COMMAND
+    if otype == OT_MARKET:
+        return R_INVALID_PRICE if price < 0 else 0
+    return R_INVALID_PRICE if price <= 0 else 0
 
 
 @njit(cache=True, _nrt=False)
@@ -89,22 +99,22 @@ def _validate(words, n_acc, last_seq, check_seq):
     seq nothing is written."""
     prev = last_seq
     for i in range(words.shape[0] if check_seq else 0):
-        if words[i, 0] <= prev:
+        seq = get(words, i, C_SEQ)
+        if seq <= prev:
             return 0, i
-        prev = words[i, 0]
+        prev = seq
     bad = 0
     for i in range(words.shape[0]):
-        w6 = words[i, 6]
-        w7 = words[i, 7]
-        if (w7 >> 32) & 0xFF != 0:
+        if get(words, i, C_REASON) != 0:
             continue
         r = _check_one(
-            (w6 >> 48) & 0xFF, words[i, 3], words[i, 4], words[i, 5], w6 & 0xFFFFFFFF,
-            (w6 >> 56) & 0xFF, w7 & 0xFF, (w7 >> 8) & 0xFF, (w7 >> 16) & 0xFF,
-            (w7 >> 24) & 0xFF, n_acc,
+            get(words, i, C_KIND), get(words, i, C_ORDER_ID), get(words, i, C_PRICE),
+            get(words, i, C_QTY), get(words, i, C_ACCOUNT), get(words, i, C_SIDE),
+            get(words, i, C_ORDER_TYPE), get(words, i, C_TIF), get(words, i, C_STP),
+            get(words, i, C_FLAGS), n_acc,
         )  # fmt: skip
         if r != 0:
-            words[i, 7] = (w7 & ~(0xFF << 32)) | (r << 32)
+            put(words, i, C_REASON, r)
             bad += 1
     return bad, -1
 
@@ -132,23 +142,8 @@ def validate_words(
     words: np.ndarray, max_accounts: int, last_seq: int, check_seq: bool
 ) -> tuple[int, int]:
     """``validate`` (and with ``check_seq`` ``validate_sequenced``) of a batch already viewed
-    as int64 words (``command_words``), for callers that hold that view anyway (the Engine).
+    as int64 words (``record_words.command_words``), for callers that hold that view anyway
+    (the Engine).
     """
     bad, bad_seq = _validate(words, max_accounts, last_seq, check_seq)
     return int(bad), int(bad_seq)
-
-
-def command_words(commands: np.ndarray) -> np.ndarray:
-    """``commands`` (a 1-d, contiguous COMMAND_DTYPE batch) as int64 rows of 8 words, sharing
-    its memory, so compiled passes take one argument instead of a view per field.
-
-    Built from the buffer, not with ``.view``: numpy checks a view of a structured dtype in
-    Python (~0.7 µs), which the per-batch path of the Engine pays for nothing.
-    """
-    if (commands.dtype is not COMMAND_DTYPE and commands.dtype != COMMAND_DTYPE) or (
-        commands.ndim != 1
-    ):
-        raise TypeError(f"commands must be a 1-d COMMAND_DTYPE array, got dtype {commands.dtype}")
-    if not commands.flags.c_contiguous:
-        raise ValueError("commands must be a contiguous array (not a strided view)")
-    return np.ndarray((len(commands), 8), np.int64, commands)

@@ -2,7 +2,8 @@
 
 Owns the preallocated state (balances, positions, per-account limits and flags, per-symbol
 configuration and market state, the open-order table) and runs the compiled passes of
-``limits.pre_trade`` (commands: reject or hold) and ``accounts.post_trade`` (events: settle).
+``pretrade.pre_trade`` (commands: reject or hold) and ``settlement.post_trade`` (events:
+settle), over the word views of ``stages.record_words``.
 It launches nothing and knows nothing of rings: the risk stage, the in-process ``Engine`` and
 the tests all drive it the same way. ``snapshot()`` / ``restore()`` / ``state_hash()`` cover
 every array, so replaying the same command batches from a snapshot rebuilds identical state.
@@ -15,12 +16,12 @@ import hashlib
 import msgspec
 import numpy as np
 
-from stages.records import COMMAND_DTYPE, EVENT_DTYPE
+from stages.record_words import command_words, event_words
 from stages.risk import layout as L
-from stages.risk.accounts import post_trade
 from stages.risk.config import RiskConfig
-from stages.risk.limits import pre_trade
 from stages.risk.orders import hash_size_for, new_table, rehash
+from stages.risk.pretrade import pre_trade
+from stages.risk.settlement import post_trade
 
 _STATE_ARRAYS = (
     "balances", "positions", "accounts", "symbols", "glob", "keys", "rows",
@@ -59,9 +60,9 @@ class RiskEngine:
         self.glob[L.G_FREE_HEAD] = 0
         # how far orders pre-traded since all was last settled may reach, per symbol
         self.round_buy_max = np.zeros(max(n_sym, 1), np.int64)
-        self.round_sell_min = np.full(max(n_sym, 1), L.NO_SELL, np.int64)
+        self.round_sell_min = np.full(max(n_sym, 1), L.UNBOUNDED_PRICE, np.int64)
         # each asset's total over every account: derived from balances (so neither hashed
-        # nor saved), kept by deposits and withdrawals to bound every amount (limits.py)
+        # nor saved), kept by deposits and withdrawals to bound every amount (pretrade.py)
         self.supply = np.zeros(max(n_assets, 1), np.int64)
         d = config.default_limits
         self.accounts[:, L.ACC_MAX_QTY] = d.max_order_qty
@@ -90,12 +91,12 @@ class RiskEngine:
 
         Sets ``reason`` of refused commands and ``price`` of market buys (their protection
         price); places holds and applies admin commands, in sequence. A replace is held in
-        full while its order may have fills not yet settled (see ``limits.pre_trade``).
+        full while its order may have fills not yet settled (see ``pretrade.pre_trade``).
         """
-        return self.pre_trade_words(_words(commands, COMMAND_DTYPE, "commands"))
+        return self.pre_trade_words(command_words(commands))
 
     def pre_trade_words(self, words: np.ndarray) -> int:
-        """``pre_trade`` of a batch already viewed as int64 words (``validate.command_words``).
+        """``pre_trade`` of a batch already viewed as int64 words (``command_words``).
 
         Hot: the caller (the Engine, per settlement window) has checked the batch; nothing
         is checked here.
@@ -116,7 +117,7 @@ class RiskEngine:
 
     def post_trade(self, events: np.ndarray) -> int:
         """Settle ``events`` (EVENT_DTYPE batch) from matching; returns how many touched orders."""
-        return self.post_trade_words(_words(events, EVENT_DTYPE, "events"))
+        return self.post_trade_words(event_words(events))
 
     def post_trade_words(self, words: np.ndarray) -> int:
         """``post_trade`` of a batch already viewed as int64 words (``event_words``). Hot:
@@ -247,24 +248,3 @@ class RiskEngine:
 
 
 L_MAX_IDS = 1 << 16
-
-
-def _words(batch: np.ndarray, dtype: np.dtype, what: str) -> np.ndarray:
-    """``batch`` as int64 rows of 8 words, sharing its memory (the kernels write through)."""
-    if (batch.dtype is not dtype and batch.dtype != dtype) or batch.ndim != 1:
-        raise TypeError(
-            f"{what} batch has dtype {batch.dtype} and {batch.ndim} dimension(s): expected a "
-            f"1-d array of stages.records.{'COMMAND' if what == 'commands' else 'EVENT'}_DTYPE"
-        )
-    if not batch.flags.c_contiguous:
-        raise ValueError(
-            f"{what} batch is not contiguous (a strided view?): pass a contiguous slice or "
-            "np.ascontiguousarray(batch), and copy the results back if you need them there"
-        )
-    # from the buffer, not .view(): numpy checks a view of a structured dtype in Python
-    return np.ndarray((len(batch), 8), np.int64, batch)
-
-
-def event_words(events: np.ndarray) -> np.ndarray:
-    """``events`` (a 1-d, contiguous EVENT_DTYPE batch) as int64 rows of 8 words."""
-    return _words(events, EVENT_DTYPE, "events")

@@ -1,19 +1,11 @@
 """Column indices of the risk engine's preallocated state arrays, shared by its kernels.
 
 The risk state is a handful of int64 numpy arrays (so numba kernels can work on them, and a
-snapshot is a dump of them); these names say what each column holds.
+snapshot is a dump of them); these names say what each column holds. The records' words are
+named in ``stages.record_words``, the codes in ``stages.kernel_codes``.
 """
 
 from __future__ import annotations
-
-from stages.records import (
-    CommandType,
-    EventFlag,
-    EventType,
-    OrderType,
-    Reason,
-    Side,
-)
 
 # balances[account, asset_index, column]
 FREE = 0
@@ -61,7 +53,9 @@ G_LAST_PRETRADE_SEQ = 5  # seq of the last command pre-traded
 G_SETTLED_SEQ = 6  # highest seq of an event settled
 G_COLUMNS = 7
 
-NO_SELL = (1 << 63) - 1  # round_sell_min when no sell passed
+# above every price: round_sell_min while no sell passed (the least of none), and how far
+# into the asks a market buy (no limit price) may reach in round_buy_max
+UNBOUNDED_PRICE = (1 << 63) - 1
 
 # rows[row, column]: the order pool, found by order id through the `keys` hash (orders.py)
 O_ACCOUNT = 0
@@ -74,58 +68,6 @@ O_NEW_SEQ = 6  # seq of the NEW command: a REJECTED event with this seq drops th
 O_REP_SEQ = 7  # seq of a REPLACE waiting for matching's answer; 0 = none
 O_COLUMNS = 8
 
-# a COMMAND_DTYPE / EVENT_DTYPE record viewed as 8 little-endian int64 words
-W_SEQ = 0
-W_ORDER_ID = 3  # commands
-W_PRICE = 4
-W_QTY = 5
-WE_ORDER_ID = 2  # events
-# commands: word 6 = account | symbol << 32 | kind << 48 | side << 56;
-#           word 7 = order_type | tif << 8 | stp << 16 | flags << 24 | reason << 32
-# events:   word 6 = dt_match | account << 32;
-#           word 7 = symbol | kind << 16 | side << 24 | reason << 32 | flags << 40
-
 FEE_ACCOUNT = 0
 BPS = 10_000
 AMOUNT_LIMIT = 1 << 61  # notional ceiling: leaves room for fees up to 100 % below 2**62
-
-# plain ints, so numba sees compile-time constants
-NEW = int(CommandType.NEW)
-CANCEL = int(CommandType.CANCEL)
-REDUCE = int(CommandType.REDUCE)
-REPLACE = int(CommandType.REPLACE)
-HALT = int(CommandType.HALT)
-RESUME = int(CommandType.RESUME)
-KILL = int(CommandType.KILL_SWITCH)
-KILL_RELEASE = int(CommandType.KILL_SWITCH_RELEASE)
-DEPOSIT = int(CommandType.DEPOSIT)
-WITHDRAW = int(CommandType.WITHDRAW)
-BUY = int(Side.BUY)
-SELL = int(Side.SELL)
-MARKET = int(OrderType.MARKET)
-EV_ACCEPTED = int(EventType.ACCEPTED)
-EV_REJECTED = int(EventType.REJECTED)
-EV_TRADE = int(EventType.TRADE)
-EV_CANCELLED = int(EventType.CANCELLED)
-EV_REPLACED = int(EventType.REPLACED)
-EV_BOOK_TOP = int(EventType.BOOK_TOP)
-F_MAKER = int(EventFlag.MAKER)
-F_DONE = int(EventFlag.DONE)
-
-R_INSUFFICIENT_FUNDS = int(Reason.INSUFFICIENT_FUNDS)
-R_MAX_QTY = int(Reason.LIMIT_MAX_QTY)
-R_MAX_NOTIONAL = int(Reason.LIMIT_MAX_NOTIONAL)
-R_NOTIONAL_NO_PRICE = int(Reason.NOTIONAL_NO_PRICE)
-R_OPEN_ORDERS = int(Reason.LIMIT_OPEN_ORDERS)
-R_POSITION = int(Reason.LIMIT_POSITION)
-R_PRICE_COLLAR = int(Reason.PRICE_COLLAR)
-R_KILL_SWITCH = int(Reason.KILL_SWITCH)
-R_HALTED = int(Reason.SYMBOL_HALTED)
-R_INSUFFICIENT_BALANCE = int(Reason.INSUFFICIENT_BALANCE)
-R_UNKNOWN_ACCOUNT = int(Reason.UNKNOWN_ACCOUNT)
-R_INVALID_COMMAND = int(Reason.INVALID_COMMAND)
-R_INVALID_QTY = int(Reason.INVALID_QTY)
-R_UNKNOWN_SYMBOL = int(Reason.UNKNOWN_SYMBOL)
-R_UNKNOWN_ORDER = int(Reason.UNKNOWN_ORDER)
-R_DUPLICATE_ORDER_ID = int(Reason.DUPLICATE_ORDER_ID)
-R_NOT_OWNER = int(Reason.NOT_OWNER)
