@@ -1,9 +1,14 @@
 """Generic shared-memory rings: fixed-size numpy records, one producer, multicast consumers.
 
 Knows nothing of trading. See ``ring`` for the model and ``docs/architecture.md`` for how
-the pipeline uses it.
+the pipeline uses it. One concept per module, in the LMAX Disruptor's vocabulary: ``ring``
+(lifecycle, wiring the roles), ``producer`` / ``consumer`` (the roles, ``role`` what they
+share), ``barrier`` (``SequenceBarrier``), ``sequence`` (padded cursors and their park
+handshake), ``wait`` (wait strategies), ``peers`` (liveness and role locks), ``layout``,
+``segments``, ``fence``, ``futex``, ``records``.
 """
 
+from ringbuffer.consumer import Consumer
 from ringbuffer.errors import (
     AlertedError,
     AttachError,
@@ -13,7 +18,8 @@ from ringbuffer.errors import (
     RingError,
     WaitTimeoutError,
 )
-from ringbuffer.ring import Consumer, ConsumerSpec, Producer, Ring
+from ringbuffer.producer import Producer
+from ringbuffer.ring import ConsumerSpec, Ring
 from ringbuffer.segments import list_segments, remove_stale_segments, segment_name
 from ringbuffer.wait import Backoff, BusySpin, WaitStrategy, Yielding, wait_strategy
 

@@ -20,44 +20,40 @@ they have released (a dependency barrier), so e.g. matching reads only what risk
 A full ring is back-pressure (``claim`` waits, ``try_claim``/``offer`` return nothing),
 never loss. A peer that dies while the other side waits on it raises ``PeerDeadError``
 instead of hanging; ``alert()`` interrupts every wait with ``AlertedError``.
+
+This module is the ring's lifecycle (``create``, ``attach``, ``close``, ``unlink``,
+``status``, ``alert``) and the place where roles are wired: ``producer()`` and
+``consumer()`` hand each role exactly what it uses -- its sequences (``sequence``), its
+``SequenceBarrier`` (``barrier``), its slots and its peer line (``peers``) -- so the roles
+(``producer``, ``consumer``, their common ``role``) read no private state of the ring.
 """
 
 from __future__ import annotations
 
-import os
 import time
-import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
-import psutil
 
-from ringbuffer import fence, layout
-from ringbuffer.errors import (
-    AlertedError,
-    AttachError,
-    EndOfStreamError,
-    LayoutMismatchError,
-    PeerDeadError,
-)
-from ringbuffer.records import clone_records, concat_records, copy_records
+from ringbuffer import layout
+from ringbuffer.barrier import SequenceBarrier
+from ringbuffer.consumer import Consumer
+from ringbuffer.errors import AttachError, LayoutMismatchError
+from ringbuffer.peers import PeerLine
+from ringbuffer.producer import Producer
 from ringbuffer.segments import (
-    NO_LOCK,
     Segment,
     attach_segment,
     create_segment,
     creator_pid,
-    lock_byte,
     segment_name,
     unlink_segment,
 )
 from ringbuffer.sequence import INITIAL, Sequence
 from ringbuffer.wait import DEFAULT_WAIT, WaitStrategy
 
-PEER_CHECK_NS = 100_000_000  # how often a waiting side checks that its peers are alive
-HOLDER_WAIT_S = 1.0  # how long a refused claimant waits for the holder to write its pid
-NO_GATE = 1 << 62  # the gate of a ring without consumers: never full
+__all__ = ["Consumer", "ConsumerSpec", "Producer", "Ring"]
 
 
 @dataclass(frozen=True)
@@ -66,26 +62,6 @@ class ConsumerSpec:
 
     name: str
     after: tuple[str, ...] = ()
-
-
-def _process_start_ms(pid: int) -> int:
-    """The start time of ``pid`` in ms: with the pid it identifies a process despite pid reuse."""
-    return round(psutil.Process(pid).create_time() * 1000)
-
-
-def _peer_state(pid: int, start_ms: int) -> str | None:
-    """None if the process ``pid`` started at ``start_ms`` runs, else why it does not."""
-    try:
-        process = psutil.Process(pid)
-        if process.status() == psutil.STATUS_ZOMBIE:
-            return "exited (zombie)"
-        if abs(round(process.create_time() * 1000) - start_ms) > 50:
-            return "exited (pid reused)"
-    except psutil.NoSuchProcess:
-        return "exited"
-    except psutil.AccessDenied:
-        return None
-    return None
 
 
 class Ring:
@@ -98,6 +74,7 @@ class Ring:
         whole = np.frombuffer(segment.buf, dtype=np.uint8)
         self._base_address = whole.ctypes.data
         self._header = whole[: layout.LINE].view(layout.HEADER_DTYPE)
+        self._alert = self._header["alert"]  # a one-element view of the alert word
         header = self._header[0]
         self.capacity = int(header["capacity"])
         self.record_size = int(header["record_size"])
@@ -223,7 +200,7 @@ class Ring:
         for sequence in self._sequences.values():
             sequence.release()
         self._sequences.clear()
-        self._header = self._producer_peer = self._consumers = None
+        self._header = self._alert = self._producer_peer = self._consumers = None
         self._records = self._readonly_records = None
         self._segment.close()
 
@@ -245,7 +222,19 @@ class Ring:
     ) -> Producer:
         """Become this ring's (only) producer; the role is this process's until the returned
         object is closed or dropped. Raises ``AttachError`` naming the live holder."""
-        return Producer(self, wait or DEFAULT_WAIT(), stale_after)
+        gates = tuple(self._consumer_cursor(i) for i in range(len(self.consumer_names)))
+        return Producer(
+            self,
+            wait or DEFAULT_WAIT(),
+            stale_after,
+            peer=self._peer_line(None),
+            records=self._records,
+            buf=self._segment.buf,
+            cursor=self._sequence(layout.PRODUCER_CURSOR_OFFSET),
+            state=self._sequence(layout.PRODUCER_STATE_OFFSET),
+            barrier=SequenceBarrier(self.name, gates, self._alert),
+            consumers=tuple((gate, self._peer_line(index)) for index, gate in enumerate(gates)),
+        )
 
     def consumer(
         self, name: str, wait: WaitStrategy | None = None, stale_after: float | None = None
@@ -256,12 +245,34 @@ class Ring:
             raise AttachError(
                 f"ring {self.name!r} has no consumer {name!r}; declared: {list(self.consumer_names)}"
             )
-        return Consumer(self, self.consumer_names.index(name), wait or DEFAULT_WAIT(), stale_after)
+        index = self.consumer_names.index(name)
+        mask = int(self._consumers[index]["after_mask"])
+        after = [i for i in range(len(self.consumer_names)) if mask >> i & 1]
+        producer_cursor = self._sequence(layout.PRODUCER_CURSOR_OFFSET)
+        return Consumer(
+            self,
+            wait or DEFAULT_WAIT(),
+            stale_after,
+            peer=self._peer_line(index),
+            records=self._readonly_records,
+            buf=self._segment.buf,
+            name=name,
+            after=tuple(self.consumer_names[i] for i in after),
+            cursor=self._consumer_cursor(index),
+            producer_cursor=producer_cursor,
+            barrier=SequenceBarrier(
+                self.name,
+                (producer_cursor, *(self._consumer_cursor(i) for i in after)),
+                self._alert,
+                state=self._sequence(layout.PRODUCER_STATE_OFFSET),
+            ),
+            watched=(self._peer_line(None), *(self._peer_line(i) for i in after)),
+        )
 
     # ----------------------------------------------------------------- control
     def alert(self) -> None:
         """Interrupt every wait on this ring, in every process, with ``AlertedError``."""
-        self._header[0]["alert"] = 1
+        self._alert[0] = 1  # before the nudges: a waiter about to park re-checks it
         offsets = [layout.PRODUCER_CURSOR_OFFSET] + [
             layout.consumer_offset(i) for i in range(len(self.consumer_names))
         ]
@@ -269,11 +280,12 @@ class Ring:
             self._sequence(offset).nudge()  # not ``wake``: only a sequence's writer bumps it
 
     def clear_alert(self) -> None:
-        self._header[0]["alert"] = 0
+        """Let waits on this ring run again (in every process)."""
+        self._alert[0] = 0
 
     @property
     def alerted(self) -> bool:
-        return bool(self._header[0]["alert"])
+        return bool(self._alert[0])
 
     def status(self) -> dict:
         """A snapshot of cursors, fill and peers, for monitoring (not for synchronisation)."""
@@ -310,429 +322,16 @@ class Ring:
             self._sequences[offset] = sequence
         return sequence
 
-    def _claim_peer(self, peer_line: np.ndarray, role: str) -> int:
-        """Take ``role`` for this process and record it in its peer line (pid, start time);
-        refuse if a live process holds it. Returns the fd holding the role's lock.
+    def _consumer_cursor(self, index: int) -> Sequence:
+        return self._sequence(layout.consumer_offset(index) + layout.CURSOR_FIELD_OFFSET)
 
-        Atomic: the role is an exclusive open-file-description lock (``fcntl``) on the first
-        byte of its peer line, so of processes attaching at the same moment exactly one
-        wins -- a check of the pid field and then a store (the old way) let several see it
-        free. Why a lock and not a compare-and-swap of the pid: Python has no CAS on shared
-        memory, a compiled one would need the pid *and* its start time swapped as one word,
-        and a lock held by a process that dies, however it dies, is released by the kernel,
-        so a crashed producer's role can be taken over without guessing whether it lives.
-        The lock is per open file, so a second role object in this process is refused too.
-        Without OFD locks (not Linux) this falls back to the pid check, which is racy.
-        """
-        peer = peer_line[0]
-        fd = lock_byte(self.name, peer_line.ctypes.data - self._base_address)
-        if fd is None:
-            raise AttachError(
-                f"ring {self.name!r}: {role} is already attached by {self._holder(peer)}"
-            )
-        me = os.getpid()
-        try:
-            if fd == NO_LOCK:
-                pid = int(peer["pid"])
-                if pid and pid != me and _peer_state(pid, int(peer["pid_start"])) is None:
-                    raise AttachError(
-                        f"ring {self.name!r}: {role} is already attached by live pid {pid}"
-                    )
-            peer["pid_start"] = _process_start_ms(me)
-            peer["heartbeat_ns"] = time.monotonic_ns()
-            peer["pid"] = me  # last: a refused claimant takes a live pid here as the holder's
-        except BaseException:
-            if fd != NO_LOCK:
-                os.close(fd)  # give the role back
-            raise
-        return fd
-
-    @staticmethod
-    def _holder(peer: np.void) -> str:
-        """Who holds a role whose lock was refused: its pid, once the holder (which may
-        have won the lock a moment ago) has written it, yielding the core meanwhile."""
-        deadline = time.monotonic() + HOLDER_WAIT_S
-        while True:
-            pid = int(peer["pid"])
-            if pid and _peer_state(pid, int(peer["pid_start"])) is None:
-                return f"live pid {pid}"
-            if time.monotonic() > deadline:
-                return "another process (its pid is not recorded yet)"
-            os.sched_yield()
-
-    def _check_peer(self, peer: np.void, role: str, stale_after: float | None, now: int) -> None:
-        pid = int(peer["pid"])
-        if not pid:
-            return  # not attached yet (or detached cleanly): wait for it
-        why = _peer_state(pid, int(peer["pid_start"]))
-        if why is None and stale_after is not None:
-            silent = (now - int(peer["heartbeat_ns"])) / 1e9
-            if silent > stale_after:
-                why = f"silent for {silent:.1f} s (heartbeat stale, limit {stale_after} s)"
-        if why is not None:
-            raise PeerDeadError(f"ring {self.name!r}: {role} pid {pid} {why}", role, pid)
-
-    def _check_alert(self) -> None:
-        if self._header[0]["alert"]:
-            raise AlertedError(f"ring {self.name!r} was alerted")
-
-
-class _Role:
-    """What a producer and a consumer share: the ring's geometry, a wait strategy, and a
-    peer line (pid, start time, heartbeat) this process claims for its role."""
-
-    __slots__ = (
-        "__weakref__", "_buf", "_capacity", "_cursor", "_data_at", "_last_peer_check",
-        "_mask", "_next", "_peer", "_record_size", "_records", "_role_lock", "ring",
-        "stale_after", "wait_strategy",
-    )  # fmt: skip
-
-    def __init__(
-        self,
-        ring: Ring,
-        wait: WaitStrategy,
-        stale_after: float | None,
-        peer: np.ndarray,
-        role: str,
-        records: np.ndarray,
-    ) -> None:
-        self.ring = ring
-        self.wait_strategy = wait
-        self.stale_after = stale_after
-        self._peer = peer
-        # A role writes a cursor: register for the waiters' membarrier in *this* process
-        # (a no-op if done; needed again in a child forked after its sequences were made).
-        fence.asymmetric_fence_ready()
-        fd = ring._claim_peer(peer, role)
-        # the role is held while this object lives: ``close`` or garbage collection frees it
-        self._role_lock = weakref.finalize(self, os.close, fd) if fd != NO_LOCK else None
-        self._capacity = ring.capacity
-        self._mask = ring.capacity - 1
-        self._records = records
-        self._buf = ring._segment.buf
-        self._data_at = ring.data_offset
-        self._record_size = ring.record_size
-        self._last_peer_check = 0
-
-    def heartbeat(self) -> None:
-        """Tell the other side this process is alive (call it from an otherwise idle loop)."""
-        self._peer[0]["heartbeat_ns"] = time.monotonic_ns()
-
-    def close(self) -> None:
-        """Detach cleanly: another process may take the role (a consumer's cursor stays)."""
-        lock = self._role_lock
-        if lock is None or lock.alive:  # once: never clear the pid of the role's next owner
-            self._peer[0]["pid"] = 0
-            if lock is not None:
-                lock()  # releases the role (after the pid is cleared)
-
-
-class Producer(_Role):
-    """The single writer of a ring: claims slots, fills them in place, publishes."""
-
-    __slots__ = ("_gate", "_gates", "_state")
-
-    def __init__(self, ring: Ring, wait: WaitStrategy, stale_after: float | None) -> None:
-        super().__init__(
-            ring, wait, stale_after, ring._producer_peer[0:1], "producer", ring._records
+    def _peer_line(self, index: int | None) -> PeerLine:
+        """The peer line of consumer ``index``, or of the producer (None)."""
+        if index is None:
+            return PeerLine(self.name, self._producer_peer, layout.PRODUCER_PEER_OFFSET, "producer")
+        return PeerLine(
+            self.name,
+            self._consumers[index : index + 1],
+            layout.consumer_offset(index),
+            f"consumer {self.consumer_names[index]!r}",
         )
-        self._cursor = ring._sequence(layout.PRODUCER_CURSOR_OFFSET)
-        self._state = ring._sequence(layout.PRODUCER_STATE_OFFSET)
-        self._state.set(layout.PRODUCER_ATTACHED)
-        self._gates = [
-            ring._sequence(layout.consumer_offset(i) + layout.CURSOR_FIELD_OFFSET)
-            for i in range(len(ring.consumer_names))
-        ]
-        self._next = self._cursor.get() + 1  # resume after what a previous producer published
-        self._gate = self._read_gate()
-
-    @property
-    def published(self) -> int:
-        """The highest published sequence (-1 before the first)."""
-        return self._cursor.get()
-
-    @property
-    def next_sequence(self) -> int:
-        """The sequence the next claimed slot will get."""
-        return self._next
-
-    def _read_gate(self) -> int:
-        gates = self._gates
-        if not gates:
-            return NO_GATE
-        return min(gate.get() for gate in gates)
-
-    def _park(self, timeout_ns: int) -> bool:
-        """Sleep on the cursor of a consumer that keeps the next slot busy (False: timed out)."""
-        wrap_point = self._next - self._capacity
-        for gate in self._gates:
-            seen = gate.get()
-            if seen < wrap_point:
-                return gate.park(seen, timeout_ns)
-        return True
-
-    def _housekeeping(self, now: int) -> None:
-        self._peer[0]["heartbeat_ns"] = now
-        self.ring._check_alert()
-        if now - self._last_peer_check >= PEER_CHECK_NS:
-            self._last_peer_check = now
-            ring = self.ring
-            wrap_point = self._next - self._capacity
-            for index, name in enumerate(ring.consumer_names):
-                slot = ring._consumers[index]
-                if int(slot["cursor"]) < wrap_point:
-                    ring._check_peer(slot, f"consumer {name!r}", self.stale_after, now)
-
-    def _views(self, first: int, count: int) -> tuple[np.ndarray, ...]:
-        start = first & self._mask
-        end = start + count
-        if end <= self._capacity:
-            return (self._records[start:end],)
-        return (self._records[start:], self._records[: end - self._capacity])
-
-    def claim(self, n: int, timeout: float | None = None) -> tuple[np.ndarray, ...]:
-        """Claim the next ``n`` slots, waiting for space; return 1 or 2 writable views.
-
-        Hot path: no allocation beyond the views. Fill the views, then ``publish()``.
-        Raises ``ValueError`` if ``n`` is not in 1..capacity, and the wait's errors.
-        """
-        if not 0 < n <= self._capacity:
-            raise ValueError(f"claim of {n} slots: must be 1..{self._capacity} (the capacity)")
-        first = self._next
-        wrap_point = first + n - 1 - self._capacity
-        if wrap_point > self._gate:
-            self._gate = self.wait_strategy.wait(
-                wrap_point, self._read_gate, self._housekeeping, timeout, self._park
-            )
-        self._next = first + n
-        return self._views(first, n)
-
-    def try_claim(self, n: int) -> tuple[np.ndarray, ...]:
-        """Claim up to ``n`` slots that are free now, without waiting; () if the ring is full."""
-        if n <= 0:
-            raise ValueError(f"claim of {n} slots: must be positive")
-        first = self._next
-        free = self._gate + self._capacity - first + 1
-        if free < n:
-            self._gate = self._read_gate()
-            free = self._gate + self._capacity - first + 1
-            if free <= 0:
-                return ()
-        n = min(n, free, self._capacity)
-        self._next = first + n
-        return self._views(first, n)
-
-    def publish(self) -> None:
-        """Make every claimed slot visible to consumers (one release store of the cursor)."""
-        self._cursor.publish(self._next - 1)
-
-    def publish_batch(self, records: np.ndarray, timeout: float | None = None) -> None:
-        """Copy ``records`` into the ring (in capacity-sized chunks) and publish them."""
-        total = len(records)
-        done = 0
-        while done < total:
-            n = min(total - done, self._capacity)
-            for view in self.claim(n, timeout):
-                copy_records(view, records[done : done + len(view)])
-                done += len(view)
-            self.publish()
-
-    def offer(self, record: bytes | memoryview | np.void) -> bool:
-        """Publish one record if there is space now; False if the ring is full (slow path)."""
-        seq = self._next
-        if seq - self._capacity > self._gate:
-            self._gate = self._read_gate()
-            if seq - self._capacity > self._gate:
-                return False
-        offset = self._data_at + (seq & self._mask) * self._record_size
-        self._buf[offset : offset + self._record_size] = record
-        self._next = seq + 1
-        cursor = self._cursor
-        if cursor.ordered:  # Sequence.publish inlined: this runs once per record
-            cursor.view[0] = seq
-        else:
-            cursor.set(seq)
-        if cursor.parked[0]:
-            cursor.wake()
-        return True
-
-    def put(self, record: bytes | memoryview | np.void, timeout: float | None = None) -> None:
-        """Publish one record, waiting for space (slow path: prefer ``claim``)."""
-        if not self.offer(record):
-            self._gate = self.wait_strategy.wait(
-                self._next - self._capacity,
-                self._read_gate,
-                self._housekeeping,
-                timeout,
-                self._park,
-            )
-            if not self.offer(record):  # pragma: no cover - the wait guarantees space
-                raise AssertionError("slot still busy after the wait")
-
-    def finish(self) -> None:
-        """Declare the end of the stream: consumers drain what was published, then stop."""
-        self.publish()
-        self._state.set(layout.PRODUCER_FINISHED)  # release: ordered after the cursor store
-        self._cursor.wake()  # always: parked consumers re-check the state (Consumer._park)
-
-
-class Consumer(_Role):
-    """A named reader of a ring: reads views of available records, then releases them."""
-
-    __slots__ = (
-        "_available", "_dependencies", "_pending", "_producer_cursor", "_producer_state",
-        "_read_available", "after", "name",
-    )  # fmt: skip
-
-    def __init__(
-        self, ring: Ring, index: int, wait: WaitStrategy, stale_after: float | None
-    ) -> None:
-        self.name = ring.consumer_names[index]
-        slot = ring._consumers[index : index + 1]
-        role = f"consumer {self.name!r}"
-        super().__init__(ring, wait, stale_after, slot, role, ring._readonly_records)
-        self._cursor = ring._sequence(layout.consumer_offset(index) + layout.CURSOR_FIELD_OFFSET)
-        self._producer_cursor = ring._sequence(layout.PRODUCER_CURSOR_OFFSET)
-        self._producer_state = ring._sequence(layout.PRODUCER_STATE_OFFSET)
-        mask = int(slot[0]["after_mask"])
-        self.after = tuple(n for i, n in enumerate(ring.consumer_names) if mask >> i & 1)
-        self._dependencies = [
-            ring._sequence(layout.consumer_offset(i) + layout.CURSOR_FIELD_OFFSET)
-            for i in range(len(ring.consumer_names))
-            if mask >> i & 1
-        ]
-        self._read_available = (
-            self._producer_cursor.get if not self._dependencies else self._read_through_barrier
-        )
-        self._next = self._cursor.get() + 1  # resume after what this consumer released
-        self._pending = self._next - 1
-        self._available = self._read_available()
-
-    @property
-    def released(self) -> int:
-        """The highest sequence this consumer has released (-1 before the first)."""
-        return self._next - 1
-
-    def _read_through_barrier(self) -> int:
-        available = self._producer_cursor.get()
-        for dependency in self._dependencies:
-            released = dependency.get()
-            if released < available:
-                available = released
-        return available
-
-    def _park(self, timeout_ns: int) -> bool:
-        """Sleep on the cursor that holds this consumer back: the producer's or a dependency's
-        (False: the park timed out)."""
-        producer_cursor = self._producer_cursor
-        seen = producer_cursor.get()
-        if seen < self._next:  # all published was read: the end of stream also ends the park
-            return producer_cursor.park(seen, timeout_ns, self._producer_finished)
-        for sequence in self._dependencies:
-            seen = sequence.get()
-            if seen < self._next:
-                return sequence.park(seen, timeout_ns)
-        return True
-
-    def _producer_finished(self) -> bool:
-        return self._producer_state.get() == layout.PRODUCER_FINISHED
-
-    def _housekeeping(self, now: int) -> None:
-        self._peer[0]["heartbeat_ns"] = now
-        ring = self.ring
-        ring._check_alert()
-        # End of stream once this consumer read everything published (not merely all that
-        # its dependencies let through so far).
-        finished = self._producer_state.get() == layout.PRODUCER_FINISHED
-        if finished and self._producer_cursor.get() < self._next:
-            raise EndOfStreamError(
-                f"ring {ring.name!r}: the producer finished at sequence "
-                f"{self._producer_cursor.get()} and consumer {self.name!r} has read it all"
-            )
-        if now - self._last_peer_check >= PEER_CHECK_NS:
-            self._last_peer_check = now
-            ring._check_peer(ring._producer_peer[0], "producer", self.stale_after, now)
-            for index, name in enumerate(ring.consumer_names):
-                if name in self.after:
-                    slot = ring._consumers[index]
-                    ring._check_peer(slot, f"consumer {name!r}", self.stale_after, now)
-
-    def poll(self, limit: int | None = None) -> tuple[np.ndarray, ...]:
-        """Read-only views of up to ``limit`` available records (1 or 2 views), or ().
-
-        Hot path: never waits. The views stay valid until ``release()``. ``limit`` is None
-        (all that is available, at most the capacity) or >= 1; raises ``ValueError`` else.
-        """
-        first = self._next
-        if limit is None:
-            limit = self._capacity
-        elif limit < 1:
-            raise ValueError(f"poll limit {limit!r}: must be >= 1, or None for all available")
-        wanted = first + limit - 1
-        available = self._available
-        if wanted > available:  # the cached cursor cannot satisfy the request: refresh it
-            available = self._available = self._read_available()
-            if first > available:
-                return ()
-        last = available if wanted > available else wanted
-        self._pending = last
-        start = first & self._mask
-        end = start + last - first + 1
-        if end <= self._capacity:
-            return (self._records[start:end],)
-        return (self._records[start:], self._records[: end - self._capacity])
-
-    def wait(
-        self, limit: int | None = None, timeout: float | None = None
-    ) -> tuple[np.ndarray, ...]:
-        """Like ``poll`` but waits for at least one record.
-
-        Raises ``ValueError`` for a ``limit`` below 1 (before waiting), ``WaitTimeoutError``,
-        ``AlertedError``, ``PeerDeadError``, or ``EndOfStreamError`` once the producer
-        finished and everything was read.
-        """
-        views = self.poll(limit)
-        if views:
-            return views
-        self._available = self.wait_strategy.wait(
-            self._next, self._read_available, self._housekeeping, timeout, self._park
-        )
-        return self.poll(limit)
-
-    def release(self) -> None:
-        """Give back everything the last ``poll``/``wait`` returned (one release store)."""
-        last = self._pending
-        if last < self._next:
-            return
-        self._next = last + 1
-        self._cursor.publish(last)
-
-    def take(self, limit: int | None = None, timeout: float | None = None) -> np.ndarray:
-        """Wait, copy up to ``limit`` records out and release them (convenience path)."""
-        views = self.wait(limit, timeout)
-        batch = clone_records(views[0]) if len(views) == 1 else concat_records(views)
-        self.release()
-        return batch
-
-    def poll_one(self) -> bytes | None:
-        """Copy out and release the next record if one is available (slow path)."""
-        seq = self._next
-        if seq > self._available:
-            self._available = self._read_available()
-            if seq > self._available:
-                return None
-        offset = self._data_at + (seq & self._mask) * self._record_size
-        record = self._buf[offset : offset + self._record_size]
-        self._pending = seq
-        self.release()
-        return record
-
-    def get(self, timeout: float | None = None) -> bytes:
-        """Wait for the next record, copy it out and release it (slow path)."""
-        record = self.poll_one()
-        if record is None:
-            self._available = self.wait_strategy.wait(
-                self._next, self._read_available, self._housekeeping, timeout, self._park
-            )
-            record = self.poll_one()
-        return record
