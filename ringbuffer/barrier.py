@@ -11,15 +11,19 @@ may overwrite a slot once the lowest of them has passed it.
   ``UNBOUNDED`` (a ring without consumers never holds its producer back).
 * ``park(target, timeout_ns)`` -- sleep on the first sequence still below ``target`` until
   its writer moves it (``Sequence.park``), at most ``timeout_ns``; False if the timeout ran
-  out. Re-checked after the park's flag and fence, with the cursor: when parking on the
-  producer's cursor, the end of its stream (``finished``). The roles hand it to their
-  ``WaitStrategy`` as its ``park`` (see ``wait``).
+  out. Re-checked after the park's flag and fence, with the cursor: the alert flag, and
+  when parking on the producer's cursor, the end of its stream (``finished``). The roles
+  hand it to their ``WaitStrategy`` as its ``park`` (see ``wait``).
 * ``finished()`` -- True once the producer, whose cursor comes first, has called
   ``finish()`` (the barrier was given its ``state`` word); always False otherwise.
 * ``check_alert()`` -- raise ``AlertedError`` if the ring was alerted (``Ring.alert``).
 
-What a barrier does not do is wait: the roles hand ``available`` and ``park`` to their
-``WaitStrategy``.
+The alert re-check inside ``park`` lets an alert raised before the waiter's re-check end
+the park at once; ``Ring.alert`` then wakes whoever is already asleep. An alert raised
+between the re-check and the futex sleep is seen after one park timeout: ``alert`` may not
+bump the wake counter (only a sequence's writer does, ``sequence``), so it cannot make the
+sleep itself fail. What a barrier does not do is wait: the roles hand ``available`` and
+``park`` to their ``WaitStrategy``.
 """
 
 from __future__ import annotations
@@ -72,18 +76,21 @@ class SequenceBarrier:
 
     def park(self, target: int, timeout_ns: int) -> bool:
         """Sleep on the first sequence below ``target`` (False: the park timed out)."""
-        stop = self.finished if self._state is not None else None
+        stop = self._finished_or_alerted if self._state is not None else self.alerted
         for sequence in self._sequences:
             seen = sequence.get()
             if seen < target:
                 return sequence.park(seen, timeout_ns, stop)
-            stop = None
+            stop = self.alerted
         return True
 
     def finished(self) -> bool:
         """True once the producer finished its stream (never, without its ``state``)."""
         state = self._state
         return state is not None and state.get() == PRODUCER_FINISHED
+
+    def _finished_or_alerted(self) -> bool:
+        return bool(self._alert[0]) or self._state.get() == PRODUCER_FINISHED
 
     def alerted(self) -> bool:
         """True once the ring was alerted (until ``Ring.clear_alert``)."""

@@ -77,7 +77,7 @@ class Consumer(Role):
 
     def _park(self, timeout_ns: int) -> bool:
         """Sleep on the cursor that holds this consumer back: the producer's or a dependency's
-        (False: the park timed out). The end of the stream ends it too."""
+        (False: the park timed out). The end of the stream and an alert end it too."""
         return self._barrier.park(self._next, timeout_ns)
 
     def _housekeeping(self, now: int) -> None:

@@ -72,7 +72,8 @@ class Producer(Role):
         return self._next
 
     def _park(self, timeout_ns: int) -> bool:
-        """Sleep on the cursor of a consumer that keeps the next slot busy (False: timed out)."""
+        """Sleep on the cursor of a consumer that keeps the next slot busy (False: timed out);
+        an alert ends it too."""
         return self._barrier.park(self._next - self._capacity, timeout_ns)
 
     def _housekeeping(self, now: int) -> None:

@@ -99,7 +99,8 @@ class Sequence:
         timeout ran out. Any number of processes may park on one sequence. ``stop`` is
         another reason not to sleep, re-checked with the cursor: a state the writer stores
         before an unconditional ``wake`` (the producer's end of stream), which a check
-        made before the counter was read could have missed.
+        made before the counter was read could have missed; or the ring's alert flag
+        (``SequenceBarrier.park``), which catches an alert raised before this re-check.
         """
         event = self.wakes_get()  # before raising the flag: any later bump ends the wait
         self.parked[0] = 1
@@ -118,8 +119,11 @@ class Sequence:
     def nudge(self) -> None:
         """Wake the processes asleep on this sequence now, from any process (``alert``).
 
-        Touches no shared word, so it cannot disturb the writer's handshake; a waiter that
-        was about to sleep sleeps until the next publish or its timeout.
+        Touches no shared word, so it cannot disturb the writer's handshake, and cannot
+        make a sleep fail either: a waiter that re-checks the reason for the nudge in its
+        ``park`` (``stop``) after this process stored it does not sleep; one whose re-check
+        came before the store and whose sleep begins after this wake sleeps until the next
+        publish or its timeout.
         """
         futex.wake(self.wake_address)
 

@@ -18,6 +18,8 @@ import threading
 import pytest
 
 from ringbuffer import fence, futex
+from ringbuffer.barrier import SequenceBarrier
+from ringbuffer.errors import AlertedError
 from ringbuffer.sequence import Sequence
 
 CURSOR_AT = 128
@@ -279,4 +281,60 @@ def test_the_end_of_the_stream_reaches_a_waiter_that_was_going_to_sleep(world, s
         assert not model.asleep, "the waiter sleeps although the stream has ended"
         assert scheduler.at["waiter"] == "done"
     finally:
+        state.release()
+
+
+ALERT_AT = 64  # the ring's alert word, elsewhere in the same mapping
+
+
+@pytest.mark.parametrize("producer_cursor", [True, False], ids=["consumer", "producer"])
+@pytest.mark.parametrize("seed", [None, *range(100)])
+def test_an_alert_reaches_a_waiter_that_was_going_to_sleep(world, seed, producer_cursor):
+    """``Ring.alert``: set the alert flag, then wake whoever sleeps (``nudge``, which may not
+    bump the counter). A waiter like ``Consumer.wait`` / ``Producer.claim`` checks the flag
+    (housekeeping) and then parks through its ``SequenceBarrier``; if the flag and the nudge
+    land between that check and the sleep, only the alert re-check inside ``park`` keeps it
+    from sleeping on. (The model runs that re-check and the futex call as one step; in the
+    real code an alert landing between them is seen after one park timeout.)"""
+    scheduler, model, writer, sequence = world
+    waiter = sequence()
+    alert = memoryview(waiter.view.obj)[ALERT_AT : ALERT_AT + 4].cast("I")
+    alert[0] = 0
+    state = Sequence(waiter.view.obj, STATE_AT, waiter.address - CURSOR_AT + STATE_AT)
+    state.view[0] = 0
+    barrier = SequenceBarrier("ring", [waiter], alert, state if producer_cursor else None)
+
+    def wait_for_more() -> None:
+        try:
+            while True:
+                barrier.check_alert()  # housekeeping
+                scheduler.stop("checked")  # the gap between housekeeping and the park
+                barrier.park(int(waiter.view[0]) + 1, 10**12)
+        except AlertedError:
+            pass
+
+    def alert_the_ring() -> None:
+        alert[0] = 1
+        scheduler.stop("flag set")
+        writer.nudge()
+
+    scheduler.spawn("waiter", wait_for_more)
+    scheduler.spawn("alerter", alert_the_ring)
+    rng = random.Random(seed)
+    try:
+        if seed is None:  # the interleaving itself: flag and nudge between check and park
+            scheduler.run_until("waiter", "checked")
+            scheduler.run_until("alerter", "flag set")
+            assert scheduler.step("alerter") == "done"  # the nudge finds nobody asleep
+        while True:
+            runnable = sorted(
+                n for n, at in scheduler.at.items() if at != "done" and n not in model.asleep
+            )
+            if not runnable:
+                break
+            scheduler.step(rng.choice(runnable))
+        assert not model.asleep, "the waiter sleeps although the ring was alerted"
+        assert scheduler.at["waiter"] == "done"
+    finally:
+        alert.release()
         state.release()
