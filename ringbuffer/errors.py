@@ -20,7 +20,7 @@ class WaitTimeoutError(RingError, TimeoutError):
 
 
 class AlertedError(RingError):
-    """A wait was interrupted by ``Ring.alert()`` (or a local alert): the stage should stop."""
+    """A wait was interrupted by ``Ring.alert()`` (from any process): the stage should stop."""
 
 
 class EndOfStreamError(RingError):
@@ -30,7 +30,7 @@ class EndOfStreamError(RingError):
 class PeerDeadError(RingError):
     """The process this side is waiting on is gone (pid dead) or hung (heartbeat stale).
 
-    ``role`` is ``"producer"`` or the consumer's name, ``pid`` the process it was.
+    ``role`` is ``"producer"`` or ``"consumer 'name'"``, ``pid`` the process it was.
     """
 
     def __init__(self, message: str, role: str, pid: int) -> None:

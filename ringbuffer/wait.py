@@ -2,9 +2,11 @@
 
 Every wait has the same contract: return the available sequence once ``poll()`` reports at
 least ``target``; call ``housekeeping(now_ns)`` at least every ``HOUSEKEEPING_NS`` while
-spinning or yielding and after every park (it refreshes this side's heartbeat, raises ``AlertedError`` when the ring or the
-caller was alerted, ``PeerDeadError`` when the peer died, ``EndOfStreamError`` at the end);
-raise ``WaitTimeoutError`` once ``timeout`` seconds have passed.
+spinning or yielding and before every park (a ring role's housekeeping refreshes its
+heartbeat and raises ``AlertedError`` once ``Ring.alert()`` was called, ``PeerDeadError``
+when the peer died, ``EndOfStreamError`` at the end of the stream); raise
+``WaitTimeoutError`` once ``timeout`` seconds have passed. A strategy knows nothing of
+alerts itself: whatever ``housekeeping`` raises ends the wait.
 
 * ``BusySpin`` — polls without pause: lowest latency (sub-µs), burns its core. Only for a
   dedicated, isolated core.
