@@ -16,6 +16,7 @@ the ``barrier`` over the consumers' cursors, and each consumer's cursor with its
 from __future__ import annotations
 
 import mmap
+from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -71,11 +72,6 @@ class Producer(Role):
         """The sequence the next claimed slot will get."""
         return self._next
 
-    def _park(self, timeout_ns: int) -> bool:
-        """Sleep on the cursor of a consumer that keeps the next slot busy (False: timed out);
-        an alert ends it too."""
-        return self._barrier.park(self._next - self._capacity, timeout_ns)
-
     def _housekeeping(self, now: int) -> None:
         self._peer.beat(now)
         self._barrier.check_alert()
@@ -104,8 +100,10 @@ class Producer(Role):
         first = self._next
         wrap_point = first + n - 1 - self._capacity
         if wrap_point > self._gate:
+            # park on a consumer that keeps any of the n slots busy, not only the first
+            park = partial(self._barrier.park, wrap_point)
             self._gate = self.wait_strategy.wait(
-                wrap_point, self._read_gate, self._housekeeping, timeout, self._park
+                wrap_point, self._read_gate, self._housekeeping, timeout, park
             )
         self._next = first + n
         return self._views(first, n)
@@ -162,12 +160,13 @@ class Producer(Role):
     def put(self, record: bytes | memoryview | np.void, timeout: float | None = None) -> None:
         """Publish one record, waiting for space (slow path: prefer ``claim``)."""
         if not self.offer(record):
+            wrap_point = self._next - self._capacity
             self._gate = self.wait_strategy.wait(
-                self._next - self._capacity,
+                wrap_point,
                 self._read_gate,
                 self._housekeeping,
                 timeout,
-                self._park,
+                partial(self._barrier.park, wrap_point),
             )
             if not self.offer(record):  # pragma: no cover - the wait guarantees space
                 raise AssertionError("slot still busy after the wait")
@@ -176,4 +175,4 @@ class Producer(Role):
         """Declare the end of the stream: consumers drain what was published, then stop."""
         self.publish()
         self._state.set(layout.PRODUCER_FINISHED)  # release: ordered after the cursor store
-        self._cursor.wake()  # always: parked consumers re-check the state (Consumer._park)
+        self._cursor.wake()  # always: parked consumers re-check it (SequenceBarrier.park)

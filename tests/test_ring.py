@@ -10,11 +10,13 @@ import pytest
 from ringbuffer import (
     AlertedError,
     AttachError,
+    Backoff,
     ConsumerSpec,
     EndOfStreamError,
     LayoutMismatchError,
     Ring,
     WaitTimeoutError,
+    futex,
     layout,
 )
 from tests.ringhelpers import RECORD, fill_records, make_records, verify
@@ -194,6 +196,28 @@ def test_producer_is_gated_by_the_slowest_consumer():
         slow.poll(limit=3)
         slow.release()
         assert sum(len(v) for v in producer.try_claim(8)) == 3
+
+
+@pytest.mark.parametrize("n", [2, 4, 8])
+def test_a_claim_waits_parked_until_all_its_slots_are_free(n, monkeypatch):
+    """``claim(n)`` on a ring whose consumer has freed fewer than ``n`` slots parks on the
+    consumer's cursor until it frees them all; it does not loop (awake, housekeeping) while
+    only the first of its slots is free."""
+    parks = []
+    real_wait = futex.wait
+    monkeypatch.setattr(
+        futex, "wait", lambda *args: parks.append(args) or real_wait(*args), raising=True
+    )
+    wait = Backoff(spin_ns=0, yield_ns=0, max_park_ns=5_000_000)
+    with Ring.create("claimpark", RECORD, 8, consumers=["c"]) as ring:
+        producer, consumer = ring.producer(wait), ring.consumer("c")
+        producer.publish_batch(make_records(0, 8))
+        consumer.poll(limit=n - 1)
+        consumer.release()  # the next n - 1 slots are free, the n-th is not
+        with pytest.raises(WaitTimeoutError):
+            producer.claim(n, timeout=0.05)
+        assert parks, "claim did not park while it waited for its last slot"
+        assert len(parks) <= 20  # one per park timeout (5 ms), not one per loop
 
 
 def test_consumer_resumes_from_its_cursor_after_reattach():
