@@ -1,7 +1,7 @@
 """The risk engine's arithmetic helpers against exact integer arithmetic, near the bounds.
 
-Fees, holds, the notional overflow guard and a market buy's protection price are a few
-lines of int64 arithmetic each, written to avoid overflow (floor/ceil split around 10 000,
+Fees, holds, the notional and quantity overflow guards, the collar and a market buy's
+protection price (``stages/risk/money.py``) are a few lines of int64 arithmetic each, written to avoid overflow (floor/ceil split around 10 000,
 division instead of a product); here each is compared with the obvious formula evaluated
 on Python's unbounded integers (or fractions), over values up to and past AMOUNT_LIMIT.
 """
@@ -18,10 +18,12 @@ from hypothesis import strategies as st
 from stages.kernel_codes import SIDE_BUY, SIDE_SELL
 from stages.risk import layout as L
 from stages.risk.money import (
+    base_fits,
     bps_ceil,
     bps_floor,
     hold_amount,
     notional_fits,
+    outside_collar,
     protection_price,
     reference_price,
 )
@@ -89,6 +91,27 @@ def test_the_notional_guard_lets_through_exactly_what_fits(data, price, scale):
         assert fits
     if fits:
         assert product <= LIMIT
+
+
+@settings(max_examples=300, deadline=None)
+@given(qty=near(1, 2**20, LIMIT, INT64_MAX), bpl=near(1, 2**20, LIMIT))
+def test_the_quantity_guard_lets_through_exactly_what_a_sell_can_hold(qty, bpl):
+    qty, bpl = min(qty, INT64_MAX), min(bpl, INT64_MAX)
+    assert base_fits(qty, bpl) == (qty * bpl <= LIMIT)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    price=st.one_of(st.integers(0, 10**6), st.integers(0, LIMIT)),
+    ref=st.one_of(st.integers(0, 10**6), st.integers(0, LIMIT)),
+    last=st.one_of(st.just(0), st.integers(1, 10**6)),
+    collar=bps,
+)
+def test_the_collar_refuses_exactly_the_prices_beyond_its_band(price, ref, last, collar):
+    symbols = symbols_row(ref_price=ref, last_price=last, collar_bps=collar)
+    centre = last or ref  # the last trade, else the configured reference
+    beyond = abs(price - centre) > floor(Fraction(centre * collar, 10_000))
+    assert outside_collar(symbols, 0, price) == (collar > 0 and centre > 0 and price > 0 and beyond)
 
 
 @settings(max_examples=300, deadline=None)
