@@ -12,7 +12,8 @@ What the ring hands it (``Ring.consumer``): besides a ``Role``'s peer line and r
 slots, its ``name`` and the names it runs ``after``, its own ``cursor``, the producer's
 cursor (``producer_cursor``, for the end of the stream), the ``barrier`` (the producer's
 cursor first, then the dependencies' cursors; it knows the producer's finished state),
-and the peer lines it waits on (``watched``: the producer's, then its dependencies').
+and the peer lines it waits on (``producer_peer``, ``dependency_peers``). A producer that
+has finished is not waited on any more: its process may exit while this consumer drains.
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ class Consumer(Role):
     """A named reader of a ring: reads views of available records, then releases them."""
 
     __slots__ = (
-        "_available", "_barrier", "_pending", "_producer_cursor", "_read_available",
-        "_watched", "after", "name",
+        "_available", "_barrier", "_dependency_peers", "_pending", "_producer_cursor",
+        "_producer_peer", "_read_available", "after", "name",
     )  # fmt: skip
 
     def __init__(
@@ -56,7 +57,8 @@ class Consumer(Role):
         cursor: Sequence,
         producer_cursor: Sequence,
         barrier: SequenceBarrier,
-        watched: tuple[PeerLine, ...],
+        producer_peer: PeerLine,
+        dependency_peers: tuple[PeerLine, ...],
     ) -> None:
         self.name = name
         self.after = after
@@ -65,7 +67,8 @@ class Consumer(Role):
         self._producer_cursor = producer_cursor
         self._barrier = barrier
         self._read_available = barrier.available  # the producer's cursor itself if no ``after``
-        self._watched = watched
+        self._producer_peer = producer_peer
+        self._dependency_peers = dependency_peers
         self._next = cursor.get() + 1  # resume after what this consumer released
         self._pending = self._next - 1
         self._available = self._read_available()
@@ -86,14 +89,17 @@ class Consumer(Role):
         barrier.check_alert()
         # End of stream once this consumer read everything published (not merely all that
         # its dependencies let through so far).
-        if barrier.finished() and self._producer_cursor.get() < self._next:
+        finished = barrier.finished()
+        if finished and self._producer_cursor.get() < self._next:
             raise EndOfStreamError(
                 f"ring {barrier.ring_name!r}: the producer finished at sequence "
                 f"{self._producer_cursor.get()} and consumer {self.name!r} has read it all"
             )
         if now - self._last_peer_check >= PEER_CHECK_NS:
             self._last_peer_check = now
-            for peer in self._watched:
+            if not finished:  # a finished producer may exit: what it published stays
+                self._producer_peer.check(self.stale_after, now)
+            for peer in self._dependency_peers:
                 peer.check(self.stale_after, now)
 
     def poll(self, limit: int | None = None) -> tuple[np.ndarray, ...]:

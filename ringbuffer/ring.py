@@ -266,7 +266,8 @@ class Ring:
                 self._alert,
                 state=self._sequence(layout.PRODUCER_STATE_OFFSET),
             ),
-            watched=(self._peer_line(None), *(self._peer_line(i) for i in after)),
+            producer_peer=self._peer_line(None),
+            dependency_peers=tuple(self._peer_line(i) for i in after),
         )
 
     # ----------------------------------------------------------------- control

@@ -9,7 +9,7 @@ import signal
 
 import pytest
 
-from ringbuffer import ConsumerSpec, PeerDeadError, Ring
+from ringbuffer import ConsumerSpec, EndOfStreamError, PeerDeadError, Ring, WaitTimeoutError
 from tests import ringworkers
 from tests.ringhelpers import RECORD, make_records, wait_until
 
@@ -96,6 +96,26 @@ def test_killed_producer_is_reported_to_the_waiting_consumer():
         os.kill(process.pid, signal.SIGKILL)
         with pytest.raises(PeerDeadError, match=r"producer pid \d+ exited"):
             consumer.wait(timeout=30)
+
+
+@pytest.mark.timeout(120)
+def test_a_finished_producer_that_exited_is_not_reported_dead():
+    """A producer that finished its stream and exited (without ``close``) is not a dead
+    peer: a consumer still behind a slower dependency waits for it, then drains and gets
+    the end of the stream."""
+    consumers = ["risk", ConsumerSpec("matching", after=("risk",))]
+    with Ring.create("gone", RECORD, 64, consumers=consumers) as ring:
+        process = SPAWN.Process(target=ringworkers.produce, args=(ring.name, 64, 64))
+        process.start()
+        process.join(60)
+        assert process.exitcode == 0
+        matching, risk = ring.consumer("matching"), ring.consumer("risk")
+        with pytest.raises(WaitTimeoutError):
+            matching.wait(timeout=0.3)  # risk has released nothing yet; peers checked
+        assert len(risk.take()) == 64
+        assert len(matching.take()) == 64
+        with pytest.raises(EndOfStreamError):
+            matching.wait(timeout=5)
 
 
 @pytest.mark.timeout(120)
