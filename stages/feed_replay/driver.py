@@ -3,8 +3,8 @@
 The translators write command fields into preallocated int64 columns; ``command_batch``
 turns the first ``n`` of them into a ``COMMAND_DTYPE`` batch numbered from ``seq0`` (every
 order of a replay is a LIMIT order of ``REPLAY_ACCOUNT``), which the replay hands to
-``MatchingEngine.process``. This is the only module of the package that names the
-matching engine; it uses its public API only.
+``MatchingEngine.process``. The replays build their engine here; like the rest of the
+package, this uses only the public API of ``stages.matching``.
 """
 
 from __future__ import annotations

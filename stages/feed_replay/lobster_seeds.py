@@ -88,6 +88,7 @@ class SeededBook:
             commands = seed_commands(first_row, first_row.shape[0] // LEVEL_COLUMNS, symbol)
         slot_of_level = Dict.empty(key_type=nbtypes.int64, value_type=nbtypes.int64)
         for i, cmd in enumerate(commands):
+            # seed_key's Python body: the kernel's key, without compiling for a few orders
             slot_of_level[seed_key.py_func(int(cmd["price"]), int(cmd["side"]))] = i
         order_ids = commands["order_id"].astype(np.int64)
         return cls(
