@@ -206,7 +206,7 @@ def pre_trade(
 
 @njit(cache=True, _nrt=False)
 def _new_order(
-    seq, oid, price, q, a, sym, sd, order_type,
+    seq, oid, price, qty, a, sym, side, order_type,
     balances, positions, accounts, sym_index, symbols, glob, keys, rows, high_bid,
 ):  # fmt: skip
     """Check and hold one NEW; returns (reason, the price it is held at). ``high_bid``:
@@ -226,44 +226,43 @@ def _new_order(
         return R_DUPLICATE_ORDER_ID, price
     p = price
     market = order_type == OT_MARKET
-    if market:
-        if sd == SIDE_BUY and p <= 0:
-            p = protection_price(symbols, s)
-            if p <= 0:
-                return R_PRICE_COLLAR, price  # no best ask nor reference bounds the order
-        elif sd != SIDE_BUY:
-            p = 0
-        # a market order is not collared (a buy's protection price already bounds it)
-        r = _check_limits(accounts, positions, symbols, a, s, sd, p, q, 0, True, False, high_bid)
-    else:
-        r = _check_limits(accounts, positions, symbols, a, s, sd, p, q, 0, True, True, high_bid)
+    if market and side == SIDE_BUY and p <= 0:
+        p = protection_price(symbols, s)
+        if p <= 0:
+            return R_PRICE_COLLAR, price  # no best ask nor reference bounds the order
+    elif market and side != SIDE_BUY:
+        p = 0
+    # a market order is not collared (a buy's protection price already bounds it)
+    r = _check_limits(
+        accounts, positions, symbols, a, s, side, p, qty, 0, True, not market, high_bid
+    )  # fmt: skip
     if r != 0:
         return r, price
     if glob[G_OPEN_ORDERS] >= glob[G_MAX_ORDERS]:
         return R_LIMIT_OPEN_ORDERS, price  # the order pool is full
-    x = hold_asset(symbols, s, sd)
-    need = hold_amount(symbols, s, sd, p, q)
+    x = hold_asset(symbols, s, side)
+    need = hold_amount(symbols, s, side, p, qty)
     if balances[a, x, FREE] < need:
         return R_INSUFFICIENT_FUNDS, price
     hold(balances, a, x, need)
     slot = orders.insert(keys, rows, glob, oid)
     rows[slot, O_ACCOUNT] = a
     rows[slot, O_SYMBOL] = s
-    rows[slot, O_SIDE] = sd
+    rows[slot, O_SIDE] = side
     rows[slot, O_PRICE] = p
-    rows[slot, O_OPEN] = q
+    rows[slot, O_OPEN] = qty
     rows[slot, O_HELD] = need
     rows[slot, O_NEW_SEQ] = seq
     rows[slot, O_REP_SEQ] = 0
-    positions[a, s, POS_OPEN_BUY if sd == SIDE_BUY else POS_OPEN_SELL] += q
+    positions[a, s, POS_OPEN_BUY if side == SIDE_BUY else POS_OPEN_SELL] += qty
     accounts[a, ACC_OPEN_ORDERS] += 1
     glob[G_OPEN_ORDERS] += 1
-    return 0, (p if market and sd == SIDE_BUY else price)
+    return 0, (p if market and side == SIDE_BUY else price)
 
 
 @njit(cache=True, _nrt=False)
 def _replace_order(
-    seq, oid, price, q, a, balances, positions, accounts, symbols, glob, keys, rows,
+    seq, oid, price, qty, a, balances, positions, accounts, symbols, glob, keys, rows,
     first_seq, round_buy_max, round_sell_min,
 ) -> int:  # fmt: skip
     """A replace is checked like a new order of its new price and quantity; the extra hold it
@@ -279,20 +278,20 @@ def _replace_order(
     if rows[slot, O_ACCOUNT] != a:
         return R_NOT_OWNER
     s = rows[slot, O_SYMBOL]
-    sd = rows[slot, O_SIDE]
+    side = rows[slot, O_SIDE]
     p = price
-    if sd == SIDE_BUY and p <= 0:
+    if side == SIDE_BUY and p <= 0:
         return R_PRICE_COLLAR  # a buy must keep a price that bounds its hold
-    if sd != SIDE_BUY and p <= 0:
+    if side != SIDE_BUY and p <= 0:
         p = rows[slot, O_PRICE]
-    high_bid = highest_bid(symbols, round_buy_max, s) if sd != SIDE_BUY else 0
+    high_bid = highest_bid(symbols, round_buy_max, s) if side != SIDE_BUY else 0
     r = _check_limits(
-        accounts, positions, symbols, a, s, sd, p, q, rows[slot, O_OPEN], False, True, high_bid
+        accounts, positions, symbols, a, s, side, p, qty, rows[slot, O_OPEN], False, True, high_bid
     )  # fmt: skip
     if r != 0:
         return r
-    x = hold_asset(symbols, s, sd)
-    extra = hold_amount(symbols, s, sd, p, q)
+    x = hold_asset(symbols, s, side)
+    extra = hold_amount(symbols, s, side, p, qty)
     if not _may_have_unsettled_fills(rows, slot, first_seq, round_buy_max, round_sell_min):
         extra -= rows[slot, O_HELD]
     if extra > 0:
