@@ -24,7 +24,9 @@ from pipeline.config import RunConfig
 from stages.engine import Engine
 from stages.ingest.synthetic import Stamper, SyntheticFlow
 from stages.outcomes import Outcomes
-from stages.persistence.journal import JournalError, JournalWriter, list_segments
+from stages.persistence.journal_errors import JournalError
+from stages.persistence.journal_segments import list_segments
+from stages.persistence.journal_writer import JournalWriter
 from stages.persistence.recovery import Snapshotter, replay_journal
 from stages.persistence.run_files import (
     RunDirectoryError,

@@ -23,7 +23,9 @@ import pytest
 from pipeline.cli import main
 from pipeline.exitcodes import ExitStatus
 from stages.engine import Engine
-from stages.persistence.journal import JournalReader, JournalWriter, list_segments
+from stages.persistence.journal_reader import JournalReader
+from stages.persistence.journal_segments import list_segments
+from stages.persistence.journal_writer import JournalWriter
 from stages.persistence.snapshots import write_initial_state
 from stages.records import COMMAND_DTYPE
 from tests.builders import commands
@@ -63,7 +65,7 @@ def _bad_config(id: str, body: str | bytes, message: str) -> Case:
 
 def _journal_disk_full(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every append to a journal segment fails: ENOSPC."""
-    from stages.persistence import journal
+    from stages.persistence import journal_writer as journal
 
     real = journal._writev
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.exitcodes import ExitStatus
-from stages.persistence.journal import JournalWriter
+from stages.persistence.journal_writer import JournalWriter
 from stages.records import COMMAND_DTYPE
 from tests.builders import commands
 

@@ -10,21 +10,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stages.persistence import journal as journal_mod
-from stages.persistence.journal import (
-    BLOCK_HEADER,
-    FsyncPolicy,
+from stages.persistence import journal_writer
+from stages.persistence.journal_durability import FsyncPolicy
+from stages.persistence.journal_errors import (
     JournalCorruptError,
     JournalError,
     JournalFullError,
     JournalLayoutError,
-    JournalReader,
-    JournalWriter,
     TornTailWarning,
-    list_segments,
-    prune_segments,
-    verify_journal,
 )
+from stages.persistence.journal_reader import JournalReader
+from stages.persistence.journal_segments import BLOCK_HEADER, list_segments, prune_segments
+from stages.persistence.journal_verify import verify_journal
+from stages.persistence.journal_writer import JournalWriter
 from stages.records import COMMAND_DTYPE, EVENT_DTYPE
 from tests.builders import commands
 
@@ -225,7 +223,7 @@ class _SyncCounter:
 
 def test_batch_policy_syncs_every_append(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     counter = _SyncCounter()
-    monkeypatch.setattr(journal_mod, "_fdatasync", counter)
+    monkeypatch.setattr(journal_writer, "_fdatasync", counter)
     with JournalWriter(tmp_path, COMMAND_DTYPE, fsync="batch") as w:
         before = counter.calls
         for i in range(5):
@@ -238,7 +236,7 @@ def test_interval_policy_holds_durable_seq_until_a_sync(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     counter = _SyncCounter()
-    monkeypatch.setattr(journal_mod, "_fdatasync", counter)
+    monkeypatch.setattr(journal_writer, "_fdatasync", counter)
     with JournalWriter(tmp_path, COMMAND_DTYPE, fsync="interval", fsync_interval_ms=1e9) as w:
         before = counter.calls
         w.append(commands(1, 10))
@@ -256,7 +254,7 @@ def test_interval_policy_holds_durable_seq_until_a_sync(
 
 def test_never_policy_never_syncs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     counter = _SyncCounter()
-    monkeypatch.setattr(journal_mod, "_fdatasync", counter)
+    monkeypatch.setattr(journal_writer, "_fdatasync", counter)
     with JournalWriter(tmp_path, COMMAND_DTYPE, fsync=FsyncPolicy.NEVER, segment_bytes=4096) as w:
         for i in range(10):
             w.append(commands(1 + 20 * i, 20))
@@ -441,7 +439,7 @@ def test_full_disk_is_a_clear_error_and_the_journal_stays_valid(
 ) -> None:
     block = BLOCK_HEADER.size + 10 * 64
     w = JournalWriter(tmp_path, COMMAND_DTYPE)
-    monkeypatch.setattr(journal_mod, "_writev", _FullDiskAfter(3 * block + 100))
+    monkeypatch.setattr(journal_writer, "_writev", _FullDiskAfter(3 * block + 100))
     for i in range(3):
         w.append(commands(1 + 10 * i, 10))
     with pytest.raises(JournalFullError) as info:
@@ -470,7 +468,7 @@ def test_full_disk_is_a_clear_error_and_the_journal_stays_valid(
 def test_full_disk_at_rotation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     w = JournalWriter(tmp_path, COMMAND_DTYPE, segment_bytes=2048)
     w.append(commands(1, 20))
-    monkeypatch.setattr(journal_mod, "_writev", _FullDiskAfter(0))
+    monkeypatch.setattr(journal_writer, "_writev", _FullDiskAfter(0))
     with pytest.raises(JournalFullError, match="creating segment") as info:
         w.append(commands(21, 40))  # does not fit: a new segment is needed first
     assert info.value.valid_seq == 20
@@ -484,7 +482,7 @@ def test_full_disk_in_a_multi_block_append_removes_the_whole_append(
 ) -> None:
     w = JournalWriter(tmp_path, COMMAND_DTYPE, max_block_bytes=32 + 10 * 64)
     w.append(commands(1, 25))  # three blocks
-    monkeypatch.setattr(journal_mod, "_writev", _FullDiskAfter(2 * (32 + 640) + 50))
+    monkeypatch.setattr(journal_writer, "_writev", _FullDiskAfter(2 * (32 + 640) + 50))
     with pytest.raises(JournalFullError, match="valid up to seq 25"):
         w.append(commands(26, 30))  # two blocks fit, the third is cut: the append goes
     monkeypatch.undo()
@@ -530,7 +528,7 @@ def test_failed_fsync_closes_the_writer(tmp_path: Path, monkeypatch: pytest.Monk
         raise OSError(errno.EIO, "I/O error")
 
     w = JournalWriter(tmp_path, COMMAND_DTYPE)
-    monkeypatch.setattr(journal_mod, "_fdatasync", broken)
+    monkeypatch.setattr(journal_writer, "_fdatasync", broken)
     with pytest.raises(JournalError, match=r"fsync of .* failed"):
         w.append(commands(1, 5))
     assert w.durable_seq == 0

@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 
 from pipeline.cli import build_parser, main
-from stages.persistence.journal import BLOCK_HEADER, JournalWriter, list_segments, lock_journal
+from stages.persistence.journal_lock import lock_journal
+from stages.persistence.journal_segments import BLOCK_HEADER, list_segments
+from stages.persistence.journal_writer import JournalWriter
 from stages.records import COMMAND_DTYPE, CommandType, Side
 from tests.builders import commands
 

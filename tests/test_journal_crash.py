@@ -22,7 +22,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stages.persistence.journal import JournalReader, TornTailWarning, verify_journal
+from stages.persistence.journal_errors import TornTailWarning
+from stages.persistence.journal_reader import JournalReader
+from stages.persistence.journal_verify import verify_journal
 from stages.persistence.recovery import recover
 from stages.records import COMMAND_DTYPE
 from tests.builders import Counter, commands
@@ -33,7 +35,8 @@ CHILD = """
 import os, struct, sys, warnings
 import numpy as np
 warnings.simplefilter("ignore")
-from stages.persistence.journal import JournalWriter, first_gap
+from stages.persistence.journal_blocks import first_gap
+from stages.persistence.journal_writer import JournalWriter
 from stages.records import COMMAND_DTYPE
 from tests.builders import commands
 
@@ -124,7 +127,8 @@ def test_sigkill_at_random_moments_loses_nothing_reported(
 FULL_CHILD = """
 import resource, signal, struct, sys, warnings
 warnings.simplefilter("ignore")
-from stages.persistence.journal import JournalFullError, JournalWriter
+from stages.persistence.journal_errors import JournalFullError
+from stages.persistence.journal_writer import JournalWriter
 from stages.records import COMMAND_DTYPE
 from tests.builders import commands
 

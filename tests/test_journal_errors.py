@@ -12,14 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from stages.persistence import journal as journal_mod
-from stages.persistence.journal import (
-    JournalAccessError,
-    JournalFullError,
-    JournalReader,
-    JournalWriter,
-    verify_journal,
-)
+from stages.persistence import journal_writer
+from stages.persistence.journal_errors import JournalAccessError, JournalFullError
+from stages.persistence.journal_reader import JournalReader
+from stages.persistence.journal_verify import verify_journal
+from stages.persistence.journal_writer import JournalWriter
 from stages.records import COMMAND_DTYPE
 
 
@@ -84,7 +81,7 @@ def test_a_full_disk_when_the_journal_is_created(
     def full(fd: int, buffers: list) -> int:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(journal_mod, "_writev", full)
+    monkeypatch.setattr(journal_writer, "_writev", full)
     with pytest.raises(JournalFullError, match=r"disk full .*free space"):
         JournalWriter(tmp_path, COMMAND_DTYPE)
     assert not list(tmp_path.glob("*.tpj")) and not list(tmp_path.glob(".*.tmp"))

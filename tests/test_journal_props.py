@@ -15,13 +15,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stages.persistence.journal import (
-    JournalError,
-    JournalReader,
-    JournalWriter,
-    TornTailWarning,
-    list_segments,
-)
+from stages.persistence.journal_errors import JournalError, TornTailWarning
+from stages.persistence.journal_reader import JournalReader
+from stages.persistence.journal_segments import list_segments
+from stages.persistence.journal_writer import JournalWriter
 from stages.records import COMMAND_DTYPE
 from tests.builders import commands
 

@@ -16,15 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stages.persistence import journal as journal_mod
-from stages.persistence.journal import (
-    JournalCorruptError,
-    JournalReader,
-    JournalWriter,
-    TornTailWarning,
-    list_segments,
-    verify_journal,
-)
+from stages.persistence import journal_blocks
+from stages.persistence.journal_errors import JournalCorruptError, TornTailWarning
+from stages.persistence.journal_reader import JournalReader
+from stages.persistence.journal_segments import list_segments
+from stages.persistence.journal_verify import verify_journal
+from stages.persistence.journal_writer import JournalWriter
 from stages.records import COMMAND_DTYPE
 from tests.builders import commands
 
@@ -192,7 +189,7 @@ def test_the_search_finds_a_valid_block_across_read_chunks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
 ) -> None:
     # the search reads the rest of the segment in chunks; a header may straddle two
-    monkeypatch.setattr(journal_mod, "_SCAN_CHUNK", chunk)
+    monkeypatch.setattr(journal_blocks, "_SCAN_CHUNK", chunk)
     _, offsets = write(tmp_path, [5, 200, 1])
     segment = list_segments(tmp_path)[0]
     damage(segment, offsets[1], offsets[1] + 32, garbage(32))

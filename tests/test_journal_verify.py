@@ -10,15 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from stages.persistence.journal import (
-    DURABLE_MARK_NAME,
-    JournalError,
-    JournalWriter,
-    TornTailWarning,
-    list_segments,
-    read_durable_mark,
-    verify_journal,
-)
+from stages.persistence.journal_durability import DURABLE_MARK_NAME, read_durable_mark
+from stages.persistence.journal_errors import JournalError, TornTailWarning
+from stages.persistence.journal_segments import list_segments
+from stages.persistence.journal_verify import verify_journal
+from stages.persistence.journal_writer import JournalWriter
 from stages.persistence.snapshots import SnapshotStore
 from stages.records import COMMAND_DTYPE
 from tests.builders import commands
@@ -130,7 +126,7 @@ def _replay(directory: Path):
 def test_replay_and_the_writer_refuse_a_journal_that_lost_its_newest_segments(
     tmp_path: Path, lost: str
 ) -> None:
-    from stages.persistence.journal import JournalLostRecordsError
+    from stages.persistence.journal_errors import JournalLostRecordsError
     from stages.persistence.recovery import RecoveryError
 
     last = write(tmp_path, 10)

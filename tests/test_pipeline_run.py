@@ -13,7 +13,8 @@ from pipeline.commands import run as run_command
 from pipeline.config import ConfigError, RunConfig, load_config
 from pipeline.exitcodes import ExitStatus
 from pipeline.inprocess import ReplayCheck, RunReport
-from stages.persistence.journal import JournalWriter, list_segments
+from stages.persistence.journal_segments import list_segments
+from stages.persistence.journal_writer import JournalWriter
 from stages.records import COMMAND_DTYPE
 from tests.builders import commands
 

@@ -9,12 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stages.persistence.journal import (
-    JournalWriter,
-    TornTailWarning,
-    list_segments,
-    prune_segments,
-)
+from stages.persistence.journal_errors import TornTailWarning
+from stages.persistence.journal_segments import list_segments, prune_segments
+from stages.persistence.journal_writer import JournalWriter
 from stages.persistence.recovery import (
     RecoveryError,
     Replayable,

@@ -15,7 +15,8 @@ import pytest
 from pipeline.cli import main
 from pipeline.config import JournalConfig, LoadConfig, RunConfig, SnapshotConfig, default_engine
 from pipeline.inprocess import RunReport, run_in_process
-from stages.persistence.journal import DurableMark, list_segments
+from stages.persistence.journal_durability import DurableMark
+from stages.persistence.journal_segments import list_segments
 
 
 def as_a_crash_leaves_it(journal: Path) -> None:

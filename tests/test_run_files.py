@@ -19,7 +19,9 @@ import pytest
 
 from pipeline.config import JournalConfig, LoadConfig, RunConfig, SnapshotConfig
 from pipeline.inprocess import RunInterrupted, prepare_directories, run_in_process
-from stages.persistence.journal import JournalBusyError, JournalWriter, verify_journal
+from stages.persistence.journal_errors import JournalBusyError
+from stages.persistence.journal_verify import verify_journal
+from stages.persistence.journal_writer import JournalWriter
 from stages.persistence.run_files import RunDirectoryError, remove_run_files
 from stages.persistence.snapshots import SnapshotFailedWarning, SnapshotWriteError
 from stages.records import COMMAND_DTYPE
@@ -113,7 +115,9 @@ def test_without_fresh_a_previous_run_is_refused_with_the_ways_on(tmp_path: Path
 
 WRITER = """
 import sys
-from stages.persistence.journal import JournalBusyError, JournalWriter, verify_journal
+from stages.persistence.journal_errors import JournalBusyError
+from stages.persistence.journal_verify import verify_journal
+from stages.persistence.journal_writer import JournalWriter
 from stages.records import COMMAND_DTYPE
 writer = JournalWriter(sys.argv[1], COMMAND_DTYPE)
 print("ready", flush=True)

@@ -9,7 +9,8 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.exitcodes import ExitStatus
-from stages.persistence.journal import list_segments, lock_journal
+from stages.persistence.journal_lock import lock_journal
+from stages.persistence.journal_segments import list_segments
 
 
 def write_config(tmp_path: Path, body: str) -> Path:

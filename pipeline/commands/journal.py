@@ -27,18 +27,18 @@ import numpy as np
 
 from pipeline.exitcodes import REFUSED_ERRNOS, CommandError, ExitStatus
 from stages.persistence import export
-from stages.persistence.journal import (
-    SEGMENT_SUFFIX,
+from stages.persistence.journal_errors import (
     JournalAccessError,
     JournalBusyError,
     JournalCorruptError,
     JournalError,
     JournalFullError,
     JournalLayoutError,
-    JournalReader,
     TornTailWarning,
-    verify_journal,
 )
+from stages.persistence.journal_reader import JournalReader
+from stages.persistence.journal_segments import SEGMENT_SUFFIX
+from stages.persistence.journal_verify import verify_journal
 
 #: verify's verdicts, as exit statuses (the rest of ``ExitStatus`` applies as to any command)
 EXIT_OK = ExitStatus.OK  # intact

@@ -27,14 +27,14 @@ from rich.table import Table
 from pipeline.config import MAX_ORDERS, RunConfig, load_config
 from pipeline.exitcodes import CommandError, ExitStatus, os_error_status
 from pipeline.inprocess import RunInterrupted, RunReport, prepare_directories, run_in_process
-from stages.persistence.journal import (
+from stages.persistence.journal_errors import (
     JournalAccessError,
     JournalBusyError,
     JournalError,
     JournalFullError,
-    JournalReader,
     TornTailWarning,
 )
+from stages.persistence.journal_reader import JournalReader
 from stages.persistence.run_files import RunDirectoryError
 from stages.persistence.snapshots import SnapshotError, SnapshotWriteError
 

@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from pipeline.config import load_config
 from pipeline.exitcodes import CommandError, ExitStatus
 from stages.engine import Engine
-from stages.persistence.journal import (
+from stages.persistence.journal_errors import (
     JournalAccessError,
     JournalBusyError,
     JournalError,

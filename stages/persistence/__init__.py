@@ -4,10 +4,17 @@ Nothing acknowledged may be lost and a crash is never replayed as data: the jour
 sequenced command stream (the input of the deterministic risk + matching chain), snapshots
 hold that chain's state at a sequence, and recovery rebuilds the state from the newest valid
 snapshot plus the journal after it. See ``docs/journal.md`` for the on-disk formats.
+
+The journal is one concept per module: ``journal_errors`` (its faults), ``journal_segments``
+(segment files: names, file and block headers, the stored record layout),
+``journal_durability`` (the fsync policy and the durable mark), ``journal_lock`` (one writer),
+``journal_blocks`` (valid, torn tail or corrupt), ``journal_writer``, ``journal_reader`` and
+``journal_verify``. ``durable`` holds the file-system steps the journal and the snapshots
+share.
 """
 
-from stages.persistence.journal import (
-    FsyncPolicy,
+from stages.persistence.journal_durability import FsyncPolicy
+from stages.persistence.journal_errors import (
     JournalAccessError,
     JournalBusyError,
     JournalCorruptError,
@@ -15,12 +22,12 @@ from stages.persistence.journal import (
     JournalFullError,
     JournalLayoutError,
     JournalLostRecordsError,
-    JournalReader,
-    JournalWriter,
     TornTailWarning,
-    prune_segments,
-    verify_journal,
 )
+from stages.persistence.journal_reader import JournalReader
+from stages.persistence.journal_segments import prune_segments
+from stages.persistence.journal_verify import verify_journal
+from stages.persistence.journal_writer import JournalWriter
 from stages.persistence.recovery import (
     RecoveryError,
     Replayable,

@@ -18,7 +18,10 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from stages.persistence.journal import JournalError, JournalReader, TornTail, read_durable_mark
+from stages.persistence.journal_blocks import TornTail
+from stages.persistence.journal_durability import read_durable_mark
+from stages.persistence.journal_errors import JournalError
+from stages.persistence.journal_reader import JournalReader
 from stages.persistence.snapshots import (
     SnapshotError,
     SnapshotFailedWarning,
@@ -107,8 +110,8 @@ def replay_journal(
     A ``snapshot_dir`` that is given but does not exist (or is not a directory) is an
     error. A torn journal tail ends the replay with a warning (and is cut off if
     ``repair``); corruption raises
-    :class:`~stages.persistence.journal.JournalCorruptError`; a journal that does not join its
-    snapshot raises :class:`RecoveryError`. ``snapshot_max_seq`` starts from an older
+    :class:`~stages.persistence.journal_errors.JournalCorruptError`; a journal that does not
+    join its snapshot raises :class:`RecoveryError`. ``snapshot_max_seq`` starts from an older
     snapshot (0: the initial state) to replay more of the journal, e.g. for an audit.
     This is what ``tradepipe replay`` calls.
     """

@@ -18,15 +18,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stages.persistence.durable import fsync_dir
-from stages.persistence.journal import (
-    LOCK_NAME,
-    JournalBusyError,
-    JournalError,
-    explain_os_error,
-    is_journal_file,
-    lock_journal,
-)
+from stages.persistence.durable import explain_os_error, fsync_dir
+from stages.persistence.journal_errors import JournalBusyError, JournalError
+from stages.persistence.journal_lock import LOCK_NAME, lock_journal
+from stages.persistence.journal_segments import is_journal_file
 from stages.persistence.snapshots import is_snapshot_file
 
 #: How many foreign entries a refusal names before "and N more".

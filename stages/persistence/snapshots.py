@@ -24,7 +24,6 @@ followed by the payload. ``docs/journal.md`` documents it beside the journal.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import re
 import struct
@@ -35,8 +34,12 @@ from pathlib import Path
 
 import crc32c
 
-from stages.persistence.durable import fsync_dir
-from stages.persistence.journal import explain_os_error
+from stages.persistence.durable import (
+    FULL_DISK_ERRNOS,
+    create_directory,
+    explain_os_error,
+    fsync_dir,
+)
 
 MAGIC = b"TPSNAPSH"
 VERSION = 1
@@ -50,7 +53,6 @@ _NAME = re.compile(r"^snapshot-(\d{20})\.tps$")
 #: ``.snapshot-<seq>.tps.<pid>-<start time>.tmp`` (older files: ``.<pid>.tmp``)
 _TEMP_NAME = re.compile(r"^\.snapshot-\d{20}\.tps\.(\d+)(?:-(\d+))?\.tmp$")
 INITIAL_STATE_NAME = "initial-state.tps"
-_FULL_DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
 class SnapshotError(Exception):
@@ -67,7 +69,7 @@ class SnapshotWriteError(SnapshotError):
         super().__init__(message)
         self.path = path
         self.errno = errno_
-        self.disk_full = errno_ in _FULL_DISK_ERRNOS
+        self.disk_full = errno_ in FULL_DISK_ERRNOS
 
 
 class SnapshotFailedWarning(UserWarning):
@@ -214,17 +216,13 @@ class SnapshotStore:
         if seq < 0:
             raise ValueError(f"snapshot seq={seq} must be >= 0")
         path = self.directory / snapshot_name(seq)
-        if self.directory.exists() and not self.directory.is_dir():
-            raise SnapshotWriteError(
-                f"snapshot directory {self.directory} is a file, not a directory: move it, "
-                "or name another directory",
-                self.directory,
-                errno.ENOTDIR,
-            )
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise _write_error(exc, self.directory, "creating the snapshot directory") from None
+        create_directory(
+            self.directory,
+            named="snapshot directory",
+            kind="snapshot",
+            doing="creating the snapshot directory",
+            error=SnapshotWriteError,
+        )
         if not self._stale_checked:
             self._stale_checked = True
             self.remove_stale_temp_files()
