@@ -120,7 +120,7 @@ def test_restore_sizes_books_by_their_levels_not_their_orders():
     engine.process(cmds)
     restored = MatchingEngine.restore(engine.snapshot())
     assert restored.state_hash() == engine.state_hash()
-    assert restored._spx.shape[1] < 6000
+    assert restored._side_keys.shape[1] < 6000
     bids, _ = restored.depth(20, 200)
     assert bids[0].tolist() == [100, 3, 3]
     assert len(bids) == 100

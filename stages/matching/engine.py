@@ -2,8 +2,9 @@
 
 ``MatchingEngine`` is the in-process domain core of the matching stage (tests, backtests,
 replay tools and the stage process all use it). It owns the preallocated state arrays of
-the compiled core (``book.py``), grows them between commands when they fill up, and turns
-the core's canonical order export into a state hash and a snapshot. It launches nothing.
+the compiled core (``book.run_batch`` and the modules it calls), grows them between
+commands when they fill up, and turns the core's canonical order export
+(``export.py``) into a state hash and a snapshot. It launches nothing.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ import msgspec
 import numpy as np
 
 from ringbuffer.records import copy_records
+from stages.record_words import command_words, event_words
 from stages.records import COMMAND_DTYPE, EVENT_DTYPE
 from stages.snapshot_body import decode_body
 
-from . import book
+from .book import run_batch
+from .export import export_orders, import_orders
 from .layout import (
     B_BAND_HI,
     B_BAND_LO,
@@ -37,6 +40,7 @@ from .layout import (
     C_OFREE,
     C_OPEN,
     CTR_WIDTH,
+    EXPORT_WIDTH,
     L_COUNT,
     L_PRICE,
     L_QTY,
@@ -49,12 +53,15 @@ from .layout import (
     ST_GROW_ORDERS,
     ST_GROW_SIDES,
     ST_OUT_FULL,
+    X_BOOK,
+    X_PRICE,
+    X_SIDE,
 )
+from .order_pool import rebuild_index
 from .symbols import MAX_ORDER_CAPACITY, SymbolSpec
 
 SNAPSHOT_FORMAT = "tradepipe.matching"
 SNAPSHOT_VERSION = 1
-_EXPORT_WIDTH = 8
 
 
 class EventBufferFull(BufferError):
@@ -99,7 +106,7 @@ class _SnapshotBody(msgspec.Struct, frozen=True):
     emit_book_top: bool
     symbols: list[SymbolSpec]
     halted: list[int]
-    orders: bytes  # export_orders rows, int64 little-endian, _EXPORT_WIDTH per row
+    orders: bytes  # export_orders rows, int64 little-endian, EXPORT_WIDTH per row
 
 
 class MatchingEngine:
@@ -128,30 +135,31 @@ class MatchingEngine:
         self._order_capacity = int(order_capacity)
         self._emit_book_top = bool(emit_book_top)
         nb = len(specs)
-        self._sym_index = np.full(1 << 16, -1, dtype=np.int64)
-        self._bk = np.zeros((nb, BK_WIDTH), dtype=np.int64)
+        # the state arrays of the compiled core (layout.py: PriceLevels, OrderPool)
+        self._book_of_symbol = np.full(1 << 16, -1, dtype=np.int64)
+        self._books = np.zeros((nb, BK_WIDTH), dtype=np.int64)
         for i, s in enumerate(specs):
-            self._sym_index[s.symbol] = i
-            self._bk[i, B_TICK] = s.tick_size
-            self._bk[i, B_LOT] = s.lot_size
-            self._bk[i, B_MIN] = s.min_qty
-            self._bk[i, B_MAX] = s.max_qty
-            self._bk[i, B_BAND_LO] = s.price_band_low
-            self._bk[i, B_BAND_HI] = s.price_band_high
-            self._bk[i, B_SYMBOL] = s.symbol
-        side_cap = 64
-        self._spx = np.zeros((2 * nb, side_cap), dtype=np.int64)
-        self._slv = np.zeros((2 * nb, side_cap), dtype=np.int64)
-        self._ctr = np.zeros(CTR_WIDTH, dtype=np.int64)
-        self._ord = np.zeros((0, ORD_WIDTH), dtype=np.int64)
-        self._ofree = np.zeros(0, dtype=np.int64)
-        self._lv = np.zeros((0, LV_WIDTH), dtype=np.int64)
-        self._lfree = np.zeros(0, dtype=np.int64)
+            self._book_of_symbol[s.symbol] = i
+            self._books[i, B_TICK] = s.tick_size
+            self._books[i, B_LOT] = s.lot_size
+            self._books[i, B_MIN] = s.min_qty
+            self._books[i, B_MAX] = s.max_qty
+            self._books[i, B_BAND_LO] = s.price_band_low
+            self._books[i, B_BAND_HI] = s.price_band_high
+            self._books[i, B_SYMBOL] = s.symbol
+        side_capacity = 64
+        self._side_keys = np.zeros((2 * nb, side_capacity), dtype=np.int64)
+        self._side_levels = np.zeros((2 * nb, side_capacity), dtype=np.int64)
+        self._counters = np.zeros(CTR_WIDTH, dtype=np.int64)
+        self._order_rows = np.zeros((0, ORD_WIDTH), dtype=np.int64)
+        self._order_free = np.zeros(0, dtype=np.int64)
+        self._level_rows = np.zeros((0, LV_WIDTH), dtype=np.int64)
+        self._level_free = np.zeros(0, dtype=np.int64)
         self._grow_orders(self._order_capacity)
         self._grow_levels(max(64, self._order_capacity // 4))
         # sized by use, not capacity: a small table stays in cache; it doubles at half load
-        self._ht = np.zeros((1024, 2), dtype=np.int64)
-        self._scratch = np.zeros(6 * nb, dtype=np.int64)
+        self._order_index = np.zeros((1024, 2), dtype=np.int64)
+        self._tops = np.zeros(6 * nb, dtype=np.int64)  # scratch: both sides' tops per book
         self._events = np.zeros(4096, dtype=EVENT_DTYPE)
         self._events_end = 0  # events of the last process() call end here
 
@@ -168,7 +176,7 @@ class MatchingEngine:
         i = 0
         pos = self._events_end if append else 0
         while True:
-            ew = self._events.view("<i8").reshape(-1, 8)
+            ew = event_words(self._events)
             i, pos, status, need = self._run(cw, i, ew, pos, t0)
             if status == ST_DONE:
                 self._events_end = pos
@@ -194,7 +202,7 @@ class MatchingEngine:
                 f"(contiguous={out.flags.c_contiguous})"
             )
         cw = self._command_words(commands)
-        ew = out.view("<i8").reshape(-1, 8)
+        ew = event_words(out)
         t0 = time.perf_counter_ns()
         i = pos = 0
         while True:
@@ -206,60 +214,65 @@ class MatchingEngine:
             self._grow(status, i)
 
     def _run(self, cw: np.ndarray, start: int, ew: np.ndarray, pos: int, t0: int):
-        return book.run_batch(
-            cw, start, ew, pos, t0, self._emit_book_top, self._sym_index, self._bk,
-            self._spx, self._slv, self._lv, self._lfree, self._ord, self._ofree, self._ht,
-            self._ctr, self._scratch,
+        return run_batch(
+            cw, start, ew, pos, t0, self._emit_book_top, self._book_of_symbol, self._books,
+            self._side_keys, self._side_levels, self._level_rows, self._level_free,
+            self._order_rows, self._order_free, self._order_index, self._counters, self._tops,
         )  # fmt: skip
 
     @staticmethod
     def _command_words(commands: np.ndarray) -> np.ndarray:
         if commands.dtype != COMMAND_DTYPE:
             raise TypeError(f"commands must be a COMMAND_DTYPE array, got dtype {commands.dtype}")
-        return np.ascontiguousarray(commands).reshape(-1).view("<i8").reshape(-1, 8)
+        return command_words(np.ascontiguousarray(commands).reshape(-1))
 
     # ------------------------------------------------------------------ growth (cold path)
     def _grow(self, status: int, at: int = 0) -> None:
         if status == ST_GROW_ORDERS:
-            extra = min(max(1024, len(self._ord)), MAX_ORDER_CAPACITY - len(self._ord))
+            held = len(self._order_rows)
+            extra = min(max(1024, held), MAX_ORDER_CAPACITY - held)
             if extra <= 0:
                 raise OrderPoolFull(at)
             self._grow_orders(extra)
         elif status == ST_GROW_LEVELS:
-            self._grow_levels(max(64, len(self._lv)))
+            self._grow_levels(max(64, len(self._level_rows)))
         elif status == ST_GROW_SIDES:
-            cap = self._spx.shape[1]
-            for name in ("_spx", "_slv"):
+            cap = self._side_keys.shape[1]
+            for name in ("_side_keys", "_side_levels"):
                 old = getattr(self, name)
                 new = np.zeros((old.shape[0], 2 * cap), dtype=np.int64)
                 new[:, :cap] = old
                 setattr(self, name, new)
         elif status == ST_GROW_HASH:
-            self._ht = np.zeros((2 * len(self._ht), 2), dtype=np.int64)
-            book.rebuild_hash(self._ord, self._ht, self._ctr)
+            self._order_index = np.zeros((2 * len(self._order_index), 2), dtype=np.int64)
+            rebuild_index(self._order_rows, self._order_index, self._counters)
         else:  # pragma: no cover - a core/wrapper mismatch, not a user error
             raise RuntimeError(f"matching core returned unknown status {status}")
 
     def _grow_orders(self, extra: int) -> None:
-        old = len(self._ord)
-        self._ord = np.concatenate([self._ord, np.zeros((extra, ORD_WIDTH), dtype=np.int64)])
-        nfree = int(self._ctr[C_OFREE])
-        ofree = np.zeros(old + extra, dtype=np.int64)
-        ofree[:nfree] = self._ofree[:nfree]
+        old = len(self._order_rows)
+        self._order_rows = np.concatenate(
+            [self._order_rows, np.zeros((extra, ORD_WIDTH), dtype=np.int64)]
+        )
+        nfree = int(self._counters[C_OFREE])
+        order_free = np.zeros(old + extra, dtype=np.int64)
+        order_free[:nfree] = self._order_free[:nfree]
         # push new rows so the lowest index is popped first (deterministic, cache friendly)
-        ofree[nfree : nfree + extra] = np.arange(old + extra - 1, old - 1, -1)
-        self._ofree = ofree
-        self._ctr[C_OFREE] = nfree + extra
+        order_free[nfree : nfree + extra] = np.arange(old + extra - 1, old - 1, -1)
+        self._order_free = order_free
+        self._counters[C_OFREE] = nfree + extra
 
     def _grow_levels(self, extra: int) -> None:
-        old = len(self._lv)
-        self._lv = np.concatenate([self._lv, np.zeros((extra, LV_WIDTH), dtype=np.int64)])
-        nfree = int(self._ctr[C_LFREE])
-        lfree = np.zeros(old + extra, dtype=np.int64)
-        lfree[:nfree] = self._lfree[:nfree]
-        lfree[nfree : nfree + extra] = np.arange(old + extra - 1, old - 1, -1)
-        self._lfree = lfree
-        self._ctr[C_LFREE] = nfree + extra
+        old = len(self._level_rows)
+        self._level_rows = np.concatenate(
+            [self._level_rows, np.zeros((extra, LV_WIDTH), dtype=np.int64)]
+        )
+        nfree = int(self._counters[C_LFREE])
+        level_free = np.zeros(old + extra, dtype=np.int64)
+        level_free[:nfree] = self._level_free[:nfree]
+        level_free[nfree : nfree + extra] = np.arange(old + extra - 1, old - 1, -1)
+        self._level_free = level_free
+        self._counters[C_LFREE] = nfree + extra
 
     # ------------------------------------------------------------------ queries
     @property
@@ -267,7 +280,7 @@ class MatchingEngine:
         return self._specs
 
     def _book(self, symbol: int) -> int:
-        b = int(self._sym_index[symbol]) if 0 <= symbol < len(self._sym_index) else -1
+        b = int(self._book_of_symbol[symbol]) if 0 <= symbol < len(self._book_of_symbol) else -1
         if b < 0:
             known = [s.symbol for s in self._specs]
             raise KeyError(f"symbol {symbol} is not configured; known symbols: {known}")
@@ -278,18 +291,18 @@ class MatchingEngine:
         b = self._book(symbol)
         sides = []
         for side in (0, 1):
-            n = int(self._bk[b, B_NLEVELS + side])
-            rows = self._slv[2 * b + side, :n][::-1][: max(0, levels)]
-            sides.append(self._lv[rows][:, [L_PRICE, L_QTY, L_COUNT]].copy())
+            n = int(self._books[b, B_NLEVELS + side])
+            rows = self._side_levels[2 * b + side, :n][::-1][: max(0, levels)]
+            sides.append(self._level_rows[rows][:, [L_PRICE, L_QTY, L_COUNT]].copy())
         return sides[0], sides[1]
 
     def _best(self, symbol: int, side: int) -> tuple[int, int] | None:
         b = self._book(symbol)
-        n = int(self._bk[b, B_NLEVELS + side])
+        n = int(self._books[b, B_NLEVELS + side])
         if n == 0:
             return None
-        lvl = self._slv[2 * b + side, n - 1]
-        return int(self._lv[lvl, L_PRICE]), int(self._lv[lvl, L_QTY])
+        lvl = self._side_levels[2 * b + side, n - 1]
+        return int(self._level_rows[lvl, L_PRICE]), int(self._level_rows[lvl, L_QTY])
 
     def best_bid(self, symbol: int) -> tuple[int, int] | None:
         """(price, total qty) of the best bid level, or None when no bids rest."""
@@ -301,28 +314,28 @@ class MatchingEngine:
 
     def open_orders(self) -> int:
         """Number of orders resting in all books."""
-        return int(self._ctr[C_OPEN])
+        return int(self._counters[C_OPEN])
 
     def is_halted(self, symbol: int) -> bool:
-        return bool(self._bk[self._book(symbol), B_HALTED])
+        return bool(self._books[self._book(symbol), B_HALTED])
 
     def resting_orders(self) -> np.ndarray:
         """Every resting order in canonical order: rows of (symbol, side, price, order id,
         account, open qty, stp, flags); books by symbol id, bids then asks, best level first,
         oldest first within a level."""
         rows = self._export()
-        rows[:, 0] = self._bk[rows[:, 0], B_SYMBOL]
+        rows[:, X_BOOK] = self._books[rows[:, X_BOOK], B_SYMBOL]
         return rows
 
     def _export(self) -> np.ndarray:
-        rows = np.zeros((self.open_orders(), _EXPORT_WIDTH), dtype=np.int64)
-        book.export_orders(self._bk, self._slv, self._lv, self._ord, rows)
+        rows = np.zeros((self.open_orders(), EXPORT_WIDTH), dtype=np.int64)
+        export_orders(self._books, self._side_levels, self._level_rows, self._order_rows, rows)
         return rows
 
     # ------------------------------------------------------------------ determinism & state
     def _spec_table(self) -> np.ndarray:
         cols = [B_SYMBOL, B_TICK, B_LOT, B_MIN, B_MAX, B_BAND_LO, B_BAND_HI, B_HALTED]
-        return np.ascontiguousarray(self._bk[:, cols])
+        return np.ascontiguousarray(self._books[:, cols])
 
     def state_hash(self) -> str:
         """Hex blake2b digest over the whole book state: symbol rules, halts and every
@@ -342,7 +355,7 @@ class MatchingEngine:
             order_capacity=self._order_capacity,
             emit_book_top=self._emit_book_top,
             symbols=list(self._specs),
-            halted=[int(x) for x in self._bk[:, B_HALTED]],
+            halted=[int(x) for x in self._books[:, B_HALTED]],
             orders=self._export().astype("<i8").tobytes(),
         )
         return msgspec.msgpack.encode(body)
@@ -353,32 +366,34 @@ class MatchingEngine:
         body = decode_body(
             data, _SnapshotBody, SNAPSHOT_FORMAT, SNAPSHOT_VERSION, "a matching-engine"
         )
-        rows = np.frombuffer(body.orders, dtype="<i8").reshape(-1, _EXPORT_WIDTH).astype(np.int64)
+        rows = np.frombuffer(body.orders, dtype="<i8").reshape(-1, EXPORT_WIDTH).astype(np.int64)
         engine = cls(
             body.symbols,
             order_capacity=min(max(body.order_capacity, len(rows) + 1), MAX_ORDER_CAPACITY),
             emit_book_top=body.emit_book_top,
         )
-        if len(body.halted) != len(engine._bk):
+        if len(body.halted) != len(engine._books):
             raise ValueError(
-                f"snapshot has {len(body.halted)} halt flags for {len(engine._bk)} symbols"
+                f"snapshot has {len(body.halted)} halt flags for {len(engine._books)} symbols"
             )
-        engine._bk[:, B_HALTED] = body.halted
-        levels = np.unique(rows[:, :3], axis=0)  # (book, side, price) of every level
-        if int(engine._ctr[C_LFREE]) <= len(levels):
+        engine._books[:, B_HALTED] = body.halted
+        # (book, side, price) of every level
+        levels = np.unique(rows[:, [X_BOOK, X_SIDE, X_PRICE]], axis=0)
+        if int(engine._counters[C_LFREE]) <= len(levels):
             engine._grow_levels(len(levels) + 1)
-        per_side = np.bincount(2 * levels[:, 0] + levels[:, 1], minlength=2 * len(engine._bk))
-        while engine._spx.shape[1] <= int(per_side.max(initial=0)):
+        per_side = np.bincount(2 * levels[:, 0] + levels[:, 1], minlength=2 * len(engine._books))
+        while engine._side_keys.shape[1] <= int(per_side.max(initial=0)):
             engine._grow(ST_GROW_SIDES)
-        while 2 * (len(rows) + 1) > len(engine._ht):
+        while 2 * (len(rows) + 1) > len(engine._order_index):
             engine._grow(ST_GROW_HASH)
-        book.import_orders(
-            engine._bk, engine._spx, engine._slv, engine._lv, engine._lfree, engine._ord,
-            engine._ofree, engine._ht, engine._ctr, rows,
+        import_orders(
+            engine._books, engine._side_keys, engine._side_levels, engine._level_rows,
+            engine._level_free, engine._order_rows, engine._order_free, engine._order_index,
+            engine._counters, rows,
         )  # fmt: skip
-        assert int(engine._ctr[C_HTCOUNT]) == len(rows)
+        assert int(engine._counters[C_HTCOUNT]) == len(rows)
         return engine
 
     def _debug_live_rows(self) -> int:
         """Pool rows in use (tests check it matches open_orders)."""
-        return int(np.count_nonzero(self._ord[:, O_ID]))
+        return int(np.count_nonzero(self._order_rows[:, O_ID]))
