@@ -36,7 +36,9 @@ MODES = ("smoke", "quick", "full")
 
 
 # ---------------------------------------------------------------- command line
-def parser(bench: str, doc: str, *, runs: int = 3, full_runs: int | None = None):
+def parser(
+    bench: str, doc: str, *, runs: int = 3, full_runs: int | None = None
+) -> argparse.ArgumentParser:
     """The argument parser of bench ``bench`` with the flags every bench takes.
 
     ``runs`` is the default number of runs per figure in quick mode, ``full_runs`` (default
