@@ -26,7 +26,6 @@ from stages.kernel_codes import (
     R_INVALID_COMMAND,
     R_OK,
 )
-from stages.record_words import C_KIND, C_REASON, C_SEQ, C_SYMBOL, C_TS_INGEST, get
 
 from . import commands
 from .capacity import shortage
@@ -45,42 +44,49 @@ def run_batch(
     ``cw`` / ``ew`` are the batches as ``stages.record_words.command_words`` /
     ``event_words``; the state arrays are those of ``PriceLevels`` and ``OrderPool``, and
     ``book_of_symbol`` maps a symbol id to its book row (-1: not configured); ``tops`` is
-    scratch for 6 ints per book. Returns ``(next command, next event slot, status, events
-    needed)``: status ST_DONE when the batch is finished, otherwise what must grow before
-    resuming at ``next command`` (nothing of that command has been applied). Must not
-    allocate or call Python per record: every command is a few array reads and writes.
+    scratch of TOPS_PER_BOOK ints per book. Returns ``(next command, next event slot,
+    status, events needed)``: status ST_DONE when the batch is finished, otherwise what
+    must grow before resuming at ``next command`` (nothing of that command has been
+    applied). Must not allocate or call Python per record: every command is a few array
+    reads and writes.
     """
     levels = PriceLevels(books, side_keys, side_levels, level_rows, level_free, counters)
     pool = OrderPool(order_rows, order_free, order_index, counters)
     i = start
     while i < cw.shape[0]:
-        status, need = shortage(cw, i, ew.shape[0] - pos, book_of_symbol, levels, pool)
+        command = commands.read_command(cw, i)
+        status, need = shortage(command, ew.shape[0] - pos, book_of_symbol, levels, pool)
         if status != ST_DONE:
             return i, pos, status, need
-        ts_ingest = get(cw, i, C_TS_INGEST)
-        stamp = Stamp(get(cw, i, C_SEQ), ts_ingest, dt_match(t0, ts_ingest))
-        kind = get(cw, i, C_KIND)
-        reason = get(cw, i, C_REASON)
-        b = book_of_symbol[get(cw, i, C_SYMBOL)]
-        if reason != R_OK:  # rejected upstream: report it, touch nothing
-            pos = commands.reject(cw, i, ew, pos, stamp, reason)
-        elif kind == CMD_NEW:
-            pos = commands.new_order(cw, i, b, ew, pos, stamp, levels, pool, tops, emit_top)
-        elif kind == CMD_CANCEL:
-            pos = commands.cancel(cw, i, ew, pos, stamp, levels, pool, tops, emit_top)
-        elif kind == CMD_REDUCE:
-            pos = commands.reduce(cw, i, ew, pos, stamp, levels, pool, tops, emit_top)
-        elif kind == CMD_REPLACE:
-            pos = commands.replace(cw, i, ew, pos, stamp, levels, pool, tops, emit_top)
-        elif kind == CMD_HALT or kind == CMD_RESUME:
-            pos = commands.halt_or_resume(cw, i, kind, b, ew, pos, stamp, levels)
-        elif kind == CMD_KILL_SWITCH:
-            pos = commands.kill_switch(cw, i, ew, pos, stamp, levels, pool, tops, emit_top)
-        elif kind == CMD_KILL_SWITCH_RELEASE:
-            pos = commands.kill_switch_release(cw, i, ew, pos, stamp)
-        elif kind == CMD_DEPOSIT or kind == CMD_WITHDRAW:
-            pos = commands.deposit_or_withdraw(cw, i, kind, ew, pos, stamp)
-        else:
-            pos = commands.reject(cw, i, ew, pos, stamp, R_INVALID_COMMAND)
+        stamp = Stamp(command.seq, command.ts_ingest, dt_match(t0, command.ts_ingest))
+        kind = command.kind
+        b = book_of_symbol[command.symbol]
+        reason = command.reason  # != R_OK: refused upstream, only reported here
+        if reason == R_OK:
+            if kind == CMD_NEW:
+                pos, reason = commands.new_order(command, b, ew, pos, stamp, levels, pool, tops,
+                                                 emit_top)  # fmt: skip
+            elif kind == CMD_CANCEL:
+                pos, reason = commands.cancel(command, ew, pos, stamp, levels, pool, tops,
+                                              emit_top)  # fmt: skip
+            elif kind == CMD_REDUCE:
+                pos, reason = commands.reduce(command, ew, pos, stamp, levels, pool, tops,
+                                              emit_top)  # fmt: skip
+            elif kind == CMD_REPLACE:
+                pos, reason = commands.replace(command, ew, pos, stamp, levels, pool, tops,
+                                               emit_top)  # fmt: skip
+            elif kind == CMD_HALT or kind == CMD_RESUME:
+                pos, reason = commands.halt_or_resume(command, b, ew, pos, stamp, levels)
+            elif kind == CMD_KILL_SWITCH:
+                pos, reason = commands.kill_switch(command, ew, pos, stamp, levels, pool, tops,
+                                                   emit_top)  # fmt: skip
+            elif kind == CMD_KILL_SWITCH_RELEASE:
+                pos, reason = commands.kill_switch_release(command, ew, pos, stamp)
+            elif kind == CMD_DEPOSIT or kind == CMD_WITHDRAW:
+                pos, reason = commands.deposit_or_withdraw(command, ew, pos, stamp)
+            else:
+                reason = R_INVALID_COMMAND
+        if reason != R_OK:  # one REJECTED event; the handler touched nothing
+            pos = commands.reject(command, ew, pos, stamp, reason)
         i += 1
     return i, pos, ST_DONE, 0

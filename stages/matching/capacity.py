@@ -10,11 +10,12 @@ return *before touching anything*; the Python wrapper grows that and resumes the
 
 from __future__ import annotations
 
+from stages import hashtable
 from stages.kernel_codes import CMD_KILL_SWITCH, CMD_NEW, CMD_REPLACE, MAX_SIDE, SIDE_BUY, SIDE_SELL
-from stages.record_words import C_ACCOUNT, C_KIND, C_ORDER_ID, C_PRICE, C_SIDE, C_SYMBOL, get
 
 from .jit import njit
 from .layout import (
+    B_NLEVELS,
     B_NORDERS,
     C_HTCOUNT,
     C_LFREE,
@@ -33,8 +34,7 @@ from .layout import (
     ST_GROW_SIDES,
     ST_OUT_FULL,
 )
-from .levels import acceptable, level_count, opposite, side_row
-from .order_pool import find
+from .levels import acceptable, opposite, side_row
 
 #: fewest free event slots before any command: covers every command but NEW, REPLACE and
 #: KILL_SWITCH, whose bound ``events_bound`` computes
@@ -47,7 +47,7 @@ def _orders_reachable(levels, b, side, limit):
     opp = opposite(side)
     row = side_row(b, opp)
     total = 0
-    for j in range(level_count(levels, b, opp) - 1, -1, -1):
+    for j in range(levels.books[b, B_NLEVELS + opp] - 1, -1, -1):
         lvl = levels.side_levels[row, j]
         if not acceptable(side, limit, levels.rows[lvl, L_PRICE]):
             break
@@ -72,7 +72,7 @@ def events_bound(kind, b, side, price, order_id, account, levels, pool, room):
         if b < 0:
             return 4
         if kind == CMD_REPLACE:
-            o = find(pool, order_id)
+            o = hashtable.find(pool.by_id, order_id)
             if o < 0:
                 return 4
             side = pool.rows[o, O_SIDE]
@@ -93,8 +93,8 @@ def events_bound(kind, b, side, price, order_id, account, levels, pool, room):
 
 
 @njit(inline="always")
-def shortage(cw, i, room, book_of_symbol, levels, pool):
-    """``(ST_DONE, 0)`` when the worst case of command ``i`` fits, else what to grow first:
+def shortage(command, room, book_of_symbol, levels, pool):
+    """``(ST_DONE, 0)`` when the worst case of ``command`` fits, else what to grow first:
     ``(ST_GROW_*, 0)``, or ``(ST_OUT_FULL, event slots needed)`` when ``room`` (free event
     slots) is too small."""
     counters = pool.counters
@@ -104,23 +104,23 @@ def shortage(cw, i, room, book_of_symbol, levels, pool):
         return ST_GROW_LEVELS, 0
     if 2 * (counters[C_HTCOUNT] + 1) > pool.by_id.shape[0]:
         return ST_GROW_HASH, 0
-    kind = get(cw, i, C_KIND)
-    order_id = get(cw, i, C_ORDER_ID)
-    b = book_of_symbol[get(cw, i, C_SYMBOL)]
+    kind = command.kind
+    order_id = command.order_id
+    b = book_of_symbol[command.symbol]
     if kind == CMD_REPLACE:
-        o = find(pool, order_id)
+        o = hashtable.find(pool.by_id, order_id)
         if o >= 0:
             b = pool.rows[o, O_BOOK]
     side_capacity = levels.side_keys.shape[1]
     if b >= 0 and (
-        level_count(levels, b, SIDE_BUY) >= side_capacity
-        or level_count(levels, b, SIDE_SELL) >= side_capacity
+        levels.books[b, B_NLEVELS + SIDE_BUY] >= side_capacity
+        or levels.books[b, B_NLEVELS + SIDE_SELL] >= side_capacity
     ):
         return ST_GROW_SIDES, 0
     if room < MIN_EVENT_ROOM:
         return ST_OUT_FULL, MIN_EVENT_ROOM
-    need = events_bound(kind, b, get(cw, i, C_SIDE), get(cw, i, C_PRICE), order_id,
-                        get(cw, i, C_ACCOUNT), levels, pool, room)  # fmt: skip
+    need = events_bound(kind, b, command.side, command.price, order_id,
+                        command.account, levels, pool, room)  # fmt: skip
     if need > room:
         return ST_OUT_FULL, need
     return ST_DONE, 0

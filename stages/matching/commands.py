@@ -1,16 +1,21 @@
 """What each command kind does to the books, and the events it answers with.
 
 One handler per kind, called by ``book.run_batch`` once ``capacity.shortage`` found room
-for the command's worst case. A handler reads the command's fields by name, checks them
-in the order ``docs/matching.md`` (validation order) gives, and either rejects the command
-(one REJECTED event, nothing touched) or applies it; each returns the next event slot.
-They are inlined into ``run_batch``: together they are its body.
+for the command's worst case. A handler reads the command's fields by name and checks them
+in the order ``docs/matching.md`` (validation order) gives. Each returns ``(next event
+slot, reason)``: R_OK when it applied the command and wrote its events, otherwise the
+reason of the first failed check, with nothing touched and nothing written, and
+``run_batch`` answers with the one ``reject`` event. The handlers are inlined into
+``run_batch``: together they are its body.
 """
 
 # ruff: noqa: SIM114  (explicit branches compile to plain compares in numba)
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
+from stages import hashtable
 from stages.kernel_codes import (
     CF_POST_ONLY,
     CMD_DEPOSIT,
@@ -56,22 +61,27 @@ from stages.kernel_codes import (
 from stages.record_words import (
     C_ACCOUNT,
     C_FLAGS,
+    C_KIND,
     C_ORDER_ID,
     C_ORDER_TYPE,
     C_PRICE,
     C_QTY,
+    C_REASON,
+    C_SEQ,
     C_SIDE,
     C_STP,
     C_SYMBOL,
     C_TIF,
+    C_TS_INGEST,
     get,
 )
 
 from . import symbol_rules
-from .events import save_tops, write_event, write_top_changes
+from .events import TOPS_PER_BOOK, save_tops, write_event, write_top_changes
 from .jit import njit
 from .layout import (
     B_HALTED,
+    B_NLEVELS,
     B_SYMBOL,
     L_HEAD,
     O_ACCT,
@@ -84,32 +94,72 @@ from .layout import (
     O_SIDE,
     O_STP,
 )
-from .levels import attach, crosses, detach, level_count, shrink, side_row
+from .levels import attach, crosses, detach, shrink, side_row
 from .match import fok_fillable, match
-from .order_pool import allocate, find, release, remove
+from .order_pool import allocate, release, remove
+
+
+class Command(NamedTuple):
+    """The fields of one command the core uses, read once by name (``read_command``)."""
+
+    seq: int
+    ts_ingest: int
+    order_id: int
+    price: int
+    qty: int
+    account: int
+    symbol: int
+    kind: int
+    side: int
+    order_type: int
+    tif: int
+    stp: int
+    flags: int
+    reason: int  # != R_OK: refused upstream (risk, ingest), only reported here
 
 
 @njit(inline="always")
-def reject(cw, i, ew, pos, stamp, reason):
+def read_command(cw, i):
+    """Command ``i`` of a ``command_words`` view."""
+    return Command(
+        get(cw, i, C_SEQ),
+        get(cw, i, C_TS_INGEST),
+        get(cw, i, C_ORDER_ID),
+        get(cw, i, C_PRICE),
+        get(cw, i, C_QTY),
+        get(cw, i, C_ACCOUNT),
+        get(cw, i, C_SYMBOL),
+        get(cw, i, C_KIND),
+        get(cw, i, C_SIDE),
+        get(cw, i, C_ORDER_TYPE),
+        get(cw, i, C_TIF),
+        get(cw, i, C_STP),
+        get(cw, i, C_FLAGS),
+        get(cw, i, C_REASON),
+    )
+
+
+@njit(inline="always")
+def reject(command, ew, pos, stamp, reason):
     """REJECTED with ``reason``, echoing the command's own fields; nothing is touched."""
-    return write_event(ew, pos, stamp, get(cw, i, C_ORDER_ID), 0, get(cw, i, C_PRICE),
-                       get(cw, i, C_QTY), get(cw, i, C_ACCOUNT), get(cw, i, C_SYMBOL),
-                       EV_REJECTED, get(cw, i, C_SIDE), reason, 0)  # fmt: skip
+    return write_event(ew, pos, stamp, command.order_id, 0, command.price, command.qty,
+                       command.account, command.symbol, EV_REJECTED, command.side, reason,
+                       0)  # fmt: skip
 
 
 @njit(inline="always")
-def new_order(cw, i, b, ew, pos, stamp, levels, pool, tops, emit_top):
+def new_order(command, b, ew, pos, stamp, levels, pool, tops, emit_top):
     """NEW: ACCEPTED, then what it trades; the rest rests (GTC) or is cancelled."""
-    order_id = get(cw, i, C_ORDER_ID)
-    price = get(cw, i, C_PRICE)
-    qty = get(cw, i, C_QTY)
-    account = get(cw, i, C_ACCOUNT)
-    symbol = get(cw, i, C_SYMBOL)
-    side = get(cw, i, C_SIDE)
-    order_type = get(cw, i, C_ORDER_TYPE)
-    tif = get(cw, i, C_TIF)
-    stp = get(cw, i, C_STP)
-    flags = get(cw, i, C_FLAGS)
+    order_id = command.order_id
+    price = command.price
+    qty = command.qty
+    account = command.account
+    symbol = command.symbol
+    side = command.side
+    order_type = command.order_type
+    tif = command.tif
+    stp = command.stp
+    flags = command.flags
     post_only = flags & CF_POST_ONLY
     books = levels.books
     reason = R_OK
@@ -133,14 +183,14 @@ def new_order(cw, i, b, ew, pos, stamp, levels, pool, tops, emit_top):
         reason = R_INVALID_PRICE
     elif books[b, B_HALTED] != 0:
         reason = R_SYMBOL_HALTED
-    elif find(pool, order_id) >= 0:
+    elif hashtable.find(pool.by_id, order_id) >= 0:
         reason = R_DUPLICATE_ORDER_ID
     else:
         reason = symbol_rules.check(books, b, price, qty, order_type == OT_LIMIT)
         if reason == R_OK and post_only != 0 and crosses(levels, b, side, price):
             reason = R_POST_ONLY_WOULD_TAKE
     if reason != R_OK:
-        return reject(cw, i, ew, pos, stamp, reason)
+        return pos, reason
     save_tops(levels, b, tops, 0)
     pos = write_event(ew, pos, stamp, order_id, 0, price, qty, account, symbol, EV_ACCEPTED,
                       side, R_OK, 0)  # fmt: skip
@@ -162,27 +212,27 @@ def new_order(cw, i, b, ew, pos, stamp, levels, pool, tops, emit_top):
                 attach(levels, pool.rows, o)
     if emit_top:
         pos = write_top_changes(ew, pos, stamp, levels, b, tops)
-    return pos
+    return pos, R_OK
 
 
 @njit(inline="always")
-def _own_order(cw, i, pool):
+def _own_order(command, pool):
     """(row, R_OK) of the open order the command names, if its account owns it; else
     (-1 or the row, the reason)."""
-    o = find(pool, get(cw, i, C_ORDER_ID))
+    o = hashtable.find(pool.by_id, command.order_id)
     if o < 0:
         return o, R_UNKNOWN_ORDER
-    if pool.rows[o, O_ACCT] != get(cw, i, C_ACCOUNT):
+    if pool.rows[o, O_ACCT] != command.account:
         return o, R_NOT_OWNER
     return o, R_OK
 
 
 @njit(inline="always")
-def cancel(cw, i, ew, pos, stamp, levels, pool, tops, emit_top):
+def cancel(command, ew, pos, stamp, levels, pool, tops, emit_top):
     """CANCEL: CANCELLED(USER_CANCEL) with the open qty; the order leaves the book."""
-    o, reason = _own_order(cw, i, pool)
+    o, reason = _own_order(command, pool)
     if reason != R_OK:
-        return reject(cw, i, ew, pos, stamp, reason)
+        return pos, reason
     orders = pool.rows
     b = orders[o, O_BOOK]
     save_tops(levels, b, tops, 0)
@@ -192,15 +242,15 @@ def cancel(cw, i, ew, pos, stamp, levels, pool, tops, emit_top):
     remove(levels, pool, o)
     if emit_top:
         pos = write_top_changes(ew, pos, stamp, levels, b, tops)
-    return pos
+    return pos, R_OK
 
 
 @njit(inline="always")
-def reduce(cw, i, ew, pos, stamp, levels, pool, tops, emit_top):
+def reduce(command, ew, pos, stamp, levels, pool, tops, emit_top):
     """REDUCE by qty (0 < qty < open, whole lots): REPLACED with the new open qty; the order
     keeps its place."""
-    o, reason = _own_order(cw, i, pool)
-    qty = get(cw, i, C_QTY)
+    o, reason = _own_order(command, pool)
+    qty = command.qty
     orders = pool.rows
     if reason == R_OK:
         if qty <= 0:
@@ -210,7 +260,7 @@ def reduce(cw, i, ew, pos, stamp, levels, pool, tops, emit_top):
         elif not symbol_rules.whole_lots(levels.books, orders[o, O_BOOK], qty):
             reason = R_LOT_SIZE
     if reason != R_OK:
-        return reject(cw, i, ew, pos, stamp, reason)
+        return pos, reason
     b = orders[o, O_BOOK]
     save_tops(levels, b, tops, 0)
     shrink(levels, orders, o, qty)
@@ -219,17 +269,17 @@ def reduce(cw, i, ew, pos, stamp, levels, pool, tops, emit_top):
                       orders[o, O_SIDE], R_OK, 0)  # fmt: skip
     if emit_top:
         pos = write_top_changes(ew, pos, stamp, levels, b, tops)
-    return pos
+    return pos, R_OK
 
 
 @njit(inline="always")
-def replace(cw, i, ew, pos, stamp, levels, pool, tops, emit_top):
+def replace(command, ew, pos, stamp, levels, pool, tops, emit_top):
     """REPLACE to (price, qty = new open qty), checked like a new order: REPLACED; same
     price and no more qty keeps the order's place, otherwise it trades what crosses (with
     its own STP mode) and rests at the back of its new level."""
-    o, reason = _own_order(cw, i, pool)
-    price = get(cw, i, C_PRICE)
-    qty = get(cw, i, C_QTY)
+    o, reason = _own_order(command, pool)
+    price = command.price
+    qty = command.qty
     orders = pool.rows
     books = levels.books
     if reason == R_OK:
@@ -249,7 +299,7 @@ def replace(cw, i, ew, pos, stamp, levels, pool, tops, emit_top):
             ):
                 reason = R_POST_ONLY_WOULD_TAKE
     if reason != R_OK:
-        return reject(cw, i, ew, pos, stamp, reason)
+        return pos, reason
     b = orders[o, O_BOOK]
     order_id = orders[o, O_ID]
     account = orders[o, O_ACCT]
@@ -273,35 +323,36 @@ def replace(cw, i, ew, pos, stamp, levels, pool, tops, emit_top):
             release(pool, o)
     if emit_top:
         pos = write_top_changes(ew, pos, stamp, levels, b, tops)
-    return pos
+    return pos, R_OK
 
 
 @njit(inline="always")
-def halt_or_resume(cw, i, kind, b, ew, pos, stamp, levels):
+def halt_or_resume(command, b, ew, pos, stamp, levels):
     """HALT / RESUME a known symbol: HALTED / RESUMED."""
     if b < 0:
-        return reject(cw, i, ew, pos, stamp, R_UNKNOWN_SYMBOL)
-    halt = kind == CMD_HALT
+        return pos, R_UNKNOWN_SYMBOL
+    halt = command.kind == CMD_HALT
     levels.books[b, B_HALTED] = 1 if halt else 0
-    return write_event(ew, pos, stamp, 0, 0, 0, 0, get(cw, i, C_ACCOUNT), get(cw, i, C_SYMBOL),
-                       EV_HALTED if halt else EV_RESUMED, 0, R_OK, 0)  # fmt: skip
+    pos = write_event(ew, pos, stamp, 0, 0, 0, 0, command.account, command.symbol,
+                      EV_HALTED if halt else EV_RESUMED, 0, R_OK, 0)  # fmt: skip
+    return pos, R_OK
 
 
 @njit(inline="always")
-def kill_switch(cw, i, ew, pos, stamp, levels, pool, tops, emit_top):
+def kill_switch(command, ew, pos, stamp, levels, pool, tops, emit_top):
     """KILL_SWITCH: cancel every resting order of the account (account 0: every order) in
     every book, best level first, oldest first; then KILL_SWITCH."""
-    account = get(cw, i, C_ACCOUNT)
+    account = command.account
     nbooks = levels.books.shape[0]
     orders = pool.rows
     for b in range(nbooks):
-        save_tops(levels, b, tops, 6 * b)
+        save_tops(levels, b, tops, TOPS_PER_BOOK * b)
     for b in range(nbooks):
         symbol = levels.books[b, B_SYMBOL]
         for side in range(2):
             row = side_row(b, side)
             # walk levels best first; dropping level j only shifts levels above j
-            for j in range(level_count(levels, b, side) - 1, -1, -1):
+            for j in range(levels.books[b, B_NLEVELS + side] - 1, -1, -1):
                 o = levels.rows[levels.side_levels[row, j], L_HEAD]
                 while o != -1:
                     next_ = orders[o, O_NEXT]
@@ -312,27 +363,31 @@ def kill_switch(cw, i, ew, pos, stamp, levels, pool, tops, emit_top):
                                           EF_DONE)  # fmt: skip
                         remove(levels, pool, o)
                     o = next_
-    pos = write_event(ew, pos, stamp, 0, 0, 0, 0, account, get(cw, i, C_SYMBOL), EV_KILL_SWITCH,
+    pos = write_event(ew, pos, stamp, 0, 0, 0, 0, account, command.symbol, EV_KILL_SWITCH,
                       0, R_OK, 0)  # fmt: skip
     if emit_top:
         for b in range(nbooks):
-            pos = write_top_changes(ew, pos, stamp, levels, b, tops[6 * b : 6 * b + 6])
-    return pos
+            pos = write_top_changes(
+                ew, pos, stamp, levels, b, tops[TOPS_PER_BOOK * b : TOPS_PER_BOOK * (b + 1)]
+            )
+    return pos, R_OK
 
 
 @njit(inline="always")
-def kill_switch_release(cw, i, ew, pos, stamp):
+def kill_switch_release(command, ew, pos, stamp):
     """KILL_SWITCH_RELEASE: KILL_SWITCH_RELEASED (risk, not matching, blocks orders)."""
-    return write_event(ew, pos, stamp, 0, 0, 0, 0, get(cw, i, C_ACCOUNT), get(cw, i, C_SYMBOL),
-                       EV_KILL_SWITCH_RELEASED, 0, R_OK, 0)  # fmt: skip
+    pos = write_event(ew, pos, stamp, 0, 0, 0, 0, command.account, command.symbol,
+                      EV_KILL_SWITCH_RELEASED, 0, R_OK, 0)  # fmt: skip
+    return pos, R_OK
 
 
 @njit(inline="always")
-def deposit_or_withdraw(cw, i, kind, ew, pos, stamp):
+def deposit_or_withdraw(command, ew, pos, stamp):
     """DEPOSIT / WITHDRAW qty > 0 of asset ``symbol``: one BALANCE event, qty signed."""
-    qty = get(cw, i, C_QTY)
+    qty = command.qty
     if qty <= 0:
-        return reject(cw, i, ew, pos, stamp, R_INVALID_QTY)
-    return write_event(ew, pos, stamp, 0, 0, 0, qty if kind == CMD_DEPOSIT else -qty,
-                       get(cw, i, C_ACCOUNT), get(cw, i, C_SYMBOL), EV_BALANCE, 0, R_OK,
-                       0)  # fmt: skip
+        return pos, R_INVALID_QTY
+    signed = qty if command.kind == CMD_DEPOSIT else -qty
+    pos = write_event(ew, pos, stamp, 0, 0, 0, signed, command.account, command.symbol,
+                      EV_BALANCE, 0, R_OK, 0)  # fmt: skip
+    return pos, R_OK

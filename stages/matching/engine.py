@@ -23,6 +23,7 @@ from stages.records import COMMAND_DTYPE, EVENT_DTYPE
 from stages.snapshot_body import decode_body
 
 from .book import run_batch
+from .events import TOPS_PER_BOOK
 from .export import export_orders, import_orders
 from .layout import (
     B_BAND_HI,
@@ -159,7 +160,7 @@ class MatchingEngine:
         self._grow_levels(max(64, self._order_capacity // 4))
         # sized by use, not capacity: a small table stays in cache; it doubles at half load
         self._order_index = np.zeros((1024, 2), dtype=np.int64)
-        self._tops = np.zeros(6 * nb, dtype=np.int64)  # scratch: both sides' tops per book
+        self._tops = np.zeros(TOPS_PER_BOOK * nb, dtype=np.int64)  # scratch of save_tops
         self._events = np.zeros(4096, dtype=EVENT_DTYPE)
         self._events_end = 0  # events of the last process() call end here
 

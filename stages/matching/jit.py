@@ -15,6 +15,14 @@ from __future__ import annotations
 from numba import njit as _numba_njit
 
 
-def njit(inline: str = "never"):
-    """Decorator: ``numba.njit(cache=True, _nrt=False, inline=inline)``."""
-    return _numba_njit(cache=True, _nrt=False, inline=inline)
+def njit(inline: str = "never", signature=None):
+    """Decorator: ``numba.njit(cache=True, _nrt=False, inline=inline)``.
+
+    With a ``signature`` the function is compiled for it alone (eagerly, then from the
+    cache), and every call converts its arguments to it. Without one, numba compiles a
+    version per distinct *constant* argument of a call site (``Literal[int](4)``), which for
+    a helper called with many different codes multiplies the cold compile time.
+    """
+    if signature is None:
+        return _numba_njit(cache=True, _nrt=False, inline=inline)
+    return _numba_njit(signature, cache=True, _nrt=False, inline=inline)

@@ -54,11 +54,6 @@ def sort_key(side, price):
 
 
 @njit(inline="always")
-def level_count(levels, b, side):
-    return levels.books[b, B_NLEVELS + side]
-
-
-@njit(inline="always")
 def _bisect(side_keys, row, n, key):
     """Where ``key`` is, or would be inserted, among the ``n`` sorted keys of a side row."""
     lo = 0
@@ -79,7 +74,7 @@ def _bisect(side_keys, row, n, key):
 def level_for(levels, b, side, price):
     """The level row for ``price`` on a side, created (empty) if absent."""
     row = side_row(b, side)
-    n = level_count(levels, b, side)
+    n = levels.books[b, B_NLEVELS + side]
     key = sort_key(side, price)
     side_keys = levels.side_keys
     side_levels = levels.side_levels
@@ -107,7 +102,7 @@ def level_for(levels, b, side, price):
 def drop_level(levels, b, side, lvl, price):
     """Take the (empty) level ``lvl`` at ``price`` out of its side; free its row."""
     row = side_row(b, side)
-    n = level_count(levels, b, side)
+    n = levels.books[b, B_NLEVELS + side]
     side_keys = levels.side_keys
     side_levels = levels.side_levels
     if side_levels[row, n - 1] == lvl:
@@ -178,7 +173,7 @@ def shrink(levels, orders, o, by):
 @njit(inline="always")
 def top(levels, b, side):
     """(price, total qty, order count) of the best level of a side; zeros when it is empty."""
-    n = level_count(levels, b, side)
+    n = levels.books[b, B_NLEVELS + side]
     if n == 0:
         return 0, 0, 0
     lvl = levels.side_levels[side_row(b, side), n - 1]
@@ -200,7 +195,7 @@ def acceptable(side, limit, level_price):
 def crosses(levels, b, side, price):
     """Would an order of ``side`` at ``price`` meet the best opposite level?"""
     opp = opposite(side)
-    n = level_count(levels, b, opp)
+    n = levels.books[b, B_NLEVELS + opp]
     if n == 0:
         return False
     return acceptable(

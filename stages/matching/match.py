@@ -24,8 +24,8 @@ from stages.kernel_codes import (
 
 from .events import write_event
 from .jit import njit
-from .layout import B_SYMBOL, L_HEAD, L_PRICE, O_ACCT, O_ID, O_NEXT, O_QTY
-from .levels import acceptable, level_count, opposite, shrink, side_row
+from .layout import B_NLEVELS, B_SYMBOL, L_HEAD, L_PRICE, O_ACCT, O_ID, O_NEXT, O_QTY
+from .levels import acceptable, opposite, shrink, side_row
 from .order_pool import remove
 
 
@@ -42,7 +42,7 @@ def fok_fillable(levels, pool, b, side, limit, qty, account, stp):
     orders = pool.rows
     level_rows = levels.rows
     avail = 0
-    for j in range(level_count(levels, b, opp) - 1, -1, -1):
+    for j in range(levels.books[b, B_NLEVELS + opp] - 1, -1, -1):
         lvl = levels.side_levels[row, j]
         if not acceptable(side, limit, level_rows[lvl, L_PRICE]):
             return False
@@ -78,7 +78,7 @@ def match(ew, pos, stamp, levels, pool, b, side, limit, qty, order_id, account, 
     level_rows = levels.rows
     remaining = qty
     while remaining > 0:
-        n = level_count(levels, b, opp)
+        n = levels.books[b, B_NLEVELS + opp]
         if n == 0:
             break
         lvl = levels.side_levels[row, n - 1]

@@ -34,12 +34,6 @@ from .layout import (
 from .levels import detach
 
 
-@njit(inline="always")
-def find(pool, order_id):
-    """The row of open order ``order_id``, or -1."""
-    return hashtable.find(pool.by_id, order_id)
-
-
 @njit()
 def index_insert(by_id, counters, order_id, row):
     hashtable.put(by_id, order_id, row)
