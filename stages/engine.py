@@ -13,7 +13,9 @@ commands fall into *settlement windows* of ``settle_every`` consecutive seqs, ev
 command of a window is checked before any fill of that window settles, and a window's
 events settle when its last seq has been matched (or, after a gap in seqs, before the
 first command of a later window). Funds a fill frees are usable from the next window on.
-Events of an open window wait in the engine and are part of its snapshot and hash.
+Events of an open window wait in the engine and are part of its snapshot and, without
+their latency stamps, of its hash: state is the commands' content, never when they were
+stamped.
 Holds stay exact all the same: a REPLACE sets its order's open quantity outright, so while
 its order may have fills not yet settled, risk holds the replace in full and returns the
 excess when matching confirms it (see ``stages/risk/pretrade.py``).
@@ -40,6 +42,8 @@ from stages.snapshot_body import decode_body
 _SNAPSHOT_FORMAT = "tradepipe.engine"
 _SNAPSHOT_VERSION = 2
 _SEQ = C_SEQ[0]  # the word of a command's seq (a whole word), read here without a kernel
+# what an event carries for latency measurement: kept in the snapshot, never in the hash
+_EVENT_STAMPS = ("ts_ingest", "dt_match")
 
 
 class EngineConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -210,14 +214,21 @@ class Engine:
     # --- persistence -----------------------------------------------------------------------
 
     def state_hash(self) -> str:
-        """Digest of throttle, risk and book state; equal hashes mean identical state."""
+        """Digest of throttle, risk and book state; equal hashes mean identical state.
+
+        A function of the sequenced commands' content: the events of the open window are
+        hashed without their stamps (``_EVENT_STAMPS``), which settlement never reads, so
+        the same stream stamped at other times hashes the same. (``ts_ingest`` does reach
+        the throttle buckets when throttling is on: there it is the throttles' clock.)
+        """
         h = hashlib.blake2b(digest_size=32)
         h.update(f"{_SNAPSHOT_FORMAT}/{_SNAPSHOT_VERSION}/{self.last_seq}".encode())
         for part in (self.throttle.state_hash(), self.risk.state_hash()):
             h.update(part.encode())
         h.update(self.matching.state_hash().encode())
-        unsettled = self._unsettled_batch()
-        unsettled["dt_match"] = 0  # a latency, not state
+        unsettled = self._unsettled_batch()  # a copy: the engine's events keep their stamps
+        for stamp in _EVENT_STAMPS:
+            unsettled[stamp] = 0
         h.update(unsettled.tobytes())
         return h.hexdigest()
 
