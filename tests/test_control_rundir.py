@@ -1,0 +1,284 @@
+"""The control plane's run directory and its users: permissions, tcp refusal, finding the
+running pipeline (or a stale one), the verbs' client, and a stage in a spawned process."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import zmq
+
+from pipeline import control_messages as m
+from pipeline.control import (
+    CLIENT_SOCKET,
+    CONTROL_SOCKET,
+    MANIFEST,
+    ControlError,
+    ControlServer,
+    ControlTimeout,
+    NoPipelineError,
+    PipelineClient,
+    PipelineManifest,
+    StageControl,
+    check_endpoint,
+    find_pipeline,
+    ipc_endpoint,
+    prepare_run_dir,
+    write_manifest,
+)
+from pipeline.exitcodes import ExitStatus
+
+WAIT = 10.0
+
+
+@pytest.fixture
+def context() -> Iterator[zmq.Context]:
+    context = zmq.Context()
+    yield context
+    context.term()
+
+
+# --- the run directory -----------------------------------------------------------------------
+@pytest.mark.timeout(30)
+def test_a_new_run_directory_is_private(tmp_path: Path) -> None:
+    old = os.umask(0)  # even with a permissive umask
+    try:
+        path = prepare_run_dir(tmp_path / "a" / "run")
+    finally:
+        os.umask(old)
+    assert path == tmp_path / "a" / "run"
+    assert path.stat().st_mode & 0o777 == 0o700
+    assert prepare_run_dir(path) == path  # an existing private one is fine
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("mode", [0o755, 0o770, 0o701])
+def test_a_run_directory_open_to_others_is_refused(tmp_path: Path, mode: int) -> None:
+    path = tmp_path / "run"
+    path.mkdir()
+    path.chmod(mode)
+    with pytest.raises(ControlError, match=rf"run directory .*run is mode {mode:04o}: .*0700") as e:
+        prepare_run_dir(path)
+    assert e.value.status == ExitStatus.REFUSED
+    assert path.stat().st_mode & 0o777 == mode  # refused, not repaired
+
+
+@pytest.mark.timeout(30)
+def test_a_run_directory_of_another_owner_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = prepare_run_dir(tmp_path / "run")
+    me = os.geteuid()
+    monkeypatch.setattr(os, "geteuid", lambda: me + 1)
+    with pytest.raises(ControlError, match=rf"belongs to uid {me}, not to you \(uid {me + 1}\)"):
+        prepare_run_dir(path)
+
+
+@pytest.mark.timeout(30)
+def test_a_run_directory_that_is_a_link_or_a_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir(mode=0o700)
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    with pytest.raises(ControlError, match=r"link is a symbolic link"):
+        prepare_run_dir(tmp_path / "link")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ControlError, match=r"file is not a directory"):
+        prepare_run_dir(tmp_path / "file")
+
+
+@pytest.mark.timeout(30)
+def test_a_run_directory_whose_socket_path_is_too_long_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ControlError, match=r"more than the 107 a Unix socket allows"):
+        ipc_endpoint(tmp_path / ("d" * 120), CONTROL_SOCKET)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("endpoint", ["tcp://127.0.0.1:5555", "tcp://*:7000"])
+def test_tcp_is_refused_until_curve_is_configured(endpoint: str, context: zmq.Context) -> None:
+    with pytest.raises(ControlError, match=r"TCP control endpoint requires ZeroMQ CURVE"):
+        check_endpoint(endpoint)
+    with pytest.raises(ControlError, match=r"requires ZeroMQ CURVE"):
+        StageControl(endpoint, "risk", lambda x: m.Ack(), context=context)
+
+
+@pytest.mark.timeout(30)
+def test_other_transports_are_refused(context: zmq.Context) -> None:
+    with pytest.raises(ControlError, match=r"inproc://x is not ipc://"):
+        check_endpoint("inproc://x")
+
+
+# --- finding the pipeline --------------------------------------------------------------------
+@pytest.mark.timeout(30)
+def test_a_running_supervisor_is_found_and_a_closed_one_is_not(
+    tmp_path: Path, context: zmq.Context
+) -> None:
+    run_dir = tmp_path / "run"
+    with pytest.raises(NoPipelineError, match=r"no pipeline running \(no run directory .*run\)"):
+        find_pipeline(run_dir)
+    with ControlServer(run_dir, context=context) as server:
+        found = find_pipeline(run_dir)
+        assert found == server.manifest
+        assert found.supervisor_pid == os.getpid()
+        assert found.control == f"ipc://{run_dir / CONTROL_SOCKET}"
+        assert found.client == f"ipc://{run_dir / CLIENT_SOCKET}"
+        assert (run_dir / MANIFEST).stat().st_mode & 0o777 == 0o600
+        with pytest.raises(ControlError, match=r"a pipeline is already running in .*pid"):
+            ControlServer(run_dir, context=context)
+    assert sorted(p.name for p in run_dir.iterdir()) == []  # close removes what it made
+    with pytest.raises(NoPipelineError, match=r"run directory .*run has no pipeline\.json"):
+        find_pipeline(run_dir)
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+@pytest.mark.timeout(30)
+def test_a_stale_run_directory_is_recognised(tmp_path: Path, context: zmq.Context) -> None:
+    run_dir = prepare_run_dir(tmp_path / "run")
+    pid = _dead_pid()
+    write_manifest(run_dir, PipelineManifest(pid, 0, "ipc://x/control.sock", "ipc://x/c.sock"))
+    with pytest.raises(NoPipelineError) as error:
+        find_pipeline(run_dir)
+    assert str(error.value) == (
+        f"no pipeline running (stale run directory from pid {pid}; tradepipe clean removes it)"
+    )
+    assert error.value.status == ExitStatus.FAILED
+    with pytest.raises(NoPipelineError, match=r"stale run directory"):
+        PipelineClient(run_dir, context=context)
+    # a live pid that is not the supervisor it was (pid reuse) is stale too
+    write_manifest(run_dir, PipelineManifest(os.getpid(), 1, "ipc://x/a", "ipc://x/b"))
+    with pytest.raises(NoPipelineError, match=rf"stale run directory from pid {os.getpid()}"):
+        find_pipeline(run_dir)
+    # and a new supervisor takes a stale directory over, its dead sockets too
+    (run_dir / CONTROL_SOCKET).write_bytes(b"")
+    (run_dir / CLIENT_SOCKET).write_bytes(b"")
+    with ControlServer(run_dir, context=context) as server:
+        assert find_pipeline(run_dir) == server.manifest
+
+
+@pytest.mark.timeout(30)
+def test_a_damaged_manifest_says_so(tmp_path: Path) -> None:
+    run_dir = prepare_run_dir(tmp_path / "run")
+    (run_dir / MANIFEST).write_text('{"supervisor_pid": "x"}')
+    with pytest.raises(NoPipelineError, match=r"pipeline\.json is damaged: .*tradepipe clean"):
+        find_pipeline(run_dir)
+
+
+@pytest.mark.timeout(30)
+def test_a_run_directory_opened_to_others_is_refused_by_the_client_too(tmp_path: Path) -> None:
+    run_dir = prepare_run_dir(tmp_path / "run")
+    run_dir.chmod(0o777)
+    with pytest.raises(ControlError, match=r"is mode 0777"):
+        find_pipeline(run_dir)
+
+
+# --- the verbs' client -----------------------------------------------------------------------
+def _ask_in_a_thread(
+    run_dir: Path, context: zmq.Context, message: m.Message, timeout: float
+) -> tuple[threading.Thread, list[object]]:
+    result: list[object] = []
+
+    def ask() -> None:
+        try:
+            with PipelineClient(run_dir, context=context) as client:
+                result.append(client.request(message, timeout))
+        except ControlError as error:
+            result.append(error)
+
+    thread = threading.Thread(target=ask, daemon=True)
+    thread.start()
+    return thread, result
+
+
+@pytest.mark.timeout(30)
+def test_a_client_request_reaches_the_supervisor_and_its_reply_comes_back(
+    tmp_path: Path, context: zmq.Context
+) -> None:
+    asked: list[m.Message] = []
+
+    def handler(message: m.Message) -> m.Message:
+        asked.append(message)
+        return m.PipelineStatus(supervisor_pid=os.getpid(), stages=[])
+
+    with ControlServer(tmp_path / "run", client_handler=handler, context=context) as server:
+        thread, result = _ask_in_a_thread(tmp_path / "run", context, m.Status(), WAIT)
+        while thread.is_alive():
+            server.poll(0.05)
+        thread.join()
+    assert asked == [m.Status()]
+    assert result == [m.PipelineStatus(supervisor_pid=os.getpid(), stages=[])]
+
+
+@pytest.mark.timeout(30)
+def test_a_supervisor_without_a_client_handler_refuses(
+    tmp_path: Path, context: zmq.Context
+) -> None:
+    with ControlServer(tmp_path / "run", context=context) as server:
+        thread, result = _ask_in_a_thread(tmp_path / "run", context, m.Halt(1), WAIT)
+        while thread.is_alive():
+            server.poll(0.05)
+        thread.join()
+    assert result == [m.Refused("this supervisor takes no requests from clients")]
+
+
+@pytest.mark.timeout(30)
+def test_a_client_times_out_when_the_supervisor_does_not_answer(
+    tmp_path: Path, context: zmq.Context
+) -> None:
+    with ControlServer(tmp_path / "run", context=context):  # never polled
+        thread, result = _ask_in_a_thread(tmp_path / "run", context, m.Status(), 0.1)
+        thread.join(WAIT)
+    [error] = result
+    assert isinstance(error, ControlTimeout)
+    assert str(error) == (
+        f"the pipeline (supervisor pid {os.getpid()}) did not answer Status within 0.1 s"
+    )
+
+
+# --- a stage in a process of its own ---------------------------------------------------------
+def stage_process(endpoint: str) -> None:
+    """A spawned stage: answers Status with its pid until it is told to Stop."""
+    stopping = False
+
+    def handler(message: m.Message) -> m.Message:
+        nonlocal stopping
+        if isinstance(message, m.Stop):
+            stopping = True
+            return m.Ack("stopping")
+        return m.StatusReply(stage="matching", state="running", pid=os.getpid())
+
+    context = zmq.Context()
+    with StageControl(endpoint, "matching", handler, context=context) as control:
+        while not stopping:
+            control.poll(0.05)
+    context.term()
+
+
+@pytest.mark.timeout(60)
+def test_a_stage_in_a_spawned_process_answers_and_stops(
+    tmp_path: Path, context: zmq.Context
+) -> None:
+    with ControlServer(tmp_path / "run", context=context) as server:
+        child = multiprocessing.get_context("spawn").Process(
+            target=stage_process, args=(server.manifest.control,)
+        )
+        child.start()
+        try:
+            server.wait_registered(["matching"], 45)
+            assert server.pid("matching") == child.pid
+            reply = server.request("matching", m.Status(), timeout=WAIT)
+            assert reply == m.StatusReply(stage="matching", state="running", pid=child.pid)
+            assert server.request("matching", m.Stop(), timeout=WAIT) == m.Ack("stopping")
+            child.join(WAIT)
+            assert child.exitcode == 0
+        finally:
+            if child.is_alive():
+                child.kill()
+                child.join()
