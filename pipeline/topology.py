@@ -1,0 +1,204 @@
+"""The pipeline's wiring as data: which rings exist, who reads them after whom, who runs what.
+
+From a run config, ``Topology`` names the three rings, their capacities and consumers
+(with their dependency barriers), creates and unlinks them (the creator, i.e. the
+supervisor or a test, owns them; stages only attach), and says for every stage which entry
+point to call with which arguments, so a supervisor only spawns and watches processes.
+The diagram is in ``docs/architecture.md`` ("Pipeline wiring").
+
+    commands ring  ingest → persistence, risk, output (after persistence: the durable seq)
+    checked ring   risk → matching, risk (after matching: how far matching has answered)
+    events ring    matching → risk (settlement), output
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from pipeline.config import RunConfig
+from ringbuffer import ConsumerSpec, Ring
+from stages.ingest import stage as ingest_stage
+from stages.ingest.stage import IngestConfig
+from stages.matching import stage as matching_stage
+from stages.matching.stage import MatchingStageConfig
+from stages.output import stage as output_stage
+from stages.output.stage import OutputConfig
+from stages.persistence import stage as persistence_stage
+from stages.persistence.stage import PersistenceConfig
+from stages.records import COMMAND_DTYPE, EVENT_DTYPE
+from stages.risk import stage as risk_stage
+from stages.risk.stage import RiskStageConfig
+
+COMMANDS, CHECKED, EVENTS = "commands", "checked", "events"
+#: the stages, in the order a supervisor starts them (consumers before their producers)
+STAGES = ("output", "persistence", "matching", "risk", "ingest")
+
+
+@dataclass(frozen=True)
+class RingPlan:
+    """One ring: its role name, record type, capacity and consumers (in declaration order)."""
+
+    role: str
+    dtype: np.dtype
+    capacity: int
+    consumers: tuple[ConsumerSpec, ...]
+
+
+@dataclass(frozen=True)
+class StageCall:
+    """A stage's entry point and its keyword arguments (plain, picklable values)."""
+
+    name: str
+    entry: Callable[..., Any]
+    kwargs: dict[str, Any]
+
+
+def _pow2_at_least(n: int) -> int:
+    return 1 << max(0, n - 1).bit_length()
+
+
+@dataclass
+class Topology:
+    """The rings and stage calls of one pipeline; ``create()`` makes the rings.
+
+    ``tag`` goes into the ring labels (``<tag>-commands``...) so several pipelines can
+    live in one process (tests). Capacities default to enough for a few batches.
+    """
+
+    config: RunConfig
+    tag: str = "pipe"
+    capacities: dict[str, int] = field(default_factory=dict)
+    rings: dict[str, Ring] = field(default_factory=dict)
+
+    def plans(self) -> list[RingPlan]:
+        batch = self.config.load.batch
+        default = max(1 << 14, _pow2_at_least(4 * batch))
+        cap = {COMMANDS: default, CHECKED: default, EVENTS: 4 * default, **self.capacities}
+        return [
+            RingPlan(
+                COMMANDS,
+                COMMAND_DTYPE,
+                cap[COMMANDS],
+                (
+                    ConsumerSpec("persistence"),
+                    ConsumerSpec("risk"),
+                    ConsumerSpec("output", after=("persistence",)),
+                ),
+            ),
+            RingPlan(
+                CHECKED,
+                COMMAND_DTYPE,
+                cap[CHECKED],
+                (ConsumerSpec("matching"), ConsumerSpec("risk", after=("matching",))),
+            ),
+            RingPlan(
+                EVENTS,
+                EVENT_DTYPE,
+                cap[EVENTS],
+                (ConsumerSpec("risk"), ConsumerSpec("output")),
+            ),
+        ]
+
+    # --- lifecycle ----------------------------------------------------------------------
+    def create(self) -> dict[str, str]:
+        """Create every ring (this process owns them); return role -> segment name."""
+        try:
+            for plan in self.plans():
+                self.rings[plan.role] = Ring.create(
+                    f"{self.tag}-{plan.role}", plan.dtype, plan.capacity, plan.consumers
+                )
+        except BaseException:
+            self.unlink()
+            raise
+        return self.names
+
+    @property
+    def names(self) -> dict[str, str]:
+        return {role: ring.name for role, ring in self.rings.items()}
+
+    def unlink(self) -> None:
+        """Unmap and remove every ring created (idempotent)."""
+        for ring in self.rings.values():
+            ring.close()
+            ring.unlink()
+        self.rings.clear()
+
+    def __enter__(self) -> Topology:
+        self.create()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.unlink()
+
+    # --- the stages ---------------------------------------------------------------------
+    def stage_calls(self) -> dict[str, StageCall]:
+        """What to run in each stage process, in ``STAGES`` order (rings must exist)."""
+        names = self.names
+        if set(names) != {COMMANDS, CHECKED, EVENTS}:
+            raise RuntimeError("Topology.stage_calls: create() the rings first")
+        config = self.config
+        engine, load, journal = config.engine, config.load, config.journal
+        calls = {
+            "output": StageCall(
+                "output",
+                output_stage.run,
+                {
+                    "commands_ring": names[COMMANDS],
+                    "events_ring": names[EVENTS],
+                    "config": OutputConfig(),
+                },
+            ),
+            "persistence": StageCall(
+                "persistence",
+                persistence_stage.run,
+                {
+                    "commands_ring": names[COMMANDS],
+                    "config": PersistenceConfig(
+                        directory=journal.directory,
+                        engine=engine,
+                        fsync=journal.fsync,
+                        fsync_interval_ms=journal.fsync_interval_ms,
+                        segment_bytes=journal.segment_bytes,
+                    ),
+                },
+            ),
+            "matching": StageCall(
+                "matching",
+                matching_stage.run,
+                {
+                    "checked_ring": names[CHECKED],
+                    "events_ring": names[EVENTS],
+                    "config": MatchingStageConfig(engine=engine),
+                },
+            ),
+            "risk": StageCall(
+                "risk",
+                risk_stage.run,
+                {
+                    "commands_ring": names[COMMANDS],
+                    "checked_ring": names[CHECKED],
+                    "events_ring": names[EVENTS],
+                    "config": RiskStageConfig(engine=engine),
+                },
+            ),
+            "ingest": StageCall(
+                "ingest",
+                ingest_stage.run,
+                {
+                    "commands_ring": names[COMMANDS],
+                    "config": IngestConfig(
+                        engine=engine,
+                        orders=load.orders,
+                        batch=load.batch,
+                        accounts=load.accounts,
+                        seed=load.seed,
+                        funding=load.funding,
+                    ),
+                },
+            ),
+        }
+        return {name: calls[name] for name in STAGES}
