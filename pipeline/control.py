@@ -40,9 +40,12 @@ import os
 import stat
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import msgspec
+import psutil
 import zmq
 
 from pipeline import control_messages as m
@@ -313,6 +316,12 @@ class ControlServer:
         now = self.clock()
         return [s for s in self._pids if now - self._last_seen[s] > self.stale_after]
 
+    def forget(self, stage: str) -> None:
+        """Drop ``stage``'s registration (it died): ``wait_registered`` then waits for the
+        process that replaces it, whose socket takes the name over."""
+        self._pids.pop(stage, None)
+        self._last_seen.pop(stage, None)
+
     def send_heartbeats(self) -> None:
         """One ``Heartbeat`` to every registered stage (a stage that went away is skipped)."""
         for stage in self._pids:
@@ -488,20 +497,34 @@ class ControlServer:
 
 
 # --- the stage side --------------------------------------------------------------------------
-class StageControl:
-    """A stage's end: registers as ``stage``, answers requests through ``handler``, beats.
+@dataclass(frozen=True, eq=False)
+class Request:
+    """A request waiting for its answer (``StageControl`` without a handler)."""
 
-    ``handler(request)`` returns the reply (``StatusReply``, ``Ack`` or ``Refused``); it is
-    called for every request but ``Heartbeat``, from inside ``poll``, and what it raises
-    propagates (a stage's bug is not a peer's garbage). A request that does not decode is
-    answered ``Refused`` without reaching it, and counted in ``undecodable``.
+    id: int
+    message: m.Message
+
+    @property
+    def kind(self) -> str:
+        return self.message.kind
+
+
+class StageControl:
+    """A stage's end: registers as ``stage``, answers requests, beats.
+
+    With a ``handler``, ``handler(request)`` returns the reply (``StatusReply``, ``Ack`` or
+    ``Refused``); it is called for every request but ``Heartbeat``, from inside ``poll``,
+    and what it raises propagates (a stage's bug is not a peer's garbage). Without one,
+    ``poll`` queues each request as a ``Request`` for ``take_requests()``, and
+    ``answer(request, reply)`` answers it later. A request that does not decode is
+    answered ``Refused`` without reaching either, and counted in ``undecodable``.
     """
 
     def __init__(
         self,
         endpoint: str,
         stage: str,
-        handler: Handler,
+        handler: Handler | None = None,
         *,
         heartbeat_every: float = 0.25,
         clock: Clock = time.monotonic,
@@ -513,6 +536,7 @@ class StageControl:
         self.heartbeat_every = heartbeat_every
         self.clock = clock
         self.undecodable = 0
+        self._requests: list[Request] = []
         self._context = context or zmq.Context.instance()
         self._socket = _dealer(self._context, endpoint, stage.encode())
         self._poller = zmq.Poller()
@@ -556,8 +580,21 @@ class StageControl:
             self.undecodable += 1
             self._send(request_id, m.Refused(f"undecodable: {error}"))
             return
-        if not isinstance(message, m.Heartbeat):
+        if isinstance(message, m.Heartbeat):
+            return
+        if self.handler is None:
+            self._requests.append(Request(request_id, message))
+        else:
             self._send(request_id, self.handler(message))
+
+    def take_requests(self) -> list[Request]:
+        """The requests ``poll`` queued (no handler), oldest first; each needs ``answer``."""
+        requests, self._requests = self._requests, []
+        return requests
+
+    def answer(self, request: Request, reply: m.Message) -> None:
+        """Send ``reply`` to the queued ``request``."""
+        self._send(request.id, reply)
 
     def _send(self, request_id: int, message: m.Message) -> None:
         """Send without waiting: while the supervisor is gone, what exceeds the socket's
@@ -630,3 +667,50 @@ class PipelineClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# --- the run loop's side ---------------------------------------------------------------------
+class LoopChannel:
+    """``stages.loop.ControlChannel`` over a ``StageControl``: what ``StageLoop`` takes as
+    ``control``. ``poll()`` returns the requests that arrived (each has the ``kind`` the
+    loop dispatches on: ``status``, ``stop``, ``snapshot``, ``halt``, ...), sending a
+    heartbeat when one is due; ``reply(request, answer)`` turns the loop's answer dict into
+    the reply message: for ``status`` a ``StatusReply`` (``state`` and ``rings`` from the
+    dict, every other int as a counter, this process's pid, ``core`` and CPU %), a dict
+    with an ``error`` into ``Refused``, anything else into ``Ack`` listing it."""
+
+    def __init__(self, control: StageControl, *, core: int | None = None) -> None:
+        if control.handler is not None:
+            raise ValueError("LoopChannel answers the requests itself: give a StageControl "
+                             "without a handler")  # fmt: skip
+        self.control = control
+        self.core = core
+        self._process = psutil.Process()
+        self._process.cpu_percent()  # the first reading starts the interval
+
+    def poll(self) -> list[Request]:
+        self.control.poll()
+        return self.control.take_requests()
+
+    def reply(self, request: Request, answer: dict[str, Any]) -> None:
+        self.control.answer(request, self.reply_message(request, answer))
+
+    def reply_message(self, request: Request, answer: dict[str, Any]) -> m.Message:
+        if "error" in answer:
+            return m.Refused(str(answer["error"]))
+        if request.kind != "status":
+            return m.Ack(", ".join(f"{key}={value}" for key, value in answer.items()))
+        rings = answer.get("rings", {})
+        return m.StatusReply(
+            stage=self.control.stage,
+            state=str(answer.get("state", "running")),
+            pid=os.getpid(),
+            core=self.core,
+            cpu_pct=self._process.cpu_percent(),
+            counters={
+                key: int(value)
+                for key, value in answer.items()
+                if isinstance(value, int) and key not in ("state", "rings")
+            },
+            rings={str(k): int(v) for k, v in rings.items()} if isinstance(rings, dict) else {},
+        )

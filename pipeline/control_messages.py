@@ -25,6 +25,11 @@ Id = Annotated[int, msgspec.Meta(ge=0)]
 class Message(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="kind"):
     """The base of every control message (it is never sent itself)."""
 
+    @property
+    def kind(self) -> str:
+        """The message's tag (``"halt"``), as ``stages.loop.request_kind`` reads it."""
+        return self.__struct_config__.tag  # type: ignore[return-value]
+
 
 # --- requests --------------------------------------------------------------------------------
 class Status(Message, tag="status"):

@@ -20,10 +20,12 @@ from pipeline.control import (
     ControlError,
     ControlServer,
     ControlTimeout,
+    LoopChannel,
     PipelineClient,
     StageControl,
     prepare_run_dir,
 )
+from ringbuffer import WaitTimeoutError
 
 WAIT = 10.0  # seconds: a bound for what must happen, never expected to elapse
 
@@ -355,8 +357,10 @@ def test_a_restarted_stage_takes_its_name_over(server: ControlServer, context: z
     first = StageControl(server.manifest.control, "risk", answer, context=context)
     server.wait_registered(["risk"], WAIT)
     first.close()  # it dies; its successor connects under the same name
+    server.forget("risk")
     second = StageThread(server.manifest.control, "risk", context)
     try:
+        server.wait_registered(["risk"], WAIT)
         reply = server.request("risk", m.Halt(3), timeout=WAIT)
         assert reply == m.Ack("halt 3") and second.received == [m.Halt(3)]
     finally:
@@ -394,3 +398,93 @@ def test_a_client_handler_that_asks_the_stages_gets_their_replies(
     [status] = result
     assert isinstance(status, m.PipelineStatus)
     assert [(s.stage, s.counters) for s in status.stages] == [("risk", answer(m.Status()).counters)]
+
+
+# --- the run loop's channel ------------------------------------------------------------------
+class IdleSource:
+    """A loop input with nothing to read: every wait times out (after waiting its timeout)."""
+
+    def __init__(self) -> None:
+        self._nothing = threading.Event()
+
+    def wait(self, limit: int | None = None, timeout: float | None = None) -> tuple:
+        self._nothing.wait(timeout)
+        raise WaitTimeoutError("idle")
+
+    def release(self) -> None:  # pragma: no cover - nothing is ever handed out
+        raise AssertionError
+
+
+@pytest.mark.timeout(30)
+def test_a_stage_loop_answers_through_a_loop_channel(
+    server: ControlServer, context: zmq.Context
+) -> None:
+    """stages.loop.StageLoop with ``control=LoopChannel(...)``: status, its own kinds, a kind
+    it does not handle, and stop, which ends its run."""
+    from stages.loop import StageLoop
+
+    outcome: list[str] = []
+    ready = threading.Event()
+
+    def on_control(request: object) -> dict:
+        if isinstance(request.message, m.Halt):  # type: ignore[attr-defined]
+            return {"halted": request.message.symbol}  # type: ignore[attr-defined]
+        return {"error": f"this stage does not handle {request.kind!r}"}  # type: ignore[attr-defined]
+
+    def run() -> None:
+        with StageControl(server.manifest.control, "risk", context=context) as control:
+            loop = StageLoop(
+                IdleSource(),
+                lambda views: None,
+                control=LoopChannel(control, core=1),
+                status=lambda: {"rings": {"orders": 42}, "checked": 7},
+                on_control=on_control,
+                idle_timeout=0.01,
+            )
+            ready.set()
+            outcome.append(loop.run())
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert ready.wait(WAIT)
+    server.wait_registered(["risk"], WAIT)
+    status = server.request("risk", m.Status(), timeout=WAIT)
+    assert isinstance(status, m.StatusReply)
+    assert (status.stage, status.state, status.pid, status.core) == (
+        "risk",
+        "running",
+        os.getpid(),
+        1,
+    )
+    assert status.rings == {"orders": 42}
+    assert status.counters["checked"] == 7 and status.counters["records"] == 0
+    assert {"batches", "busy_ns", "idle_ns"} <= status.counters.keys()
+    assert status.cpu_pct >= 0.0
+    assert server.request("risk", m.Halt(5), timeout=WAIT) == m.Ack("halted=5")
+    assert server.request("risk", m.Snapshot(), timeout=WAIT) == m.Refused(
+        "this stage does not handle 'snapshot'"
+    )
+    assert server.request("risk", m.Stop(), timeout=WAIT) == m.Ack("stopping=True")
+    thread.join(WAIT)
+    assert outcome == ["stop"]
+
+
+@pytest.mark.timeout(30)
+def test_queued_requests_are_answered_later_and_each_reply_finds_its_request(
+    server: ControlServer, context: zmq.Context
+) -> None:
+    """Two requests outstanding at once (the server's internals send them, as broadcast
+    does for two stages), answered in reverse order: the ids route each reply."""
+    with StageControl(server.manifest.control, "risk", context=context) as stage:
+        server.wait_registered(["risk"], WAIT)
+        first, second = (server._send_request("risk", m.Halt(s)) for s in (1, 2))
+        requests: list = []
+        while len(requests) < 2:
+            stage.poll(WAIT)
+            requests += stage.take_requests()
+        assert [r.message for r in requests] == [m.Halt(1), m.Halt(2)]
+        assert [r.kind for r in requests] == ["halt", "halt"]
+        for request in reversed(requests):
+            stage.answer(request, m.Ack(f"halted {request.message.symbol}"))
+        replies = server._collect({"first": first, "second": second}, WAIT)
+        assert replies == {"first": m.Ack("halted 1"), "second": m.Ack("halted 2")}
