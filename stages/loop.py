@@ -12,6 +12,9 @@ control channel and refreshes the output producers' heartbeats. It stops cleanly
   producer ``finish()``es, so the stages downstream drain and stop in turn;
 * a ``stop`` request on the control channel: the same, without waiting for upstream.
 
+A handler may hold a batch (return ``False``): the input is not released and the next
+wait returns the same records again, followed by any new ones.
+
 Control is a small protocol (``ControlChannel``): ``poll()`` returns the requests that
 arrived (never waits), ``reply(request, answer)`` answers one. A request is a string or an
 object with a ``kind`` string; the loop answers ``status`` (its ``LoopCounters`` and the
@@ -100,7 +103,10 @@ class StageLoop:
     """Run ``handler`` over batches of ``source`` until the end of the stream or a stop.
 
     ``handler(views)`` processes one batch (1 or 2 views, read-only for a ring consumer)
-    and publishes what it makes; it returns nothing. ``idle()`` runs when a wait timed out
+    and publishes what it makes. It may return ``False`` to hold the batch: it is not
+    released, and the next wait returns it again followed by what arrived since (the
+    journaller holds batches until an fsync covers them); ``records`` counts a record
+    once, when it is released. ``idle()`` runs when a wait timed out
     (e.g. an fsync interval, draining a side ring). ``finish()`` runs after the input ended,
     before the outputs finish. ``status()`` adds the stage's own figures to a ``status``
     answer; ``on_control(request)`` answers other requests. ``limit`` caps a batch.
@@ -109,7 +115,7 @@ class StageLoop:
     def __init__(
         self,
         source: Input,
-        handler: Callable[[Views], None],
+        handler: Callable[[Views], bool | None],
         outputs: Sequence[Producer] = (),
         *,
         control: ControlChannel | None = None,
@@ -164,12 +170,13 @@ class StageLoop:
                 break
             start = clock()
             counters.idle_ns += start - mark
-            handler(views)
-            source.release()
+            held = handler(views) is False
+            if not held:
+                source.release()
+                counters.records += len(views[0]) if len(views) == 1 else sum(map(len, views))
             mark = clock()
             counters.busy_ns += mark - start
             counters.batches += 1
-            counters.records += len(views[0]) if len(views) == 1 else sum(map(len, views))
             if mark - last_beat >= BEAT_NS:
                 last_beat = mark
                 self._beat()

@@ -128,3 +128,25 @@ def test_idle_waits_run_the_idle_hook_and_answer_control(rings):
     loop = StageLoop(source, _forwarder(out), [out], control=control, idle=idle, idle_timeout=0.001)
     assert loop.run() == "stop"
     assert len(idles) == 2 and loop.counters.batches == 0 and loop.counters.idle_ns > 0
+
+
+@pytest.mark.timeout(30)
+def test_a_held_batch_comes_back_with_what_arrived_since(rings):
+    inbound, _ = rings
+    producer = inbound.producer()
+    source = inbound.consumer("stage")
+    seen: list[list[int]] = []
+
+    def handle(views):
+        seen.append([int(seq) for view in views for seq in view["seq"]])
+        if len(seen) == 1:
+            producer.publish_batch(_commands(3, first=6))  # arrives while the batch is held
+            return False
+        producer.finish()
+        return None
+
+    producer.publish_batch(_commands(5))
+    loop = StageLoop(source, handle)
+    assert loop.run() == "end_of_stream"
+    assert seen == [[1, 2, 3, 4, 5], [1, 2, 3, 4, 5, 6, 7, 8]]
+    assert loop.counters.records == 8 and loop.counters.batches == 2

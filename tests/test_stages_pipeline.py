@@ -17,6 +17,7 @@ import pytest
 from pipeline.config import JournalConfig, LoadConfig, RunConfig, default_engine
 from pipeline.topology import STAGES, Topology
 from stages.engine import Engine
+from stages.ingest.throttle import BucketConfig, ThrottleConfig
 from stages.persistence.recovery import replay_journal
 from stages.records import EVENT_DTYPE
 
@@ -31,8 +32,17 @@ def _stage_main(name, entry, kwargs, results) -> None:
         results.put((name, None, traceback.format_exc()))
 
 
-def _config(tmp_path: Path, orders: int, batch: int, settle_every: int, fsync: str) -> RunConfig:
-    engine = msgspec.structs.replace(default_engine(), settle_every=settle_every)
+def _config(
+    tmp_path: Path,
+    orders: int,
+    batch: int,
+    settle_every: int,
+    fsync: str,
+    throttle: ThrottleConfig | None = None,
+) -> RunConfig:
+    engine = msgspec.structs.replace(
+        default_engine(), settle_every=settle_every, throttle=throttle or ThrottleConfig()
+    )
     return RunConfig(
         engine=engine,
         load=LoadConfig(orders=orders, batch=batch, accounts=40, seed=11),
@@ -141,4 +151,20 @@ def test_five_stages_equal_the_engine_replay_of_their_journal(tmp_path):
 def test_batch_sizes_and_settlement_windows(tmp_path, orders, batch, settle_every, fsync):
     config = _config(tmp_path, orders, batch, settle_every, fsync)
     results = run_pipeline(config, tag=f"stp-{batch}-{settle_every}")
+    check_against_engine(config, results)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_ingest_throttles_like_the_engine(tmp_path):
+    """Throttles run at ingest on the stamped batch; the replay re-runs them on the journal
+    (skipping what ingest refused) and must end in the same buckets and the same state."""
+    throttle = ThrottleConfig(
+        orders=BucketConfig(rate=200, burst=4),
+        cancels=BucketConfig(rate=100, burst=2),
+        symbol=BucketConfig(rate=5_000, burst=200),
+    )
+    config = _config(tmp_path, 3000, 128, 100, "never", throttle)
+    results = run_pipeline(config, tag="stp-throttle")
+    assert results["ingest"].details["refused"] > 0
     check_against_engine(config, results)
