@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from pipeline import affinity
 from pipeline.exitcodes import CommandError, ExitStatus, os_error_status
 from stages.engine import EngineConfig
 from stages.matching.symbols import SymbolSpec
@@ -65,6 +66,19 @@ class SnapshotConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     keep: Positive = 3
 
 
+class PipelineConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The stage processes: where they run and where their control sockets live (the
+    supervisor that uses this is the next step; ``tradepipe run`` is in-process today)."""
+
+    # stage → core, any subset; the rest follow pipeline.affinity's default plan over the
+    # cores this process may use. A core the host lacks or this process may not use, or an
+    # unknown stage, is refused at load.
+    cpus: dict[str, Annotated[int, msgspec.Meta(ge=0)]] = {}
+    run_dir: str = "run/pipeline"  # private (0700): control sockets, pipeline.json
+    realtime: bool = False  # SCHED_FIFO for stages on a core of their own, where permitted
+    nice: Annotated[int, msgspec.Meta(ge=-20, le=19)] | None = None  # None: as inherited
+
+
 def default_engine() -> EngineConfig:
     """Two crypto pairs with fees: enough to exercise holds, fees and settlement."""
     return EngineConfig(
@@ -92,6 +106,7 @@ class RunConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     load: LoadConfig = msgspec.field(default_factory=LoadConfig)
     journal: JournalConfig = msgspec.field(default_factory=JournalConfig)
     snapshots: SnapshotConfig = msgspec.field(default_factory=SnapshotConfig)
+    pipeline: PipelineConfig = msgspec.field(default_factory=PipelineConfig)
 
 
 class ConfigError(CommandError, ValueError):
@@ -177,6 +192,11 @@ def check_config(config: RunConfig) -> str | None:
             "engine.risk.instruments is empty: the load needs at least one symbol to trade "
             "- at `$.engine.risk.instruments`"
         )
+    if not config.pipeline.run_dir:
+        return "pipeline.run_dir is empty: name a directory - at `$.pipeline.run_dir`"
+    problem = affinity.check_cpus(config.pipeline.cpus, affinity.allowed_cores())
+    if problem is not None:
+        return problem
     for i, instrument in enumerate(risk.instruments):
         try:
             SymbolSpec(

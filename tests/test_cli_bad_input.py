@@ -155,6 +155,44 @@ RUN_CASES: list[Case] = [
         lambda tmp: (tmp / "run.toml").write_text("[journal]\nfsync_interval_ms = inf\n"),
     ),
     _bad_config("run-misspelt-key", "[engine]\nsettle_evry = 5\n", r"unknown field `settle_evry`"),
+    _bad_config(
+        "run-pipeline-core-beyond-the-host",
+        "[pipeline]\ncpus = { ingest = 0, risk = 4096 }\n",
+        r"pipeline\.cpus\.risk = 4096: this host has no core 4096 \(it has \d+: .*\); name one "
+        r"of .* - at `\$\.pipeline\.cpus\.risk`",
+    ),
+    Case(
+        "run-pipeline-core-not-allowed",
+        _run_config,
+        ExitStatus.USAGE,
+        r"pipeline\.cpus\.matching = 2: this process may not run on core 2 \(its affinity "
+        r"allows 0-1, .*\); name one of those - at `\$\.pipeline\.cpus\.matching`",
+        _config("[pipeline]\ncpus = { matching = 2 }\n"),
+        lambda tmp, monkeypatch: (
+            monkeypatch.setattr("pipeline.affinity.allowed_cores", lambda: {0, 1}),
+            monkeypatch.setattr("os.cpu_count", lambda: 4),
+        ),
+    ),
+    _bad_config(
+        "run-pipeline-unknown-stage",
+        "[pipeline]\ncpus = { rsik = 0 }\n",
+        r"pipeline\.cpus names an unknown stage 'rsik': the stages are ingest, risk, matching, "
+        r"persistence, output - at `\$\.pipeline\.cpus\.rsik`",
+    ),
+    _bad_config(
+        "run-pipeline-negative-core",
+        "[pipeline]\ncpus = { risk = -1 }\n",
+        r">= 0 - at `\$\.pipeline\.cpus\[\.\.\.\]`",
+    ),
+    _bad_config(
+        "run-pipeline-nice-beyond-19", "[pipeline]\nnice = 40\n", r"<= 19 - at `\$\.pipeline\.nice`"
+    ),
+    _bad_config(
+        "run-pipeline-empty-run-dir",
+        '[pipeline]\nrun_dir = ""\n',
+        r"pipeline\.run_dir is empty: name a directory - at `\$\.pipeline\.run_dir`",
+    ),
+    _bad_config("run-pipeline-misspelt-key", "[pipeline]\ncpu = {}\n", r"unknown field `cpu`"),
     Case(
         "run-previous-run-without-fresh",
         _run_config,
