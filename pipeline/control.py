@@ -9,7 +9,8 @@ records move through the rings. Three parts:
   repaired: someone else may be listening there. It holds the two ``ipc://`` sockets and
   ``pipeline.json`` (``PipelineManifest``: the endpoints and the supervisor's pid and start
   time), through which a command-line verb finds the running pipeline (``find_pipeline``);
-  a manifest whose supervisor is dead is recognised as stale. ``tcp://`` endpoints need
+  a manifest whose supervisor is dead is recognised as stale, and ``clean_run_dir`` removes
+  what it left (``tradepipe clean`` is to call it). ``tcp://`` endpoints need
   ZeroMQ CURVE authentication, which is not configured yet, so they are refused
   (``check_endpoint``).
 * **The supervisor side** (``ControlServer``): a ROUTER bound on ``control.sock`` where each
@@ -203,6 +204,34 @@ def find_pipeline(run_dir: str | Path) -> PipelineManifest:
     check_endpoint(manifest.control)
     check_endpoint(manifest.client)
     return manifest
+
+
+def clean_run_dir(run_dir: str | Path) -> list[Path]:
+    """Remove what a dead supervisor left in ``run_dir`` (``pipeline.json``, its sockets, a
+    partial manifest) and return what was removed; nothing if there is no manifest. A live
+    pipeline's files are refused (``ControlError``); the directory itself stays."""
+    run_dir = Path(run_dir).absolute()
+    try:
+        manifest = find_pipeline(run_dir)
+    except NoPipelineError:
+        pass  # none, stale or damaged: what is left may go
+    else:
+        raise ControlError(
+            f"a pipeline is running in {run_dir} (supervisor pid {manifest.supervisor_pid}): "
+            "stop it first (tradepipe stop)"
+        )
+    if not run_dir.is_dir():
+        return []
+    removed = []
+    for name in (MANIFEST, CONTROL_SOCKET, CLIENT_SOCKET):
+        path = run_dir / name
+        if path.is_symlink() or path.exists():
+            path.unlink()
+            removed.append(path)
+    for path in sorted(run_dir.glob(f".{MANIFEST}.*.partial")):
+        path.unlink()
+        removed.append(path)
+    return removed
 
 
 def _router(context: zmq.Context, endpoint: str) -> zmq.Socket:

@@ -26,6 +26,7 @@ from pipeline.control import (
     PipelineManifest,
     StageControl,
     check_endpoint,
+    clean_run_dir,
     find_pipeline,
     ipc_endpoint,
     prepare_run_dir,
@@ -161,6 +162,26 @@ def test_a_stale_run_directory_is_recognised(tmp_path: Path, context: zmq.Contex
     (run_dir / CLIENT_SOCKET).write_bytes(b"")
     with ControlServer(run_dir, context=context) as server:
         assert find_pipeline(run_dir) == server.manifest
+
+
+@pytest.mark.timeout(30)
+def test_clean_run_dir_removes_what_a_dead_supervisor_left_and_refuses_a_live_one(
+    tmp_path: Path, context: zmq.Context
+) -> None:
+    run_dir = prepare_run_dir(tmp_path / "run")
+    assert clean_run_dir(tmp_path / "none") == [] and clean_run_dir(run_dir) == []
+    write_manifest(run_dir, PipelineManifest(_dead_pid(), 0, "ipc://x/a", "ipc://x/b"))
+    for name in (CONTROL_SOCKET, CLIENT_SOCKET, ".pipeline.json.77.partial", "journal"):
+        (run_dir / name).write_bytes(b"")
+    removed = clean_run_dir(run_dir)
+    assert sorted(p.name for p in removed) == sorted(
+        [MANIFEST, CONTROL_SOCKET, CLIENT_SOCKET, ".pipeline.json.77.partial"]
+    )
+    assert [p.name for p in run_dir.iterdir()] == ["journal"]  # nothing else is touched
+    with ControlServer(run_dir, context=context):
+        with pytest.raises(ControlError, match=r"a pipeline is running in .*stop it first"):
+            clean_run_dir(run_dir)
+        assert (run_dir / MANIFEST).exists()
 
 
 @pytest.mark.timeout(30)
