@@ -72,12 +72,13 @@ class Producer(Role):
         """The sequence the next claimed slot will get."""
         return self._next
 
-    def _housekeeping(self, now: int) -> None:
+    def _housekeeping(self, wrap_point: int, now: int) -> None:
+        """Beat, check for an alert, and check the liveness of every consumer that still
+        holds a slot up to ``wrap_point`` (the last slot the pending claim needs freed)."""
         self._peer.beat(now)
         self._barrier.check_alert()
         if now - self._last_peer_check >= PEER_CHECK_NS:
             self._last_peer_check = now
-            wrap_point = self._next - self._capacity
             for cursor, peer in self._consumers:
                 if cursor.get() < wrap_point:
                     peer.check(self.stale_after, now)
@@ -103,7 +104,7 @@ class Producer(Role):
             # park on a consumer that keeps any of the n slots busy, not only the first
             park = partial(self._barrier.park, wrap_point)
             self._gate = self.wait_strategy.wait(
-                wrap_point, self._read_gate, self._housekeeping, timeout, park
+                wrap_point, self._read_gate, partial(self._housekeeping, wrap_point), timeout, park
             )
         self._next = first + n
         return self._views(first, n)
@@ -164,7 +165,7 @@ class Producer(Role):
             self._gate = self.wait_strategy.wait(
                 wrap_point,
                 self._read_gate,
-                self._housekeeping,
+                partial(self._housekeeping, wrap_point),
                 timeout,
                 partial(self._barrier.park, wrap_point),
             )

@@ -53,6 +53,19 @@ def attach_and_sleep(name: str, role: str, ready) -> None:
     held.close()
 
 
+def release_some_then_sleep(name: str, role: str, count: int, ready) -> None:
+    """As consumer ``role``: read and release the first ``count`` records, say so, idle."""
+    ring = Ring.attach(name, RECORD)
+    consumer = ring.consumer(role)
+    done = 0
+    while done < count:
+        done += sum(len(view) for view in consumer.wait(limit=count - done, timeout=60))
+        consumer.release()
+    ready.set()
+    time.sleep(3600)
+    consumer.close()
+
+
 def park_then_read(name: str, results) -> None:
     """Wait with a park timeout far longer than the test allows: only a wake-up ends it."""
     from ringbuffer import Backoff

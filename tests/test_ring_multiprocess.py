@@ -87,6 +87,31 @@ def test_killed_consumer_is_reported_to_the_waiting_producer(reap):
 
 
 @pytest.mark.timeout(120)
+def test_a_dead_consumer_holding_part_of_a_batch_claim_is_reported():
+    # The consumer freed the first 8 slots, then died: a claim of 32 needs slots it still
+    # holds, though the first slot of the claim is free. Only a liveness check against the
+    # claim's own wrap point notices; one against the first slot waited out the timeout.
+    with Ring.create("deadpart", RECORD, 64, consumers=["c"]) as ring:
+        producer = ring.producer()
+        producer.publish_batch(make_records(0, 64))
+        ready = SPAWN.Event()
+        process = SPAWN.Process(
+            target=ringworkers.release_some_then_sleep, args=(ring.name, "c", 8, ready)
+        )
+        process.start()
+        try:
+            assert ready.wait(60), "the consumer did not release its first records"
+            os.kill(process.pid, signal.SIGKILL)
+            process.join()
+            with pytest.raises(PeerDeadError, match=r"consumer 'c' pid \d+ exited"):
+                producer.claim(32, timeout=30)
+        finally:
+            process.kill()
+            process.join()
+        producer.close()
+
+
+@pytest.mark.timeout(120)
 def test_killed_producer_is_reported_to_the_waiting_consumer():
     with (
         Ring.create("deadp", RECORD, 64, consumers=["c"]) as ring,

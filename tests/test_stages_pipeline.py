@@ -175,21 +175,9 @@ def test_ingest_throttles_like_the_engine(tmp_path):
     check_against_engine(config, results)
 
 
-#: ringbuffer's Producer._housekeeping checks the liveness of consumers below
-#: ``next - capacity`` only, not below the wrap point of the claim it waits for: ingest,
-#: waiting to claim a batch of n > 1, may never see that risk (holding some of those n
-#: slots) died, and waits forever. With n = 1 both are the same.
-PRODUCER_LIVENESS_BUG = (
-    "ringbuffer Producer misses a dead consumer holding the slots of a pending batch claim"
-)
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize(
-    "batch",
-    [1, pytest.param(512, marks=pytest.mark.xfail(reason=PRODUCER_LIVENESS_BUG, strict=False))],
-)
+@pytest.mark.parametrize("batch", [1, 512])
 def test_a_stage_killed_under_load_stops_the_others_and_leaves_a_replayable_journal(
     tmp_path, batch
 ):
