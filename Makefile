@@ -41,6 +41,8 @@ bench: $(STAMP)
 	mkdir -p perf/results
 	for b in $(BENCHES); do $(BIN)/python perf/bench_$$b.py --quick --json perf/results/$$b.json || exit 1; done
 
+## clean: stale shared memory, tool caches, and numba's compiled kernels (stale after a record layout change).
 clean:
 	-$(BIN)/tradepipe clean
 	rm -rf .pytest_cache .ruff_cache .hypothesis build *.egg-info
+	find ringbuffer stages pipeline perf tests -name '*.nb[ic]' -delete
