@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import re
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -303,3 +304,27 @@ def test_a_stage_in_a_spawned_process_answers_and_stops(
             if child.is_alive():
                 child.kill()
                 child.join()
+
+
+@pytest.mark.timeout(30)
+def test_tradepipe_clean_removes_a_dead_supervisors_run_files_and_refuses_a_live_one(
+    tmp_path: Path, context: zmq.Context, capsys: pytest.CaptureFixture[str], monkeypatch
+) -> None:
+    from pipeline.cli import main
+    from ringbuffer import segments
+
+    monkeypatch.setattr(
+        segments, "scan_segments", lambda: ([], [])
+    )  # other runs' segments: not ours
+    run_dir = prepare_run_dir(tmp_path / "run")
+    write_manifest(run_dir, PipelineManifest(_dead_pid(), 0, "ipc://x/a", "ipc://x/b"))
+    (run_dir / CONTROL_SOCKET).write_bytes(b"")
+    assert main(["clean", "--run-dir", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert f"removed {run_dir / MANIFEST}" in out and f"removed {run_dir / CONTROL_SOCKET}" in out
+    assert list(run_dir.iterdir()) == []
+    with ControlServer(run_dir, context=context):
+        assert main(["clean", "--run-dir", str(run_dir)]) == ExitStatus.REFUSED
+        [line] = capsys.readouterr().err.splitlines()
+        assert re.search(r"tradepipe clean: a pipeline is running in .*stop it first", line)
+        assert (run_dir / MANIFEST).exists()

@@ -1,8 +1,10 @@
-"""``tradepipe clean``: remove shared-memory segments a crashed run left behind.
+"""``tradepipe clean``: remove what a crashed run left behind: shared-memory segments, and
+the manifest and sockets a dead supervisor left in its run directory.
 
 Anything in /dev/shm that only looks like a segment of ours (any user can create such names:
 a directory, a pid that cannot exist) is reported with one ``warning:`` line and left alone;
-a segment that cannot be removed is reported too, and the rest are still removed.
+a segment that cannot be removed is reported too, and the rest are still removed. A run
+directory whose supervisor still lives is refused and left as it is.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pipeline.config import PipelineConfig
+from pipeline.control import clean_run_dir
 from pipeline.exitcodes import CommandError, ExitStatus
 from ringbuffer.segments import SHM_DIR, clean_segments
 
@@ -23,10 +27,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also remove segments whose creating process is still alive",
     )
+    parser.add_argument(
+        "--run-dir",
+        metavar="DIR",
+        default=PipelineConfig().run_dir,
+        help="the pipeline's run directory: remove the manifest and sockets a dead supervisor "
+        "left there (default: %(default)s; never a live pipeline's)",
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    for path in clean_run_dir(args.run_dir):  # refuses a live pipeline's: before anything
+        print(f"removed {path}")
     report = clean_segments(include_live=args.all)
     for name, why in report.skipped:
         print(f"warning: skipped {SHM_DIR / name}: {why}; not removed", file=sys.stderr)
