@@ -1,0 +1,467 @@
+"""The supervisor: runs the pipeline as five pinned stage processes over the rings, watches
+them through the control plane, and says what the run did.
+
+``run_pipeline(config)`` prepares the run directory (0700) and its ``ControlServer``,
+creates the rings (``pipeline.topology``), spawns the stages (``spawn`` context, consumers
+before producers), each one pinned by ``pipeline.affinity.apply`` inside the child before
+its loop starts and connected to the control plane under its name, waits until all have
+registered, and lets the load run to its end: ingest finishes the commands ring and the
+end of the stream flows down to output. Then it joins every process, unlinks the rings,
+removes the manifest and sockets, and returns a ``PipelineReport``: per stage pid, core,
+records, batches and busy time; output's outcomes and ingest→ack latency; the durable seq;
+and the state check (risk + matching + throttle state against an in-process ``Engine``
+replay of the journal the run wrote).
+
+* A stop (``request_stop()``: SIGINT / SIGTERM when run from the main thread, or a
+  client's ``stop``) asks ingest to stop: it finishes the commands ring, and the stages
+  downstream drain what was sequenced and stop in turn. The report says ``stopped``.
+* A stage that dies (exit code ≠ 0, or it reports an error such as ``PeerDeadError``), or
+  is silent on the control plane for ``stale_after`` seconds: the others are terminated,
+  everything is reaped and removed, and ``StageFailure`` (a ``CommandError``) names the
+  stage, its exit code or signal and how far the journal is durable. Restarting it is the
+  next step (``docs/operations.md``).
+
+Nothing is left in /dev/shm or the run directory on any path out of ``run_pipeline``;
+after a ``kill -9`` of the supervisor itself, ``tradepipe clean`` removes what it left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import multiprocessing
+import os
+import queue
+import signal
+import threading
+import time
+import traceback
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
+from hdrh.histogram import HdrHistogram
+
+from pipeline import affinity
+from pipeline import control_messages as m
+from pipeline.config import RunConfig
+from pipeline.control import ControlServer, LoopChannel, StageControl
+from pipeline.exitcodes import CommandError, ExitStatus
+from pipeline.inprocess import ReplayCheck
+from pipeline.topology import STAGES, Topology
+from stages.engine import Engine
+from stages.loop import StageResult
+from stages.persistence.journal_errors import JournalError
+from stages.persistence.journal_reader import JournalReader
+from stages.persistence.journal_segments import list_segments
+from stages.persistence.recovery import replay_journal
+from stages.records import EVENT_DTYPE
+
+#: seconds for every stage to register (a spawned child imports numpy, numba, ...)
+REGISTER_TIMEOUT = 120.0
+#: a registered stage silent this long (seconds) is treated as dead. Generous: a stage's
+#: first batches may compile numba kernels, and it does not beat while compiling.
+STALE_AFTER = 30.0
+#: how often the supervisor looks at its stages (seconds): a death is noticed this fast
+WATCH_EVERY = 0.05
+#: seconds a stage has to exit once it reported, and the others after a failure
+JOIN_TIMEOUT = 30.0
+KILL_TIMEOUT = 5.0
+REQUEST_TIMEOUT = 2.0
+
+
+class StageFailure(CommandError):
+    """A stage died or went silent; the run was stopped and everything removed."""
+
+    def __init__(self, message: str, stage: str) -> None:
+        super().__init__(message, ExitStatus.FAILED)
+        self.stage = stage
+
+
+@dataclass(frozen=True)
+class StageReport:
+    """What one stage process did."""
+
+    stage: str
+    pid: int
+    core: int
+    records: int
+    batches: int
+    busy_ns: int
+    stopped_by: str
+
+
+class _Rows:
+    """Output's outcome rows, with ``Outcomes.rows()``'s shape for the summary."""
+
+    def __init__(self, rows: list[tuple[str, int]]) -> None:
+        self._rows = [(str(label), int(count)) for label, count in rows]
+
+    def rows(self) -> list[tuple[str, int]]:
+        return list(self._rows)
+
+
+@dataclass
+class PipelineReport:
+    """What a pipeline run did; the attributes ``print_summary`` reads are those of the
+    in-process ``RunReport``, so both runs print the same summary."""
+
+    commands: int = 0
+    seconds: float = 0.0
+    engine_seconds: float = 0.0  # the busier of risk and matching, busy
+    journal_seconds: float = 0.0  # persistence, busy
+    latency: HdrHistogram = field(default_factory=lambda: HdrHistogram(1, 60_000_000_000, 3))
+    outcomes: _Rows = field(default_factory=lambda: _Rows([]))
+    journal_bytes: int = 0
+    durable_seq: int = 0
+    snapshots: int = 0  # the initial state only: periodic snapshots are not taken yet
+    snapshot_failures: list[str] = field(default_factory=list)
+    state_hash: str = ""  # the stages' state (throttle, risk, matching, open window)
+    checks: dict[str, ReplayCheck] = field(default_factory=dict)
+    stages: dict[str, StageReport] = field(default_factory=dict)
+    answered: int = 0  # distinct commands output answered
+    gaps: int = 0  # commands never answered, or answered out of order
+    stopped: bool = False  # a stop (signal or verb) ended the load early
+    warnings: list[str] = field(default_factory=list)  # pinning / priority not applied
+
+    @property
+    def recovered(self) -> bool:
+        return bool(self.checks) and all(
+            check.state_hash == self.state_hash for check in self.checks.values()
+        )
+
+
+def _stage_main(
+    name: str,
+    entry: Callable[..., StageResult],
+    kwargs: dict[str, Any],
+    endpoint: str,
+    cpu_plan: affinity.CpuPlan,
+    results: Any,
+) -> None:
+    """A stage process: pin, connect to the control plane, run the stage, report."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the supervisor, which drains
+    try:
+        warning = affinity.apply(cpu_plan, name)
+        if warning is not None:
+            results.put(("warning", name, warning))
+        control = StageControl(endpoint, name)
+        try:
+            result = entry(**kwargs, control=LoopChannel(control, core=cpu_plan.cores[name]))
+        finally:
+            control.close()
+        results.put(("result", name, result))
+    except BaseException:
+        results.put(("error", name, traceback.format_exc()))
+        raise SystemExit(1) from None
+
+
+def _state_digest(throttle: str, risk: str, matching: str, unsettled: bytes) -> str:
+    """One digest of the state the stages hold; the open window's events without
+    ``dt_match`` (a latency, not state)."""
+    events = np.frombuffer(unsettled, dtype=EVENT_DTYPE).copy()
+    events["dt_match"] = 0
+    h = hashlib.blake2b(digest_size=32)
+    for part in (throttle, risk, matching):
+        h.update(part.encode())
+    h.update(events.tobytes())
+    return h.hexdigest()
+
+
+def journal_end(directory: str | Path) -> int:
+    """The last seq the journal in ``directory`` holds (0: none, or unreadable)."""
+    directory = Path(directory).expanduser()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            reader = JournalReader(directory)
+            if not reader.segments:
+                return 0
+            for _ in reader.batches(reader.segments[-1].first_seq):
+                pass
+            return int(reader.last_seq or 0)
+    except (JournalError, OSError):
+        return 0
+
+
+def _last_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[-1] if lines else "an error"
+
+
+def _exit_text(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "still running"
+    if exitcode < 0:
+        try:
+            return f"killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"killed by signal {-exitcode}"
+    return f"exit code {exitcode}"
+
+
+class Supervisor:
+    """One pipeline run; ``run()`` once. ``request_stop()`` may be called from any thread
+    or a signal handler; ``ready`` is set once every stage has registered."""
+
+    def __init__(
+        self,
+        config: RunConfig,
+        *,
+        tag: str | None = None,
+        stale_after: float = STALE_AFTER,
+        register_timeout: float = REGISTER_TIMEOUT,
+        on_warning: Callable[[str], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.tag = tag or f"tp{os.getpid()}"
+        self.stale_after = stale_after
+        self.register_timeout = register_timeout
+        self.on_warning = on_warning
+        self.ready = threading.Event()
+        self._stop = threading.Event()
+        self._stop_sent = False
+        self.report = PipelineReport()
+
+    def request_stop(self) -> None:
+        """Drain and stop: ingest stops, the rest drain what was sequenced."""
+        self._stop.set()
+
+    # --- the run --------------------------------------------------------------------------
+    def run(self) -> PipelineReport:
+        config = self.config
+        cpu_plan = affinity.plan(
+            config.pipeline.cpus, realtime=config.pipeline.realtime, nice=config.pipeline.nice
+        )
+        context = multiprocessing.get_context("spawn")
+        server = ControlServer(
+            config.pipeline.run_dir, stale_after=self.stale_after, client_handler=self._client
+        )
+        self._server = server
+        topology = Topology(config, tag=self.tag)
+        processes: dict[str, multiprocessing.process.BaseProcess] = {}
+        results = context.Queue()
+        self._processes = processes
+        try:
+            topology.create()
+            started = time.perf_counter_ns()
+            for call in topology.stage_calls().values():
+                process = context.Process(
+                    target=_stage_main,
+                    args=(
+                        call.name,
+                        call.entry,
+                        call.kwargs,
+                        server.manifest.control,
+                        cpu_plan,
+                        results,
+                    ),
+                    name=f"tradepipe-{call.name}",
+                    daemon=True,
+                )
+                process.start()
+                processes[call.name] = process
+            collected = self._watch(processes, results, cpu_plan, server)
+            wall_ns = time.perf_counter_ns() - started
+            for name, process in processes.items():
+                process.join(JOIN_TIMEOUT)
+                if process.exitcode != 0:
+                    self._fail(name, process.exitcode, "after reporting its result")
+            self._build_report(collected, processes, cpu_plan, wall_ns)
+            return self.report
+        finally:
+            self._reap(processes)
+            results.close()
+            results.join_thread()
+            topology.unlink()
+            server.close()
+
+    def _watch(
+        self,
+        processes: dict[str, Any],
+        results: Any,
+        cpu_plan: affinity.CpuPlan,
+        server: ControlServer,
+    ) -> dict[str, StageResult]:
+        """Until every stage reported its result: answer the control plane, collect what
+        the stages put on ``results``, fail on a death or silence, pass a stop on."""
+        collected: dict[str, StageResult] = {}
+        register_deadline = time.monotonic() + self.register_timeout
+        last_beat = 0.0
+        exited: dict[str, float] = {}  # stages gone with exit code 0, not yet reported
+        while len(collected) < len(STAGES):
+            server.poll(WATCH_EVERY)
+            while True:
+                try:
+                    what, name, payload = results.get_nowait()
+                except queue.Empty:
+                    break
+                if what == "warning":
+                    self.report.warnings.append(payload)
+                    if self.on_warning is not None:
+                        self.on_warning(payload)
+                elif what == "result":
+                    collected[name] = payload
+                else:  # an error: the traceback's last line says what
+                    processes[name].join(KILL_TIMEOUT)
+                    self._fail(name, processes[name].exitcode, _last_line(payload))
+            for name, process in processes.items():
+                if name in collected or process.exitcode is None:
+                    continue
+                if process.exitcode != 0:
+                    self._fail(name, process.exitcode, self._error_of(name, results))
+                exited.setdefault(name, time.monotonic())
+                if time.monotonic() - exited[name] > KILL_TIMEOUT:
+                    self._fail(name, 0, "it exited without reporting a result")
+            if not self.ready.is_set():
+                if all(stage in server.stages for stage in STAGES):
+                    self.ready.set()
+                elif time.monotonic() > register_deadline:
+                    missing = [s for s in STAGES if s not in server.stages]
+                    raise CommandError(
+                        f"stage(s) {', '.join(missing)} did not register on the control "
+                        f"plane within {self.register_timeout:.0f} s; " + self._durable_text(),
+                        ExitStatus.FAILED,
+                    )
+                continue
+            stale = [s for s in server.stale() if s not in collected]
+            if stale:
+                self._fail(stale[0], None, f"silent for more than {self.stale_after:g} s")
+            now = time.monotonic()
+            if now - last_beat >= 0.25:
+                last_beat = now
+                server.send_heartbeats()
+            if self._stop.is_set() and not self._stop_sent and "ingest" not in collected:
+                self._stop_sent = True
+                self.report.stopped = True
+                with contextlib.suppress(CommandError):
+                    server.request("ingest", m.Stop(), REQUEST_TIMEOUT)
+        return collected
+
+    @staticmethod
+    def _error_of(stage: str, results: Any) -> str:
+        """What ``stage`` reported before it died, if it did (waiting briefly for it)."""
+        deadline = time.monotonic() + 1.0
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                what, name, payload = results.get(timeout=left)
+            except queue.Empty:
+                break
+            if what == "error" and name == stage:
+                return _last_line(payload)
+        return ""
+
+    def _durable_text(self) -> str:
+        directory = Path(self.config.journal.directory).expanduser()
+        last = journal_end(directory)
+        if not last:
+            return f"the journal {directory} holds no records"
+        fsync = self.config.journal.fsync
+        held = "written, not fsynced (fsync never)" if fsync == "never" else f"durable ({fsync})"
+        return f"the journal {directory} holds records up to seq {last:,}, {held}"
+
+    def _fail(self, stage: str, exitcode: int | None, why: str) -> None:
+        self._reap(self._processes)
+        how = _exit_text(exitcode) if exitcode is not None or not why else ""
+        what = "; ".join(part for part in (how, why) if part)
+        raise StageFailure(
+            f"stage {stage} died ({what}); the others were stopped; {self._durable_text()}; "
+            "restarting from it is not built yet (see tradepipe journal verify / replay)",
+            stage,
+        )
+
+    @staticmethod
+    def _reap(processes: dict[str, Any]) -> None:
+        """Terminate whatever still runs, kill what ignores it, join everything."""
+        alive = [p for p in processes.values() if p.is_alive()]
+        for process in alive:
+            process.terminate()
+        for process in alive:
+            process.join(KILL_TIMEOUT)
+            if process.is_alive():
+                process.kill()
+                process.join(KILL_TIMEOUT)
+
+    # --- the verbs ------------------------------------------------------------------------
+    def _client(self, message: m.Message) -> m.Message:
+        if isinstance(message, m.Status):
+            replies = self._server.broadcast(m.Status(), REQUEST_TIMEOUT)
+            stages = [r for r in replies.values() if isinstance(r, m.StatusReply)]
+            return m.PipelineStatus(os.getpid(), stages)
+        if isinstance(message, m.Stop):
+            self.request_stop()
+            return m.Ack("draining: ingest stops, the other stages finish what was sequenced")
+        return m.Refused(f"the supervisor does not handle {message.kind!r} yet")
+
+    # --- the report -----------------------------------------------------------------------
+    def _build_report(
+        self,
+        results: dict[str, StageResult],
+        processes: dict[str, Any],
+        cpu_plan: affinity.CpuPlan,
+        wall_ns: int,
+    ) -> None:
+        config, report = self.config, self.report
+        ingest, persistence = results["ingest"], results["persistence"]
+        risk, matching, output = results["risk"], results["matching"], results["output"]
+        report.seconds = wall_ns / 1e9
+        report.commands = int(ingest.details["last_seq"])
+        report.engine_seconds = max(risk.counters.busy_ns, matching.counters.busy_ns) / 1e9
+        report.journal_seconds = persistence.counters.busy_ns / 1e9
+        report.latency = HdrHistogram.decode(output.details["latency_hdr"])
+        report.outcomes = _Rows(output.details["outcomes"])
+        report.durable_seq = int(persistence.details["durable_seq"])
+        report.answered = int(output.details["answered"])
+        report.gaps = int(output.details["gaps"]) + int(output.details["out_of_order"])
+        journal_dir = Path(config.journal.directory).expanduser()
+        report.journal_bytes = sum(p.stat().st_size for p in list_segments(journal_dir))
+        for name in STAGES:
+            result = results[name]
+            report.stages[name] = StageReport(
+                name,
+                processes[name].pid,
+                cpu_plan.cores[name],
+                result.counters.records,
+                result.counters.batches,
+                result.counters.busy_ns,
+                result.stopped_by,
+            )
+        report.state_hash = _state_digest(
+            ingest.details["throttle_hash"],
+            risk.details["risk_hash"],
+            matching.details["matching_hash"],
+            risk.details["unsettled"],
+        )
+        began = time.perf_counter()
+        replay = replay_journal(journal_dir, None, lambda: Engine(config.engine))
+        engine = replay.state
+        unsettled = msgspec.msgpack.decode(engine.snapshot())["unsettled"]
+        replayed = _state_digest(
+            engine.throttle.state_hash(),
+            engine.risk.state_hash(),
+            engine.matching.state_hash(),
+            unsettled,
+        )
+        report.checks["journal, in-process Engine"] = ReplayCheck(
+            0, replay.replayed, time.perf_counter() - began, replayed
+        )
+
+
+def run_pipeline(config: RunConfig, **options: Any) -> PipelineReport:
+    """Run ``config`` through the stage processes (see ``Supervisor``); in the main thread
+    SIGINT and SIGTERM drain and stop the run instead of killing it."""
+    supervisor = Supervisor(config, **options)
+    if threading.current_thread() is not threading.main_thread():
+        return supervisor.run()
+    handlers = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        handlers[signum] = signal.signal(signum, lambda *_: supervisor.request_stop())
+    try:
+        return supervisor.run()
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)

@@ -1,0 +1,127 @@
+"""The supervisor runs the five stage processes to the end of a seeded load and checks their
+state against an Engine replay of the journal; a stage killed mid-run ends the run with one
+clear error, every process reaped, nothing left in /dev/shm or the run directory.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from pipeline.config import JournalConfig, LoadConfig, PipelineConfig, RunConfig, default_engine
+from pipeline.supervisor import StageFailure, Supervisor
+from pipeline.topology import STAGES
+from ringbuffer.segments import list_segments
+
+READY_TIMEOUT = 150  # seconds for five spawned children to import and register
+
+
+def _config(tmp_path: Path, orders: int, batch: int = 256) -> RunConfig:
+    engine = msgspec.structs.replace(default_engine(), settle_every=1024)
+    return RunConfig(
+        engine=engine,
+        load=LoadConfig(orders=orders, batch=batch, accounts=40, seed=11),
+        journal=JournalConfig(directory=str(tmp_path / "journal"), fsync="batch"),
+        pipeline=PipelineConfig(run_dir=str(tmp_path / "run")),
+    )
+
+
+def _segments(tag: str) -> list[str]:
+    return [info.name for info in list_segments() if tag in info.name]
+
+
+def _assert_clean(tmp_path: Path, tag: str) -> None:
+    assert _segments(tag) == []
+    run_dir = tmp_path / "run"
+    assert list(run_dir.iterdir()) == []
+    assert run_dir.stat().st_mode & 0o777 == 0o700
+
+
+@pytest.mark.timeout(300)
+def test_a_seeded_run_answers_every_command_once_and_matches_the_engine(tmp_path):
+    config = _config(tmp_path, orders=3000)
+    report = Supervisor(config, tag="sup-ok").run()
+    funding = config.load.accounts * len(config.engine.risk.assets)
+    last_seq = config.load.orders + funding
+    assert report.commands == report.answered == report.durable_seq == last_seq
+    assert report.gaps == 0
+    assert not report.stopped
+    assert report.recovered, report.checks
+    assert set(report.stages) == set(STAGES)
+    for stage in report.stages.values():
+        assert stage.stopped_by == "end_of_stream"
+        assert stage.pid > 0 and stage.pid != os.getpid()
+        assert stage.batches > 0
+    assert report.stages["persistence"].records == last_seq
+    assert report.stages["matching"].records == last_seq
+    assert sum(count for label, count in report.outcomes.rows() if ":" in label) > 0
+    _assert_clean(tmp_path, "sup-ok")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_stage_killed_mid_run_ends_with_one_clear_error_and_nothing_left(tmp_path):
+    config = _config(tmp_path, orders=3_000_000, batch=512)
+    supervisor = Supervisor(config, tag="sup-kill")
+    outcome: dict[str, BaseException] = {}
+
+    def drive() -> None:
+        try:
+            supervisor.run()
+        except BaseException as error:  # handed to the test
+            outcome["error"] = error
+
+    thread = threading.Thread(target=drive)
+    thread.start()
+    try:
+        assert supervisor.ready.wait(READY_TIMEOUT), "the stages never registered"
+        matching = supervisor._processes["matching"]
+        os.kill(matching.pid, signal.SIGKILL)
+    finally:
+        thread.join(READY_TIMEOUT)
+    assert not thread.is_alive()
+    error = outcome.get("error")
+    assert isinstance(error, StageFailure), error
+    message = str(error)
+    assert "\n" not in message
+    assert "stage matching died (killed by SIGKILL" in message
+    assert "holds records up to seq" in message or "holds no records" in message
+    for process in supervisor._processes.values():
+        assert not process.is_alive()
+    _assert_clean(tmp_path, "sup-kill")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_stop_drains_the_pipeline_and_the_state_still_matches(tmp_path):
+    config = _config(tmp_path, orders=3_000_000, batch=512)
+    supervisor = Supervisor(config, tag="sup-stop")
+    outcome: dict[str, object] = {}
+
+    def drive() -> None:
+        try:
+            outcome["report"] = supervisor.run()
+        except BaseException as error:  # handed to the test
+            outcome["error"] = error
+
+    thread = threading.Thread(target=drive)
+    thread.start()
+    try:
+        assert supervisor.ready.wait(READY_TIMEOUT), "the stages never registered"
+        supervisor.request_stop()
+    finally:
+        thread.join(READY_TIMEOUT)
+    assert not thread.is_alive()
+    assert "error" not in outcome, outcome.get("error")
+    report = outcome["report"]
+    assert report.stopped
+    assert report.stages["ingest"].stopped_by == "stop"
+    assert report.commands < config.load.orders
+    assert report.answered == report.durable_seq == report.commands
+    assert report.recovered
+    _assert_clean(tmp_path, "sup-stop")
