@@ -72,6 +72,8 @@ WATCH_EVERY = 0.05
 JOIN_TIMEOUT = 30.0
 KILL_TIMEOUT = 5.0
 REQUEST_TIMEOUT = 2.0
+#: how long a stage's PeerDeadError waits for the peer's death to be seen (seconds)
+PEER_GRACE = 1.0
 
 
 class StageFailure(CommandError):
@@ -225,6 +227,7 @@ class Supervisor:
         self.ready = threading.Event()
         self._stop = threading.Event()
         self._stop_sent = False
+        self._ready_ns = 0
         self.report = PipelineReport()
 
     def request_stop(self) -> None:
@@ -248,7 +251,6 @@ class Supervisor:
         self._processes = processes
         try:
             topology.create()
-            started = time.perf_counter_ns()
             for call in topology.stage_calls().values():
                 process = context.Process(
                     target=_stage_main,
@@ -266,7 +268,7 @@ class Supervisor:
                 process.start()
                 processes[call.name] = process
             collected = self._watch(processes, results, cpu_plan, server)
-            wall_ns = time.perf_counter_ns() - started
+            wall_ns = time.perf_counter_ns() - self._ready_ns  # from all registered
             for name, process in processes.items():
                 process.join(JOIN_TIMEOUT)
                 if process.exitcode != 0:
@@ -319,6 +321,7 @@ class Supervisor:
                     self._fail(name, 0, "it exited without reporting a result")
             if not self.ready.is_set():
                 if all(stage in server.stages for stage in STAGES):
+                    self._ready_ns = time.perf_counter_ns()
                     self.ready.set()
                 elif time.monotonic() > register_deadline:
                     missing = [s for s in STAGES if s not in server.stages]
@@ -365,6 +368,9 @@ class Supervisor:
         return f"the journal {directory} holds records up to seq {last:,}, {held}"
 
     def _fail(self, stage: str, exitcode: int | None, why: str) -> None:
+        if not why or "PeerDeadError" in why:
+            # a stage that saw a dead peer is the consequence: name the one that died
+            stage, exitcode, why = self._first_dead(stage, exitcode, why)
         self._reap(self._processes)
         how = _exit_text(exitcode) if exitcode is not None or not why else ""
         what = "; ".join(part for part in (how, why) if part)
@@ -373,6 +379,21 @@ class Supervisor:
             "restarting from it is not built yet (see tradepipe journal verify / replay)",
             stage,
         )
+
+    def _first_dead(
+        self, stage: str, exitcode: int | None, why: str
+    ) -> tuple[str, int | None, str]:
+        """The stage killed by a signal, if one was (looking for up to ``PEER_GRACE``
+        seconds: a peer noticed its death, so it is gone or going), else the one given."""
+        deadline = time.monotonic() + PEER_GRACE
+        while True:
+            for name, process in self._processes.items():
+                if name != stage and process.exitcode is not None and process.exitcode < 0:
+                    return name, process.exitcode, ""
+            if time.monotonic() >= deadline:
+                return stage, exitcode, why
+            for process in self._processes.values():
+                process.join(0.01)
 
     @staticmethod
     def _reap(processes: dict[str, Any]) -> None:

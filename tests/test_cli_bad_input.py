@@ -194,6 +194,32 @@ RUN_CASES: list[Case] = [
     ),
     _bad_config("run-pipeline-misspelt-key", "[pipeline]\ncpu = {}\n", r"unknown field `cpu`"),
     Case(
+        "run-pipeline-run-dir-open-to-others",
+        lambda tmp: [*_run_config(tmp), "--pipeline"],
+        ExitStatus.REFUSED,
+        r"run directory .*rd is mode 0755: others may reach its control sockets; it must be 0700",
+        lambda tmp: (
+            _config('[pipeline]\nrun_dir = "rd"\n')(tmp),
+            (tmp / "rd").mkdir(),
+            (tmp / "rd").chmod(0o755),
+        ),
+    ),
+    Case(
+        "run-pipeline-run-dir-is-a-file",
+        lambda tmp: [*_run_config(tmp), "--pipeline"],
+        ExitStatus.REFUSED,
+        r"run directory .*rd is not a directory: remove it or name another",
+        lambda tmp: (_config('[pipeline]\nrun_dir = "rd"\n')(tmp), (tmp / "rd").write_text("")),
+    ),
+    Case(
+        "run-pipeline-socket-path-too-long",
+        lambda tmp: [*_run_config(tmp), "--pipeline"],
+        ExitStatus.REFUSED,
+        r"socket path .* is \d+ bytes, more than the 107 a Unix socket allows: set "
+        r"\[pipeline\] run_dir to a shorter path",
+        _config(f'[pipeline]\nrun_dir = "{"r" * 120}"\n'),
+    ),
+    Case(
         "run-previous-run-without-fresh",
         _run_config,
         ExitStatus.USAGE,

@@ -125,3 +125,21 @@ def test_a_stop_drains_the_pipeline_and_the_state_still_matches(tmp_path):
     assert report.answered == report.durable_seq == report.commands
     assert report.recovered
     _assert_clean(tmp_path, "sup-stop")
+
+
+@pytest.mark.timeout(300)
+def test_run_pipeline_prints_the_summary_and_the_stages(tmp_path, monkeypatch, capsys):
+    from pipeline.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "run.toml").write_text(
+        '[load]\norders = 2000\naccounts = 40\n[journal]\ndirectory = "journal"\n'
+        '[pipeline]\nrun_dir = "run"\n'
+    )
+    assert main(["run", "run.toml", "--pipeline"]) == 0
+    out = capsys.readouterr().out
+    assert "run summary" in out and "replay (journal, in-process Engine)" in out
+    assert "match" in out and "DIFFERS" not in out
+    for column in ("stage", "pid", "core", "records/s", "CPU busy %", *STAGES):
+        assert column in out
+    _assert_clean(tmp_path, f"tp{os.getpid()}")

@@ -1,8 +1,10 @@
 """``tradepipe run [CONFIG.toml]``: the main job on embedded defaults, ending with a summary.
 
-Today it runs the whole chain in one process (``pipeline.inprocess``): synthetic load,
-ingest checks, risk, matching, settlement, a journal with group-commit fsync, snapshots,
-and a recovery check that replays the journal and compares state hashes.
+By default it runs the whole chain in one process (``pipeline.inprocess``): synthetic
+load, ingest checks, risk, matching, settlement, a journal with group-commit fsync,
+snapshots, and a recovery check that replays the journal and compares state hashes. With
+``--pipeline`` the supervisor (``pipeline.supervisor``) runs one pinned process per stage
+over the rings instead, and prints the same summary plus a table per stage.
 
 Failures are ``CommandError``s with ``pipeline.exitcodes`` statuses: a bad config or option
 and directories holding something else are usage errors (2); a journal a live run holds, a
@@ -27,6 +29,7 @@ from rich.table import Table
 from pipeline.config import MAX_ORDERS, RunConfig, load_config
 from pipeline.exitcodes import CommandError, ExitStatus, os_error_status
 from pipeline.inprocess import RunInterrupted, RunReport, prepare_directories, run_in_process
+from pipeline.supervisor import PipelineReport, run_pipeline
 from stages.persistence.journal_errors import (
     JournalAccessError,
     JournalBusyError,
@@ -42,8 +45,9 @@ DESCRIPTION = """\
 Run the trading chain under synthetic load with a journal and snapshots, then prove
 recovery: the journal is replayed into fresh engines (from the newest snapshot, as a
 restart would, and from the start, as an audit) and both state hashes must equal the live
-one. Today the whole chain runs in this one process; the supervisor that runs one process
-per stage is the next layer.
+one. By default the whole chain runs in this one process; --pipeline runs one pinned
+process per stage over the shared-memory rings under the supervisor instead (opt-in; a
+stage that dies ends the run, exit 1: restarting it is not built yet).
 
 Exit status: 0 done and recovered, 1 a replay's state hash differs, 2 a bad config,
 option or directory, 4 refused (a live run holds the journal, disk full, read-only, no
@@ -81,6 +85,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--orders", type=int, help=f"override load.orders (1..{MAX_ORDERS:_})", metavar="N"
     )
     parser.add_argument("--fresh", action="store_true", help=FRESH_HELP)
+    parser.add_argument(
+        "--pipeline",
+        action="store_true",
+        help="run one pinned process per stage over the shared-memory rings, under the "
+        "supervisor (pipeline.supervisor), instead of the whole chain in this process; "
+        "Ctrl-C or SIGTERM drains and stops it (exit 0). A stage that dies ends the run "
+        "(exit 1): restarting it is not built yet",
+    )
     parser.set_defaults(func=run)
 
 
@@ -101,6 +113,8 @@ def run(args: argparse.Namespace) -> int:
         f"batches of {config.load.batch}, journal in {config.journal.directory} "
         f"(fsync {config.journal.fsync})"
     )
+    if args.pipeline:
+        return _run_pipeline(console, config)
     done = 0
     try:
         with _warnings_reported(), console.status("running…") as status, _run_errors():
@@ -129,6 +143,48 @@ def run(args: argparse.Namespace) -> int:
             ExitStatus.FAILED,
         )
     return ExitStatus.OK
+
+
+def _run_pipeline(console: Console, config: RunConfig) -> int:
+    """``--pipeline``: the stage processes under the supervisor; the summary, per stage."""
+
+    def warn(line: str) -> None:
+        print(line if line.startswith("warning:") else f"warning: {line}", file=sys.stderr)
+
+    with _warnings_reported(), console.status("running the stage processes…"), _run_errors():
+        report = run_pipeline(config, on_warning=warn)
+    print_summary(console, report)
+    print_stages(console, report)
+    if report.stopped:
+        console.print(
+            f"stopped on request after {report.commands:,} commands; "
+            + durable_note(config, report.durable_seq)
+        )
+    if not report.recovered:
+        raise CommandError(
+            "the stages' state differs from an Engine replay of the journal they wrote "
+            "(DIFFERS in the summary): keep the journal as it is and report it",
+            ExitStatus.FAILED,
+        )
+    return ExitStatus.OK
+
+
+def print_stages(console: Console, report: PipelineReport) -> None:
+    """Per stage: pid, core, records/s over the run's wall time, CPU busy %."""
+    table = Table(title="stages")
+    for column in ("stage", "pid", "core", "records/s", "CPU busy %"):
+        table.add_column(column, justify="left" if column == "stage" else "right")
+    seconds = report.seconds or float("inf")
+    for stage in report.stages.values():
+        busy = 100 * stage.busy_ns / 1e9 / seconds
+        table.add_row(
+            stage.stage,
+            str(stage.pid),
+            str(stage.core),
+            f"{stage.records / seconds:,.0f}",
+            f"{busy:.0f} %",
+        )
+    console.print(table)
 
 
 @contextlib.contextmanager
@@ -214,7 +270,7 @@ def _held(config: RunConfig, last: int | None) -> str:
     return f"records up to seq {last:,}, durable (fsync {config.journal.fsync})"
 
 
-def print_summary(console: Console, report: RunReport) -> None:
+def print_summary(console: Console, report: RunReport | PipelineReport) -> None:
     rate = report.commands / report.seconds if report.seconds else 0.0
     table = Table(title="run summary", show_header=False)
     table.add_column(justify="left")
