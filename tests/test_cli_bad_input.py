@@ -816,7 +816,36 @@ CLEAN_CASES: list[Case] = [
     ),
 ]
 
-CASES = RUN_CASES + JOURNAL_CASES + REPLAY_CASES + FEED_CASES + CLEAN_CASES
+# --- tradepipe status / stop: the verbs of a running pipeline --------------------------------
+VERB_CASES: list[Case] = [
+    Case(
+        f"{verb}-no-pipeline-running",
+        lambda tmp, verb=verb: [verb, "--run-dir", str(tmp / "rd")],
+        ExitStatus.FAILED,
+        r"no pipeline running \(no run directory .*rd\)",
+    )
+    for verb in ("status", "stop")
+] + [
+    Case(
+        "status-stale-run-dir",
+        lambda tmp: ["status", "--run-dir", str(tmp / "rd")],
+        ExitStatus.FAILED,
+        r"no pipeline running \(stale run directory from pid \d+; tradepipe clean removes it\)",
+        lambda tmp: _stale_manifest(tmp / "rd"),
+    ),
+]
+
+
+def _stale_manifest(run_dir: Path) -> None:
+    """A manifest whose supervisor (pid 2**22 + 1, beyond pid_max) cannot be running."""
+    from pipeline.control import PipelineManifest, prepare_run_dir, write_manifest
+
+    prepare_run_dir(run_dir)
+    endpoint = f"ipc://{run_dir}/control.sock"
+    write_manifest(run_dir, PipelineManifest(2**22 + 1, 1, endpoint, endpoint))
+
+
+CASES = RUN_CASES + JOURNAL_CASES + REPLAY_CASES + FEED_CASES + CLEAN_CASES + VERB_CASES
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])

@@ -143,3 +143,57 @@ def test_run_pipeline_prints_the_summary_and_the_stages(tmp_path, monkeypatch, c
     for column in ("stage", "pid", "core", "records/s", "CPU busy %", *STAGES):
         assert column in out
     _assert_clean(tmp_path, f"tp{os.getpid()}")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_status_and_stop_verbs_against_a_running_pipeline(tmp_path, capsys):
+    import json
+
+    from pipeline.cli import main
+
+    config = _config(tmp_path, orders=3_000_000, batch=512)
+    run_dir = str(tmp_path / "run")
+    supervisor = Supervisor(config, tag="sup-verbs")
+    outcome: dict[str, object] = {}
+
+    def drive() -> None:
+        try:
+            outcome["report"] = supervisor.run()
+        except BaseException as error:  # handed to the test
+            outcome["error"] = error
+
+    thread = threading.Thread(target=drive)
+    thread.start()
+    try:
+        assert supervisor.ready.wait(READY_TIMEOUT), "the stages never registered"
+        capsys.readouterr()
+        assert main(["status", "--run-dir", run_dir, "--json"]) == 0
+        status = json.loads(capsys.readouterr().out)
+        assert status["kind"] == "pipeline_status"
+        assert status["supervisor_pid"] == os.getpid()
+        assert {stage["stage"] for stage in status["stages"]} == set(STAGES)
+        pids = {stage["stage"]: stage["pid"] for stage in status["stages"]}
+        assert pids == {name: p.pid for name, p in supervisor._processes.items()}
+        assert main(["status", "--run-dir", run_dir]) == 0
+        assert "ingest" in capsys.readouterr().out
+        assert main(["stop", "--run-dir", run_dir]) == 0
+        assert capsys.readouterr().out.rstrip().endswith("stopped")
+    finally:
+        supervisor.request_stop()
+        thread.join(READY_TIMEOUT)
+    assert not thread.is_alive()
+    assert "error" not in outcome, outcome.get("error")
+    report = outcome["report"]
+    assert report.stopped and report.recovered
+    assert report.answered == report.durable_seq == report.commands
+    _assert_clean(tmp_path, "sup-verbs")
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("verb", ["status", "stop"])
+def test_a_verb_with_no_pipeline_running_says_so(tmp_path, capsys, verb):
+    from pipeline.cli import main
+
+    assert main([verb, "--run-dir", str(tmp_path / "run")]) == 1
+    assert "no pipeline running" in capsys.readouterr().err
