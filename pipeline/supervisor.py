@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import multiprocessing
+import multiprocessing.connection
 import os
 import queue
 import signal
@@ -97,6 +98,48 @@ class StageReport:
     stopped_by: str
 
 
+class _Reports:
+    """What the stages report (warnings, their result, their error), one pipe per stage.
+
+    A pipe of its own, not a shared queue: a stage whose supervisor is gone gets
+    ``BrokenPipeError`` when it reports, and exits, instead of blocking on a queue that the
+    other stages also hold open; and a stage killed mid-report damages only its own pipe.
+    """
+
+    def __init__(self) -> None:
+        self.readers: dict[Any, str] = {}
+
+    def add(self, context: Any, stage: str) -> Any:
+        """A new pipe for ``stage``; returns the end the stage writes to."""
+        reader, writer = context.Pipe(duplex=False)
+        self.readers[reader] = stage
+        return writer
+
+    def get(self, timeout: float = 0.0) -> tuple[str, str, Any]:
+        """The next report, waiting up to ``timeout`` seconds; ``queue.Empty`` if none."""
+        deadline = time.monotonic() + timeout
+        while self.readers:
+            left = max(0.0, deadline - time.monotonic())
+            ready = multiprocessing.connection.wait(list(self.readers), left)
+            for reader in ready:
+                try:
+                    return reader.recv()
+                except (EOFError, OSError):  # the stage is gone: its exit code says more
+                    del self.readers[reader]
+                    reader.close()
+            if not ready:
+                break
+        raise queue.Empty
+
+    def get_nowait(self) -> tuple[str, str, Any]:
+        return self.get(0.0)
+
+    def close(self) -> None:
+        for reader in self.readers:
+            reader.close()
+        self.readers.clear()
+
+
 class _Rows:
     """Output's outcome rows, with ``Outcomes.rows()``'s shape for the summary."""
 
@@ -150,15 +193,16 @@ def _stage_main(
     try:
         warning = affinity.apply(cpu_plan, name)
         if warning is not None:
-            results.put(("warning", name, warning))
+            results.send(("warning", name, warning))
         control = StageControl(endpoint, name)
         try:
             result = entry(**kwargs, control=LoopChannel(control, core=cpu_plan.cores[name]))
         finally:
             control.close()
-        results.put(("result", name, result))
+        results.send(("result", name, result))
     except BaseException:
-        results.put(("error", name, traceback.format_exc()))
+        with contextlib.suppress(OSError):  # BrokenPipeError: the supervisor is gone
+            results.send(("error", name, traceback.format_exc()))
         raise SystemExit(1) from None
 
 
@@ -247,11 +291,12 @@ class Supervisor:
         self._server = server
         topology = Topology(config, tag=self.tag)
         processes: dict[str, multiprocessing.process.BaseProcess] = {}
-        results = context.Queue()
+        results = _Reports()
         self._processes = processes
         try:
             topology.create()
             for call in topology.stage_calls().values():
+                writer = results.add(context, call.name)
                 process = context.Process(
                     target=_stage_main,
                     args=(
@@ -260,12 +305,15 @@ class Supervisor:
                         call.kwargs,
                         server.manifest.control,
                         cpu_plan,
-                        results,
+                        writer,
                     ),
                     name=f"tradepipe-{call.name}",
                     daemon=True,
                 )
-                process.start()
+                try:
+                    process.start()
+                finally:
+                    writer.close()  # the stage holds the only writing end
                 processes[call.name] = process
             collected = self._watch(processes, results, cpu_plan, server)
             wall_ns = time.perf_counter_ns() - self._ready_ns  # from all registered
@@ -278,7 +326,6 @@ class Supervisor:
         finally:
             self._reap(processes)
             results.close()
-            results.join_thread()
             topology.unlink()
             server.close()
 
