@@ -67,8 +67,8 @@ class SnapshotConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class PipelineConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """The stage processes: where they run and where their control sockets live (the
-    supervisor that uses this is the next step; ``tradepipe run`` is in-process today)."""
+    """The stage processes: where they run and where their control sockets live (used by
+    ``tradepipe run --pipeline``; the default ``tradepipe run`` is in-process)."""
 
     # stage → core, any subset; the rest follow pipeline.affinity's default plan over the
     # cores this process may use. A core the host lacks or this process may not use, or an

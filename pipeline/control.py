@@ -30,8 +30,9 @@ either side: a message that does not decode is counted (``undecodable``) and ans
 ``Refused`` with msgspec's reason; a reply that comes after its request timed out is counted
 (``late_replies``) and dropped.
 
-Nothing here runs yet in ``tradepipe run``: the supervisor and stage processes that use it
-are the next step (``docs/architecture.md``, "Control plane").
+The supervisor (``pipeline.supervisor``, ``tradepipe run --pipeline``) and the stages use
+it; ``tradepipe status`` / ``stop`` reach it through ``PipelineClient``
+(``docs/architecture.md``, "Control plane").
 """
 
 from __future__ import annotations
