@@ -20,7 +20,8 @@ from ringbuffer.segments import SHM_DIR, clean_segments
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "clean", help="remove this project's stale shared-memory segments from /dev/shm"
+        "clean",
+        help="remove what a crashed run left: stale /dev/shm segments, a dead supervisor's run files",
     )
     parser.add_argument(
         "--all",
