@@ -401,9 +401,12 @@ def timestamps_ns(messages: np.ndarray) -> np.ndarray:
 
 
 def header_timestamps_ns(buf: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Timestamps of the messages whose type bytes sit at ``offsets`` in ``buf``, as int64."""
+    """Timestamps of the messages whose type bytes sit at ``offsets`` in ``buf``, as int64
+    (the header's 6-byte big-endian timestamp, ``timestamp_hi`` then ``timestamp_lo``)."""
+    first, _ = field_at("A", "timestamp_hi")
+    last, length = field_at("A", "timestamp_lo")
     ts = np.zeros(offsets.shape[0], dtype=np.int64)
-    for byte in range(5, 11):
+    for byte in range(first, last + length):
         ts = (ts << 8) | buf[offsets + byte].astype(np.int64)
     return ts
 
@@ -538,7 +541,8 @@ class Itch50Stats:
             where = framed.offsets[framed.types == ord(kind)]
             if where.shape[0] == 0:
                 continue
-            stock_field = where[:, None] + np.arange(HEADER_LENGTH + 13, HEADER_LENGTH + 21)
+            at, length = field_at(kind, "stock")
+            stock_field = where[:, None] + np.arange(at, at + length)
             stocks = chunk.buf[stock_field].copy().view("S8").reshape(-1)
             names, per_name = np.unique(stocks, return_counts=True)
             for stock, count in zip(stock_names(names), per_name.tolist(), strict=True):
