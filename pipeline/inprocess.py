@@ -95,11 +95,12 @@ def prepare_directories(config: RunConfig, fresh: bool) -> list[Path]:
     files = inspect_run_directories(journal, snapshots)
     if files.holds_a_run:
         j, s = files.journal_dir, files.snapshot_dir
+        with_snapshots = f" --snapshots {s}" if files.snapshots else ""
         raise RunDirectoryError(
             f"{j if files.segments else s} already holds a run; pass --fresh only to delete it "
             f"({len(files.segments)} journal segment(s), {len(files.snapshots)} snapshot(s)). "
             f"To look at it first: tradepipe journal verify {j}, and tradepipe replay "
-            f"--journal {j} --snapshots {s}; to keep it: move {j} and {s} aside, or point "
+            f"--journal {j}{with_snapshots}; to keep it: move {j} and {s} aside, or point "
             "journal.directory / snapshots.directory elsewhere",
             j if files.segments else s,
             previous_run=True,

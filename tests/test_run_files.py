@@ -113,6 +113,17 @@ def test_without_fresh_a_previous_run_is_refused_with_the_ways_on(tmp_path: Path
     assert "move" in message
 
 
+def test_the_ways_on_name_no_snapshot_directory_a_run_did_not_write(tmp_path: Path) -> None:
+    # a pipeline run (tradepipe run --pipeline) keeps its initial state beside the journal
+    # and writes no snapshots: replay --snapshots of a missing directory would be refused
+    journal, snapshots = previous_run(tmp_path)
+    for path in snapshots.iterdir():
+        path.unlink()
+    with pytest.raises(RunDirectoryError, match="already holds a run") as info:
+        prepare_directories(config_for(journal, snapshots), fresh=False)
+    assert f"tradepipe replay --journal {journal};" in str(info.value)
+
+
 WRITER = """
 import sys
 from stages.persistence.journal_errors import JournalBusyError
