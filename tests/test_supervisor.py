@@ -5,6 +5,7 @@ clear error, every process reaped, nothing left in /dev/shm or the run directory
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -42,6 +43,30 @@ def _assert_clean(tmp_path: Path, tag: str) -> None:
     assert run_dir.stat().st_mode & 0o777 == 0o700
 
 
+@contextlib.contextmanager
+def in_background(supervisor: Supervisor, *, stop_on_exit: bool = False):
+    """Run ``supervisor`` in a thread; once its stages registered, yield the outcome dict it
+    fills (``report`` or ``error``); on exit (``request_stop`` first if asked) join it."""
+    outcome: dict[str, object] = {}
+
+    def drive() -> None:
+        try:
+            outcome["report"] = supervisor.run()
+        except BaseException as error:  # handed to the test
+            outcome["error"] = error
+
+    thread = threading.Thread(target=drive)
+    thread.start()
+    try:
+        assert supervisor.ready.wait(READY_TIMEOUT), "the stages never registered"
+        yield outcome
+    finally:
+        if stop_on_exit:
+            supervisor.request_stop()
+        thread.join(READY_TIMEOUT)
+    assert not thread.is_alive()
+
+
 @pytest.mark.timeout(300)
 def test_a_seeded_run_answers_every_command_once_and_matches_the_engine(tmp_path):
     config = _config(tmp_path, orders=3000)
@@ -68,23 +93,8 @@ def test_a_seeded_run_answers_every_command_once_and_matches_the_engine(tmp_path
 def test_a_stage_killed_mid_run_ends_with_one_clear_error_and_nothing_left(tmp_path):
     config = _config(tmp_path, orders=3_000_000, batch=512)
     supervisor = Supervisor(config, tag="sup-kill")
-    outcome: dict[str, BaseException] = {}
-
-    def drive() -> None:
-        try:
-            supervisor.run()
-        except BaseException as error:  # handed to the test
-            outcome["error"] = error
-
-    thread = threading.Thread(target=drive)
-    thread.start()
-    try:
-        assert supervisor.ready.wait(READY_TIMEOUT), "the stages never registered"
-        matching = supervisor._processes["matching"]
-        os.kill(matching.pid, signal.SIGKILL)
-    finally:
-        thread.join(READY_TIMEOUT)
-    assert not thread.is_alive()
+    with in_background(supervisor) as outcome:
+        os.kill(supervisor._processes["matching"].pid, signal.SIGKILL)
     error = outcome.get("error")
     assert isinstance(error, StageFailure), error
     message = str(error)
@@ -101,22 +111,8 @@ def test_a_stage_killed_mid_run_ends_with_one_clear_error_and_nothing_left(tmp_p
 def test_a_stop_drains_the_pipeline_and_the_state_still_matches(tmp_path):
     config = _config(tmp_path, orders=3_000_000, batch=512)
     supervisor = Supervisor(config, tag="sup-stop")
-    outcome: dict[str, object] = {}
-
-    def drive() -> None:
-        try:
-            outcome["report"] = supervisor.run()
-        except BaseException as error:  # handed to the test
-            outcome["error"] = error
-
-    thread = threading.Thread(target=drive)
-    thread.start()
-    try:
-        assert supervisor.ready.wait(READY_TIMEOUT), "the stages never registered"
+    with in_background(supervisor) as outcome:
         supervisor.request_stop()
-    finally:
-        thread.join(READY_TIMEOUT)
-    assert not thread.is_alive()
     assert "error" not in outcome, outcome.get("error")
     report = outcome["report"]
     assert report.stopped
@@ -155,18 +151,7 @@ def test_status_and_stop_verbs_against_a_running_pipeline(tmp_path, capsys):
     config = _config(tmp_path, orders=3_000_000, batch=512)
     run_dir = str(tmp_path / "run")
     supervisor = Supervisor(config, tag="sup-verbs")
-    outcome: dict[str, object] = {}
-
-    def drive() -> None:
-        try:
-            outcome["report"] = supervisor.run()
-        except BaseException as error:  # handed to the test
-            outcome["error"] = error
-
-    thread = threading.Thread(target=drive)
-    thread.start()
-    try:
-        assert supervisor.ready.wait(READY_TIMEOUT), "the stages never registered"
+    with in_background(supervisor, stop_on_exit=True) as outcome:
         capsys.readouterr()
         assert main(["status", "--run-dir", run_dir, "--json"]) == 0
         status = json.loads(capsys.readouterr().out)
@@ -179,10 +164,6 @@ def test_status_and_stop_verbs_against_a_running_pipeline(tmp_path, capsys):
         assert "ingest" in capsys.readouterr().out
         assert main(["stop", "--run-dir", run_dir]) == 0
         assert capsys.readouterr().out.rstrip().endswith("stopped")
-    finally:
-        supervisor.request_stop()
-        thread.join(READY_TIMEOUT)
-    assert not thread.is_alive()
     assert "error" not in outcome, outcome.get("error")
     report = outcome["report"]
     assert report.stopped and report.recovered
