@@ -55,23 +55,29 @@ def _config(
     )
 
 
+def _spawn_stages(context, topology: Topology, results, started: dict) -> None:
+    """Start one process per stage of ``topology`` (each reports on ``results``) into
+    ``started`` by name, as each starts: the caller reaps them even if this raises half-way."""
+    for call in topology.stage_calls().values():
+        process = context.Process(
+            target=_stage_main,
+            args=(call.name, call.entry, call.kwargs, results),
+            name=f"tradepipe-{call.name}",
+            daemon=True,
+        )
+        process.start()
+        started[call.name] = process
+
+
 def run_pipeline(config: RunConfig, tag: str) -> dict:
     """Create the rings, spawn the five stages, collect their results, reap, unlink."""
     context = multiprocessing.get_context("spawn")
     topology = Topology(config, tag=tag)
-    processes = []
+    processes = {}
     try:
         topology.create()
         results = context.Queue()
-        for call in topology.stage_calls().values():
-            process = context.Process(
-                target=_stage_main,
-                args=(call.name, call.entry, call.kwargs, results),
-                name=f"tradepipe-{call.name}",
-                daemon=True,
-            )
-            process.start()
-            processes.append(process)
+        _spawn_stages(context, topology, results, processes)
         collected = {}
         errors = {}
         for _ in STAGES:
@@ -85,12 +91,12 @@ def run_pipeline(config: RunConfig, tag: str) -> dict:
             else:
                 collected[name] = result
         assert not errors, "\n".join(f"{name}:\n{text}" for name, text in errors.items())
-        for process in processes:
+        for process in processes.values():
             process.join(timeout=30)
             assert process.exitcode == 0, f"{process.name} exited with {process.exitcode}"
         return collected
     finally:
-        for process in processes:
+        for process in processes.values():
             if process.is_alive():
                 process.terminate()
                 process.join(timeout=5)
@@ -191,15 +197,7 @@ def test_a_stage_killed_under_load_stops_the_others_and_leaves_a_replayable_jour
     try:
         names = topology.create()
         results = context.Queue()
-        for call in topology.stage_calls().values():
-            process = context.Process(
-                target=_stage_main,
-                args=(call.name, call.entry, call.kwargs, results),
-                name=f"tradepipe-{call.name}",
-                daemon=True,
-            )
-            process.start()
-            processes[call.name] = process
+        _spawn_stages(context, topology, results, processes)
         events = Ring.attach(names["events"], EVENT_DTYPE)
         try:
             deadline = time.monotonic() + RESULT_TIMEOUT
