@@ -7,10 +7,11 @@ records move through the rings. Three parts:
 * **The run directory** (``prepare_run_dir``): mode 0700, owned by this user. One that
   exists with looser permissions, another owner, or as a symbolic link is refused, never
   repaired: someone else may be listening there. It holds the two ``ipc://`` sockets and
-  ``pipeline.json`` (``PipelineManifest``: the endpoints and the supervisor's pid and start
-  time), through which a command-line verb finds the running pipeline (``find_pipeline``);
-  a manifest whose supervisor is dead is recognised as stale, and ``clean_run_dir`` removes
-  what it left (``tradepipe clean`` is to call it). ``tcp://`` endpoints need
+  ``pipeline.json`` (``PipelineManifest``: the endpoints, the supervisor's pid and start
+  time, and the ring segments it creates), through which a command-line verb finds the
+  running pipeline (``find_pipeline``); a manifest whose supervisor is dead is recognised
+  as stale, and ``clean_run_dir`` (``tradepipe clean``, and a new ``ControlServer`` in the
+  same directory) removes what it left: its files and its rings. ``tcp://`` endpoints need
   ZeroMQ CURVE authentication, which is not configured yet, so they are refused
   (``check_endpoint``).
 * **The supervisor side** (``ControlServer``): a ROUTER bound on ``control.sock`` where each
@@ -21,7 +22,9 @@ records move through the rings. Three parts:
 * **The stage side** (``StageControl``): a DEALER with the stage's name as identity. It
   registers on connect; a stage's run loop calls ``poll()`` between batches (a zero-timeout
   ``zmq.Poller`` poll and a clock read when idle), which answers every waiting request
-  through the stage's handler and sends a heartbeat when one is due.
+  through the stage's handler and sends a heartbeat when one is due. Its run loop's
+  ``LoopChannel`` raises ``SupervisorGoneError`` once the supervisor process is gone or has
+  been silent for ``SUPERVISOR_SILENCE`` seconds, so a stage never outlives its supervisor.
 
 Frames: a stage or client sends ``[request id (8 bytes, little-endian), msgpack]``; the
 ROUTER sees the sender's identity before them and replies with the same id. Id 0 is for
@@ -53,6 +56,7 @@ import zmq
 from pipeline import control_messages as m
 from pipeline.exitcodes import CommandError, ExitStatus
 from ringbuffer.peers import peer_state, process_start_ms
+from ringbuffer.segments import SHM_DIR, creator_pid, scan_segments, unlink_segment
 
 CONTROL_SOCKET = "control.sock"  # stages ↔ supervisor
 CLIENT_SOCKET = "client.sock"  # command-line verbs → supervisor
@@ -60,6 +64,14 @@ MANIFEST = "pipeline.json"
 #: A Unix socket path holds at most 107 bytes (``sun_path`` is 108 with its NUL).
 MAX_IPC_PATH = 107
 NO_REPLY = 0  # the request id of messages that are not answered
+#: seconds a stage waits for word from its supervisor (which beats every 0.25 s) before it
+#: takes it for gone: twelve beats missed, far beyond a busy supervisor's pauses (a status
+#: broadcast, a stop request: at most ~2 s), and short enough that stages orphaned by a
+#: ``kill -9`` free their cores and rings within seconds
+SUPERVISOR_SILENCE = 3.0
+#: how often (seconds) a stage's ``LoopChannel`` checks that its supervisor process exists:
+#: one ``getppid()``, never per batch
+SUPERVISOR_CHECK_EVERY = 0.25
 
 Clock = Callable[[], float]  # seconds, monotonic
 Handler = Callable[[m.Message], m.Message]
@@ -83,6 +95,16 @@ class NoPipelineError(ControlError):
         super().__init__(message, ExitStatus.FAILED)
 
 
+class SupervisorGoneError(ControlError):
+    """A stage's supervisor died or went silent. Raised from the stage's control poll, it
+    ends the stage's run loop with an error (exit status ≠ 0, its outputs not finished):
+    nobody is left to watch the stage, stop it or collect its result, and the rings and
+    journal lock it holds must be freed for ``tradepipe clean`` and the next run."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, ExitStatus.FAILED)
+
+
 # --- the run directory -----------------------------------------------------------------------
 class PipelineManifest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """``pipeline.json``: how a verb reaches the running pipeline, and whether it still runs."""
@@ -91,6 +113,10 @@ class PipelineManifest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     supervisor_start_ms: int  # with the pid, identifies the supervisor despite pid reuse
     control: str  # the stages' endpoint
     client: str  # the verbs' endpoint
+    # the /dev/shm segment names of the rings the supervisor creates (written before it
+    # creates them), so that what a dead supervisor left is removed exactly, even after
+    # its pid was reused; absent in manifests of supervisors that do not list them
+    rings: tuple[str, ...] = ()
 
 
 def prepare_run_dir(path: str | Path) -> Path:
@@ -207,10 +233,77 @@ def find_pipeline(run_dir: str | Path) -> PipelineManifest:
     return manifest
 
 
+def read_manifest(run_dir: str | Path) -> PipelineManifest | None:
+    """The manifest in ``run_dir`` as written, live or stale; None if there is none or it
+    does not decode (whoever needs a live pipeline asks ``find_pipeline``)."""
+    try:
+        raw = (Path(run_dir) / MANIFEST).read_bytes()
+        return msgspec.json.decode(raw, type=PipelineManifest)
+    except (OSError, msgspec.DecodeError):
+        return None
+
+
+def dead_supervisor_rings(manifest: PipelineManifest) -> list[str]:
+    """The ring segments in /dev/shm that the dead supervisor of ``manifest`` left.
+
+    Only names ``ringbuffer.segments`` accepts as this project's (a regular file, a
+    well-formed ``tradepipe.<pid>.<label>``) created by that supervisor's pid, and of
+    those only: the rings the manifest lists, and any segment of that pid while no
+    process holds the pid. A listed ring whose pid a newer process holds (pid reuse) goes
+    only if it was last written before that process started: what the newer process
+    created can only be younger. The caller has made sure the supervisor is dead.
+    """
+    pid = manifest.supervisor_pid
+    listed = {name for name in manifest.rings if creator_pid(name) == pid}
+    infos, _ = scan_segments()
+    mine = [info for info in infos if info.creator_pid == pid]
+    if not any(info.creator_alive for info in mine):
+        return [info.name for info in mine]
+    try:
+        started = psutil.Process(pid).create_time()
+    except psutil.Error:
+        started = None  # gone meanwhile: nothing newer can hold the names
+    names = []
+    for info in mine:
+        if info.name not in listed:
+            continue
+        try:
+            written = (SHM_DIR / info.name).stat().st_mtime
+        except OSError:
+            continue
+        if started is None or written < started:
+            names.append(info.name)
+    return names
+
+
+def _remove_leftovers(run_dir: Path) -> list[Path]:
+    """What a dead supervisor left: its rings in /dev/shm and its files in ``run_dir``
+    (the caller has made sure no live supervisor holds ``run_dir``)."""
+    removed: list[Path] = []
+    manifest = read_manifest(run_dir)
+    if manifest is not None:
+        for name in dead_supervisor_rings(manifest):
+            try:
+                unlink_segment(name)
+            except OSError:
+                continue  # not ours to remove after all: tradepipe clean reports it
+            removed.append(SHM_DIR / name)
+    for name in (MANIFEST, CONTROL_SOCKET, CLIENT_SOCKET):
+        path = run_dir / name
+        if path.is_symlink() or path.exists():
+            path.unlink()
+            removed.append(path)
+    for path in sorted(run_dir.glob(f".{MANIFEST}.*.partial")):
+        path.unlink()
+        removed.append(path)
+    return removed
+
+
 def clean_run_dir(run_dir: str | Path) -> list[Path]:
-    """Remove what a dead supervisor left in ``run_dir`` (``pipeline.json``, its sockets, a
-    partial manifest) and return what was removed; nothing if there is no manifest. A live
-    pipeline's files are refused (``ControlError``); the directory itself stays."""
+    """Remove what a dead supervisor left (``pipeline.json``, its sockets, a partial
+    manifest in ``run_dir``; the rings it created in /dev/shm, see
+    ``dead_supervisor_rings``) and return what was removed; nothing if there is no
+    manifest. A live pipeline's are refused (``ControlError``); the directory stays."""
     run_dir = Path(run_dir).absolute()
     try:
         manifest = find_pipeline(run_dir)
@@ -223,16 +316,7 @@ def clean_run_dir(run_dir: str | Path) -> list[Path]:
         )
     if not run_dir.is_dir():
         return []
-    removed = []
-    for name in (MANIFEST, CONTROL_SOCKET, CLIENT_SOCKET):
-        path = run_dir / name
-        if path.is_symlink() or path.exists():
-            path.unlink()
-            removed.append(path)
-    for path in sorted(run_dir.glob(f".{MANIFEST}.*.partial")):
-        path.unlink()
-        removed.append(path)
-    return removed
+    return _remove_leftovers(run_dir)
 
 
 def _router(context: zmq.Context, endpoint: str) -> zmq.Socket:
@@ -281,7 +365,10 @@ class ControlServer:
     handles whatever arrived (registrations, heartbeats, late replies, verbs' requests, which
     go to ``client_handler``); ``request`` and ``broadcast`` poll while they wait.
     ``clock`` (seconds) times heartbeats only, so a test can drive staleness; request
-    timeouts are real time.
+    timeouts are real time. ``rings``: the segment names of the rings the supervisor is
+    about to create, written into the manifest so that ``clean_run_dir`` can remove them
+    should it die. What a dead supervisor left in ``run_dir`` (its files and rings) is
+    removed first, as ``clean_run_dir`` does.
     """
 
     def __init__(
@@ -292,12 +379,13 @@ class ControlServer:
         clock: Clock = time.monotonic,
         client_handler: Handler | None = None,
         context: zmq.Context | None = None,
+        rings: Iterable[str] = (),
     ) -> None:
         self.run_dir = prepare_run_dir(run_dir)
         try:
             running = find_pipeline(self.run_dir)
         except NoPipelineError:
-            pass  # none, or a stale one whose files are replaced below
+            self.removed = _remove_leftovers(self.run_dir)  # none, or a stale one's
         else:
             raise ControlError(
                 f"a pipeline is already running in {self.run_dir} (supervisor pid "
@@ -325,7 +413,7 @@ class ControlServer:
         self._poller.register(self._control, zmq.POLLIN)
         self._poller.register(self._client, zmq.POLLIN)
         pid = os.getpid()
-        self.manifest = PipelineManifest(pid, process_start_ms(pid), control, client)
+        self.manifest = PipelineManifest(pid, process_start_ms(pid), control, client, tuple(rings))
         write_manifest(self.run_dir, self.manifest)
 
     # heartbeats and registration
@@ -573,6 +661,7 @@ class StageControl:
         self._poller.register(self._socket, zmq.POLLIN)
         now = clock()
         self.supervisor_last_seen = now  # the clock reading of the supervisor's last message
+        self.supervisor_heard = False  # whether any message came from the supervisor yet
         self._last_sent = now
         self._send(NO_REPLY, m.Register(stage, os.getpid()))
 
@@ -599,6 +688,7 @@ class StageControl:
 
     def _on_message(self, frames: list[bytes]) -> None:
         self.supervisor_last_seen = self.clock()
+        self.supervisor_heard = True
         request_id = _request_id(frames[0]) if len(frames) == 2 else None
         if request_id is None:
             self.undecodable += 1
@@ -707,20 +797,61 @@ class LoopChannel:
     heartbeat when one is due; ``reply(request, answer)`` turns the loop's answer dict into
     the reply message: for ``status`` a ``StatusReply`` (``state`` and ``rings`` from the
     dict, every other int as a counter, this process's pid, ``core`` and CPU %), a dict
-    with an ``error`` into ``Refused``, anything else into ``Ack`` listing it."""
+    with an ``error`` into ``Refused``, anything else into ``Ack`` listing it.
 
-    def __init__(self, control: StageControl, *, core: int | None = None) -> None:
+    It also watches the supervisor, so that a stage never outlives it: ``poll()`` raises
+    ``SupervisorGoneError`` when this process's parent changed since the channel was made
+    (the supervisor spawned the stage, so a new parent means it died: a sure check, immune
+    to pid reuse, looked at every ``check_every`` seconds), or once the supervisor, having
+    spoken at least once, has been silent for more than ``silence`` seconds (alive but
+    hung, or its sockets gone). Silence counts only after the first message, because the
+    supervisor starts beating only when every stage has registered. The loop polls
+    between batches and at least every ``stages.loop.IDLE_TIMEOUT`` while idle, so a stage
+    notices within ``check_every`` + that, or ``silence`` + that.
+    """
+
+    def __init__(
+        self,
+        control: StageControl,
+        *,
+        core: int | None = None,
+        silence: float = SUPERVISOR_SILENCE,
+        check_every: float = SUPERVISOR_CHECK_EVERY,
+    ) -> None:
         if control.handler is not None:
             raise ValueError("LoopChannel answers the requests itself: give a StageControl "
                              "without a handler")  # fmt: skip
         self.control = control
         self.core = core
+        self.silence = silence
+        self.check_every = check_every
+        self.parent_pid = os.getppid()  # the supervisor, which spawned this stage
+        self._next_check = control.clock() + check_every
         self._process = psutil.Process()
         self._process.cpu_percent()  # the first reading starts the interval
 
     def poll(self) -> list[Request]:
-        self.control.poll()
-        return self.control.take_requests()
+        control = self.control
+        control.poll()
+        now = control.clock()
+        if now >= self._next_check:
+            self._next_check = now + self.check_every
+            self.check_supervisor()
+        return control.take_requests()
+
+    def check_supervisor(self) -> None:
+        """Raise ``SupervisorGoneError`` if the supervisor died or went silent."""
+        control = self.control
+        if os.getppid() != self.parent_pid:
+            raise SupervisorGoneError(
+                f"stage {control.stage}: its supervisor (pid {self.parent_pid}) is gone; "
+                "stopping (tradepipe clean removes the rings and run files it left)"
+            )
+        if control.supervisor_heard and control.supervisor_stale(self.silence):
+            raise SupervisorGoneError(
+                f"stage {control.stage}: its supervisor has been silent for more than "
+                f"{self.silence:g} s; stopping"
+            )
 
     def reply(self, request: Request, answer: dict[str, Any]) -> None:
         self.control.answer(request, self.reply_message(request, answer))

@@ -23,6 +23,7 @@ from pipeline.control import (
     LoopChannel,
     PipelineClient,
     StageControl,
+    SupervisorGoneError,
     prepare_run_dir,
 )
 from ringbuffer import WaitTimeoutError
@@ -488,3 +489,78 @@ def test_queued_requests_are_answered_later_and_each_reply_finds_its_request(
             stage.answer(request, m.Ack(f"halted {request.message.symbol}"))
         replies = server._collect({"first": first, "second": second}, WAIT)
         assert replies == {"first": m.Ack("halted 1"), "second": m.Ack("halted 2")}
+
+
+# --- a stage notices a dead or silent supervisor ---------------------------------------------
+@pytest.mark.timeout(30)
+def test_a_loop_channel_raises_once_its_supervisor_goes_silent(
+    server: ControlServer, context: zmq.Context
+) -> None:
+    """Silence counts only once the supervisor has spoken (it beats only after every stage
+    registered), and only past ``silence``; the check runs every ``check_every``."""
+    clock = FakeClock()
+    with StageControl(server.manifest.control, "risk", clock=clock, context=context) as stage:
+        channel = LoopChannel(stage, silence=3.0, check_every=0.25)
+        server.wait_registered(["risk"], WAIT)
+        clock.now += 100.0  # never heard from: registration may take long, no verdict
+        assert channel.poll() == []
+        server.send_heartbeats()
+        while not stage.supervisor_heard:
+            stage.poll(WAIT)
+        clock.now += 3.0  # silent exactly `silence`: not yet
+        assert channel.poll() == []
+        clock.now += 0.25
+        with pytest.raises(SupervisorGoneError, match=r"stage risk: its supervisor has been "
+                           r"silent for more than 3 s; stopping"):  # fmt: skip
+            channel.poll()
+
+
+@pytest.mark.timeout(30)
+def test_a_loop_channel_raises_once_its_parent_the_supervisor_is_gone(
+    server: ControlServer, context: zmq.Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new parent means the supervisor that spawned the stage died; getppid() is asked
+    at most every ``check_every``, never per poll (the loop polls once per batch)."""
+    clock = FakeClock()
+    asked: list[int] = []
+    real_getppid = os.getppid
+
+    def getppid() -> int:
+        asked.append(1)
+        return real_getppid() if len(asked) < 3 else 1  # reparented to init
+
+    monkeypatch.setattr(os, "getppid", getppid)
+    with StageControl(server.manifest.control, "risk", clock=clock, context=context) as stage:
+        channel = LoopChannel(stage, check_every=0.25)  # asks once, for the parent
+        for _ in range(1000):
+            assert channel.poll() == []
+        assert len(asked) == 1
+        clock.now += 0.25
+        assert channel.poll() == [] and len(asked) == 2  # the same parent: fine
+        clock.now += 0.25
+        with pytest.raises(SupervisorGoneError, match=rf"its supervisor \(pid {real_getppid()}\) "
+                           r"is gone; stopping \(tradepipe clean removes"):  # fmt: skip
+            channel.poll()
+
+
+@pytest.mark.timeout(30)
+def test_a_stage_loop_idle_on_its_input_stops_with_an_error_when_the_supervisor_dies(
+    server: ControlServer, context: zmq.Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A loop waiting for input answers control between waits, so the death is seen there
+    and ends ``run()`` with the error (its outputs are not finished)."""
+    from stages.loop import StageLoop
+
+    parent = os.getppid()
+    monkeypatch.setattr(os, "getppid", lambda: parent)
+    with StageControl(server.manifest.control, "risk", context=context) as control:
+        loop = StageLoop(
+            IdleSource(),
+            lambda views: None,
+            control=LoopChannel(control, check_every=0.01),
+            idle_timeout=0.01,
+        )
+        monkeypatch.setattr(os, "getppid", lambda: parent + 1)
+        with pytest.raises(SupervisorGoneError, match="is gone"):
+            loop.run()
+    assert loop.counters.state == "running"

@@ -328,3 +328,81 @@ def test_tradepipe_clean_removes_a_dead_supervisors_run_files_and_refuses_a_live
         [line] = capsys.readouterr().err.splitlines()
         assert re.search(r"tradepipe clean: a pipeline is running in .*stop it first", line)
         assert (run_dir / MANIFEST).exists()
+
+
+@pytest.mark.timeout(30)
+def test_clean_run_dir_removes_the_rings_a_dead_supervisor_left_and_nothing_else(
+    tmp_path: Path,
+) -> None:
+    """Its rings go, listed in the manifest or not, as long as its pid is free; another
+    process's segments and one only shaped like ours stay."""
+    from ringbuffer.segments import SHM_DIR, create_segment, segment_name, unlink_segment
+
+    run_dir = prepare_run_dir(tmp_path / "run")
+    dead = _dead_pid()
+    tag = f"rd{os.getpid()}"
+    names = [segment_name(f"{tag}-{role}", dead) for role in ("commands", "events")]
+    unlisted = segment_name(f"{tag}-checked", dead)
+    others = [segment_name(f"{tag}-mine"), segment_name(f"{tag}-x", _dead_pid())]
+    for name in [*names, unlisted, *others]:
+        create_segment(name, 4096).close()
+    lookalike = SHM_DIR / f"tradepipe.{dead}.{tag}.odd"  # not a name segments make
+    lookalike.write_bytes(b"")
+    try:
+        manifest = PipelineManifest(dead, 0, "ipc://x/a", "ipc://x/b", tuple(names))
+        write_manifest(run_dir, manifest)
+        removed = clean_run_dir(run_dir)
+        assert sorted(removed) == sorted(
+            [run_dir / MANIFEST, *(SHM_DIR / n for n in [*names, unlisted])]
+        )
+        left = {p.name for p in SHM_DIR.iterdir() if tag in p.name}
+        assert left == {*others, lookalike.name}
+    finally:
+        for name in [*names, unlisted, *others]:
+            unlink_segment(name)
+        lookalike.unlink(missing_ok=True)
+
+
+@pytest.mark.timeout(30)
+def test_a_reused_supervisor_pid_keeps_its_new_segments(tmp_path: Path) -> None:
+    """The manifest's pid now belongs to another process (here: this one): only listed
+    rings written before that process started go, never what it created since."""
+    from ringbuffer.segments import SHM_DIR, create_segment, segment_name, unlink_segment
+
+    run_dir = prepare_run_dir(tmp_path / "run")
+    tag = f"ru{os.getpid()}"
+    old, new, unlisted = (segment_name(f"{tag}-{label}") for label in ("old", "new", "other"))
+    for name in (old, new, unlisted):
+        create_segment(name, 4096).close()
+    try:
+        os.utime(SHM_DIR / old, (1_000_000, 1_000_000))  # written in 1970: the dead one's
+        os.utime(SHM_DIR / unlisted, (1_000_000, 1_000_000))
+        write_manifest(
+            run_dir, PipelineManifest(os.getpid(), 1, "ipc://x/a", "ipc://x/b", (old, new))
+        )
+        assert clean_run_dir(run_dir) == [SHM_DIR / old, run_dir / MANIFEST]
+        assert (SHM_DIR / new).exists() and (SHM_DIR / unlisted).exists()
+    finally:
+        for name in (old, new, unlisted):
+            unlink_segment(name)
+
+
+@pytest.mark.timeout(30)
+def test_a_new_supervisor_removes_the_rings_a_dead_one_left_in_its_run_dir(
+    tmp_path: Path, context: zmq.Context
+) -> None:
+    from ringbuffer.segments import SHM_DIR, create_segment, segment_name, unlink_segment
+
+    run_dir = prepare_run_dir(tmp_path / "run")
+    dead = _dead_pid()
+    ring = segment_name(f"ns{os.getpid()}-commands", dead)
+    create_segment(ring, 4096).close()
+    try:
+        write_manifest(run_dir, PipelineManifest(dead, 0, "ipc://x/a", "ipc://x/b", (ring,)))
+        mine = (segment_name(f"ns{os.getpid()}-commands"),)
+        with ControlServer(run_dir, context=context, rings=mine) as server:
+            assert not (SHM_DIR / ring).exists()
+            assert SHM_DIR / ring in server.removed
+            assert find_pipeline(run_dir).rings == mine
+    finally:
+        unlink_segment(ring)
