@@ -51,6 +51,8 @@ class LoadConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     seed: Annotated[int, msgspec.Meta(ge=0)] = 7
     # every account gets this much of every asset first
     funding: Annotated[int, msgspec.Meta(ge=1, le=MAX_FUNDING)] = 10**12
+    # commands/s the source offers, evenly (pipeline runs); 0: as fast as ingest takes them
+    rate: Annotated[float, msgspec.Meta(ge=0, le=1e9)] = 0.0
 
 
 class JournalConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
