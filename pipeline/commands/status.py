@@ -26,33 +26,50 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "status", help="show every stage of the running pipeline (tradepipe run --pipeline)"
     )
+    add_run_dir_argument(parser)
+    parser.add_argument("--json", action="store_true", help="print the status as JSON")
+    parser.set_defaults(func=run)
+
+
+def add_run_dir_argument(parser: argparse.ArgumentParser) -> None:
+    """``--run-dir DIR``: where a verb finds the running pipeline (its manifest), the same
+    default for every verb that watches it (``status``, ``top``)."""
     parser.add_argument(
         "--run-dir",
         metavar="DIR",
         default=PipelineConfig().run_dir,
         help="the pipeline's run directory ([pipeline] run_dir; default: %(default)s)",
     )
-    parser.add_argument("--json", action="store_true", help="print the status as JSON")
-    parser.set_defaults(func=run)
 
 
 def ask(run_dir: str, message: m.Message, timeout: float) -> m.Message:
     """Send ``message`` to the supervisor running in ``run_dir``; its reply. ``Refused``
     becomes a ``CommandError`` (exit 1) with the supervisor's reason."""
     with PipelineClient(run_dir) as client:
-        reply = client.request(message, timeout)
+        return answered(client.request(message, timeout))
+
+
+def answered(reply: m.Message) -> m.Message:
+    """``reply``, unless it is ``Refused``: then a ``CommandError`` (exit 1) with the
+    supervisor's reason (shared by the verbs that keep their own client, ``top``)."""
     if isinstance(reply, m.Refused):
         raise CommandError(f"the pipeline refused: {reply.reason}", ExitStatus.FAILED)
     return reply
 
 
-def run(args: argparse.Namespace) -> int:
-    reply = ask(args.run_dir, m.Status(), STATUS_TIMEOUT)
+def pipeline_status(reply: m.Message) -> m.PipelineStatus:
+    """``reply`` to a ``Status`` as the ``PipelineStatus`` it must be, or a
+    ``CommandError`` (exit 1) saying what came instead (``status``, ``top``)."""
     if not isinstance(reply, m.PipelineStatus):
         raise CommandError(
             f"the pipeline answered status with {reply.kind!r}, not pipeline_status",
             ExitStatus.FAILED,
         )
+    return reply
+
+
+def run(args: argparse.Namespace) -> int:
+    reply = pipeline_status(ask(args.run_dir, m.Status(), STATUS_TIMEOUT))
     if args.json:
         print(msgspec.json.encode(reply).decode())
         return ExitStatus.OK
