@@ -845,7 +845,178 @@ def _stale_manifest(run_dir: Path) -> None:
     write_manifest(run_dir, PipelineManifest(2**22 + 1, 1, endpoint, endpoint))
 
 
-CASES = RUN_CASES + JOURNAL_CASES + REPLAY_CASES + FEED_CASES + CLEAN_CASES + VERB_CASES
+# --- tradepipe top / snapshot / halt / resume / kill-switch / deposit ------------------------
+def _admin_config(body: str) -> Callable[[Path], None]:
+    """``tmp/venue.toml``: a run config naming its own instruments and assets."""
+    return lambda tmp: (tmp / "venue.toml").write_text(body) and None
+
+
+_SOL_VENUE = (
+    '[engine.risk]\nassets = [{ asset = 0, name = "USD" }, { asset = 5, name = "SOL" }]\n'
+    '[[engine.risk.instruments]]\nsymbol = 7\nbase = 5\nquote = 0\nname = "SOL-USD"\n'
+)
+
+ADMIN_CASES: list[Case] = [
+    *(
+        Case(
+            f"{argv[0]}-no-pipeline-running",
+            lambda tmp, argv=argv: [*argv, "--run-dir", str(tmp / "rd")],
+            ExitStatus.FAILED,
+            r"no pipeline running \(no run directory .*rd\)",
+        )
+        for argv in (
+            ["top"],
+            ["snapshot"],
+            ["halt", "BTC-USD"],
+            ["resume", "1"],
+            ["kill-switch", "--all"],
+            ["deposit", "3", "USD", "1000"],
+        )
+    ),
+    Case(
+        "halt-stale-run-dir",
+        lambda tmp: ["halt", "1", "--run-dir", str(tmp / "rd")],
+        ExitStatus.FAILED,
+        r"no pipeline running \(stale run directory from pid \d+; tradepipe clean removes it\)",
+        lambda tmp: _stale_manifest(tmp / "rd"),
+    ),
+    Case(
+        "admin-run-dir-from-config",
+        lambda tmp: ["snapshot", "--config", str(tmp / "venue.toml")],
+        ExitStatus.FAILED,
+        r"no pipeline running \(no run directory .*elsewhere\)",
+        _admin_config('[pipeline]\nrun_dir = "elsewhere"\n'),
+    ),
+    Case(
+        "halt-unknown-symbol-name",
+        lambda tmp: ["halt", "DOGE-USD"],
+        ExitStatus.USAGE,
+        r"SYMBOL 'DOGE-USD' is neither a number nor the name of an instrument in the embedded "
+        r"defaults \(see --config\); known: BTC-USD \(1\), ETH-USD \(2\)$",
+    ),
+    Case(
+        "halt-name-of-another-config",
+        lambda tmp: ["halt", "BTC-USD", "--config", str(tmp / "venue.toml")],
+        ExitStatus.USAGE,
+        r"SYMBOL 'BTC-USD' is neither .* in config .*venue\.toml; known: SOL-USD \(7\)$",
+        _admin_config(_SOL_VENUE),
+    ),
+    Case(
+        "halt-missing-config",
+        lambda tmp: ["halt", "1", "--config", str(tmp / "nope.toml")],
+        ExitStatus.USAGE,
+        r"config file .*nope\.toml does not exist",
+    ),
+    Case(
+        "halt-without-symbol",
+        lambda tmp: ["halt"],
+        ExitStatus.USAGE,
+        r"the following arguments are required: SYMBOL",
+    ),
+    Case(
+        "resume-negative-symbol",
+        lambda tmp: ["resume", "-1"],
+        ExitStatus.USAGE,
+        r"symbol -1 is out of range: expected 0\.\.65535",
+    ),
+    Case(
+        "resume-symbol-beyond-the-record-field",
+        lambda tmp: ["resume", "65536"],
+        ExitStatus.USAGE,
+        r"symbol 65536 is out of range: expected 0\.\.65535",
+    ),
+    Case(
+        "kill-switch-account-and-all",
+        lambda tmp: ["kill-switch", "3", "--all"],
+        ExitStatus.USAGE,
+        r"both ACCOUNT and --all: give one account, or --all for every account",
+    ),
+    Case(
+        "kill-switch-neither-account-nor-all",
+        lambda tmp: ["kill-switch", "--release"],
+        ExitStatus.USAGE,
+        r"neither ACCOUNT nor --all: give one account, or --all for every account",
+    ),
+    Case(
+        "kill-switch-fee-account",
+        lambda tmp: ["kill-switch", "0"],
+        ExitStatus.USAGE,
+        r"ACCOUNT 0 is the fee account: expected 1\.\.4294967295 \(every account's kill "
+        r"switch: --all\)",
+    ),
+    Case(
+        "kill-switch-account-beyond-uint32",
+        lambda tmp: ["kill-switch", str(2**32)],
+        ExitStatus.USAGE,
+        r"account 4294967296 is out of range: expected 1\.\.4294967295",
+    ),
+    Case(
+        "kill-switch-account-not-a-number",
+        lambda tmp: ["kill-switch", "alice"],
+        ExitStatus.USAGE,
+        r"ACCOUNT 'alice' is not an integer",
+    ),
+    Case(
+        "deposit-unknown-asset-name",
+        lambda tmp: ["deposit", "3", "XRP", "5", "--config", str(tmp / "venue.toml")],
+        ExitStatus.USAGE,
+        r"ASSET 'XRP' is neither a number nor the name of an asset in config .*venue\.toml; "
+        r"known: USD \(0\), SOL \(5\)$",
+        _admin_config(_SOL_VENUE),
+    ),
+    *(
+        Case(
+            f"deposit-amount-{name}",
+            lambda tmp, amount=amount: ["deposit", "3", "USD", amount],
+            ExitStatus.USAGE,
+            rf"amount {amount} is out of range: expected 1\.\.2305843009213693952",
+        )
+        for name, amount in (
+            ("zero", "0"),
+            ("negative", "-5"),
+            ("beyond-risk-limit", str(2**61 + 1)),
+            ("beyond-int64", str(2**64)),
+        )
+    ),
+    Case(
+        "deposit-amount-not-an-integer",
+        lambda tmp: ["deposit", "3", "USD", "1.5"],
+        ExitStatus.USAGE,
+        r"AMOUNT '1\.5' is not an integer",
+    ),
+    Case(
+        "deposit-fee-account",
+        lambda tmp: ["deposit", "0", "USD", "5"],
+        ExitStatus.USAGE,
+        r"ACCOUNT 0 is the fee account: expected 1\.\.4294967295$",
+    ),
+    Case(
+        "deposit-missing-amount",
+        lambda tmp: ["deposit", "3", "USD"],
+        ExitStatus.USAGE,
+        r"the following arguments are required: AMOUNT",
+    ),
+    *(
+        Case(
+            f"top-interval-{name}",
+            lambda tmp, value=value: ["top", "--interval", value],
+            ExitStatus.USAGE,
+            rf"--interval {re.escape(value)} is invalid: expected 0\.1\.\.3600 seconds",
+        )
+        for name, value in (("zero", "0"), ("negative", "-1"), ("nan", "nan"), ("inf", "inf"))
+    ),
+    Case(
+        "top-interval-not-a-number",
+        lambda tmp: ["top", "--interval", "soon"],
+        ExitStatus.USAGE,
+        r"argument --interval: invalid float value: 'soon'",
+    ),
+]
+
+
+CASES = (
+    RUN_CASES + JOURNAL_CASES + REPLAY_CASES + FEED_CASES + CLEAN_CASES + VERB_CASES + ADMIN_CASES
+)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
