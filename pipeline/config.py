@@ -5,7 +5,7 @@ key, at every depth (``[engine]\\nsettle_every = 512`` changes that one key and 
 symbols, the fees and the capacities); a list (``instruments``, ``assets``, ``accounts``)
 replaces the default list whole, and each of its entries starts from the defaults of its
 struct. An empty file (or none) gives the embedded defaults, which run the whole chain
-under synthetic load with a journal in ``./run``.
+under synthetic load (1 M orders) with a journal in ``./run`` fsynced per batch.
 
 A bad value is refused before anything starts, with msgspec's path to it (``Expected int
 >= 1 - at $.load.orders``), so the user knows what to fix; so is a value the engine would
@@ -70,7 +70,7 @@ class SnapshotConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 class PipelineConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The stage processes: where they run and where their control sockets live (used by
-    ``tradepipe run --pipeline``; the default ``tradepipe run`` is in-process)."""
+    ``tradepipe run``, whose default is the pipeline; ``--inprocess`` ignores it)."""
 
     # stage → core, any subset; the rest follow pipeline.affinity's default plan over the
     # cores this process may use. A core the host lacks or this process may not use, or an

@@ -54,7 +54,7 @@ import psutil
 import zmq
 
 from pipeline import control_messages as m
-from pipeline.exitcodes import CommandError, ExitStatus
+from pipeline.exitcodes import REFUSED_ERRNOS, CommandError, ExitStatus
 from ringbuffer.peers import peer_state, process_start_ms
 from ringbuffer.segments import SHM_DIR, creator_pid, scan_segments, unlink_segment
 
@@ -121,20 +121,53 @@ class PipelineManifest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 def prepare_run_dir(path: str | Path) -> Path:
     """Create the run directory ``path`` (mode 0700, parents as needed), or check that the
-    existing one is private to this user; the absolute path, or a ``ControlError``."""
+    existing one is private to this user; the absolute path, or a ``ControlError``: exit 4
+    where the system refuses (no permission, read-only, disk full), else 2 (a path that
+    cannot be a directory, e.g. under a file: the config names a wrong path)."""
     path = Path(path).absolute()
     try:
         path.mkdir(mode=0o700, parents=True)
     except FileExistsError:
         pass
+    except NotADirectoryError:
+        blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), path.parent)
+        raise ControlError(
+            f"cannot create the run directory {path}: {blocker} is not a directory; set "
+            "[pipeline] run_dir to a path under a directory",
+            ExitStatus.USAGE,
+        ) from None
     except OSError as error:
+        status = ExitStatus.REFUSED if error.errno in REFUSED_ERRNOS else ExitStatus.USAGE
         raise ControlError(
             f"cannot create the run directory {path}: {error.strerror or error}; "
-            "set [pipeline] run_dir to a directory you may write"
+            "set [pipeline] run_dir to a directory you may write",
+            status,
         ) from None
     else:
         os.chmod(path, 0o700)  # whatever the umask took away, never more than 0700
     return check_run_dir(path)
+
+
+def check_run_dir_creatable(path: str | Path) -> Path:
+    """Refuse now what ``prepare_run_dir(path)`` would refuse for a directory that does not
+    exist yet, without creating anything: a path under a file (exit 2) or under a
+    directory this user may not write (exit 4). ``tradepipe run`` asks before ``--fresh``
+    deletes a previous run, and creates the directory only when the supervisor starts."""
+    path = Path(path).absolute()
+    parent = next(p for p in path.parents if p.exists() or p.is_symlink())
+    if not parent.is_dir():
+        raise ControlError(
+            f"cannot create the run directory {path}: {parent} is not a directory; set "
+            "[pipeline] run_dir to a path under a directory",
+            ExitStatus.USAGE,
+        )
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ControlError(
+            f"cannot create the run directory {path}: no permission to write in {parent}; "
+            "set [pipeline] run_dir to a directory you may write",
+            ExitStatus.REFUSED,
+        )
+    return path
 
 
 def check_run_dir(path: str | Path) -> Path:
@@ -150,7 +183,10 @@ def check_run_dir(path: str | Path) -> Path:
             "(a link may be redirected by whoever owns it)"
         )
     if not stat.S_ISDIR(info.st_mode):
-        raise ControlError(f"run directory {path} is not a directory: remove it or name another")
+        raise ControlError(
+            f"run directory {path} is not a directory: remove it or name another",
+            ExitStatus.USAGE,  # a wrong path, as for a journal directory that is a file
+        )
     if info.st_uid != os.geteuid():
         raise ControlError(
             f"run directory {path} belongs to uid {info.st_uid}, not to you (uid "

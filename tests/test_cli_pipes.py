@@ -94,6 +94,6 @@ def test_run_printing_with_rich_into_a_closed_pipe(tmp_path: Path) -> None:
         f'[journal]\ndirectory = "{tmp_path / "journal"}"\n'
         f'[snapshots]\ndirectory = "{tmp_path / "snapshots"}"\n[load]\norders = 2000\n'
     )
-    status, err = run_into_closing_reader(["run", str(config)], 0)
+    status, err = run_into_closing_reader(["run", str(config), "--inprocess"], 0)
     assert status == ExitStatus.PIPE_CLOSED, err
     assert "Traceback" not in err and "Exception ignored" not in err, err

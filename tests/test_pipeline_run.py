@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,8 +12,18 @@ import pytest
 from pipeline.cli import build_parser, main
 from pipeline.commands import run as run_command
 from pipeline.config import ConfigError, RunConfig, load_config
+from pipeline.control import (
+    CONTROL_SOCKET,
+    MANIFEST,
+    ControlServer,
+    PipelineManifest,
+    find_pipeline,
+    prepare_run_dir,
+    write_manifest,
+)
 from pipeline.exitcodes import ExitStatus
 from pipeline.inprocess import ReplayCheck, RunReport
+from ringbuffer.segments import SHM_DIR, create_segment, segment_name, unlink_segment
 from stages.persistence.journal_segments import list_segments
 from stages.persistence.journal_writer import JournalWriter
 from stages.records import COMMAND_DTYPE
@@ -101,7 +112,7 @@ def test_missing_config_file_is_named(tmp_path):
 @pytest.mark.timeout(300)
 def test_run_journals_snapshots_and_proves_recovery(tmp_path, capsys):
     config = write_config(tmp_path, "[load]\norders = 20000\nbatch = 500\naccounts = 50\n")
-    assert main(["run", str(config)]) == 0
+    assert main(["run", str(config), "--inprocess"]) == 0
     out = capsys.readouterr().out
     assert "orders processed" in out and "20,000" in out
     assert out.count("match") == 2, out  # restart and audit replays both match
@@ -141,11 +152,11 @@ def test_run_journals_snapshots_and_proves_recovery(tmp_path, capsys):
 @pytest.mark.timeout(300)
 def test_run_refuses_to_mix_runs_without_fresh(tmp_path, capsys):
     config = write_config(tmp_path, "[load]\norders = 1000\n")
-    assert main(["run", str(config)]) == 0
+    assert main(["run", str(config), "--inprocess"]) == 0
     capsys.readouterr()
-    assert main(["run", str(config)]) == 2
+    assert main(["run", str(config), "--inprocess"]) == 2
     assert "already holds a run; pass --fresh" in capsys.readouterr().err
-    assert main(["run", str(config), "--fresh", "--orders", "500"]) == 0
+    assert main(["run", str(config), "--inprocess", "--fresh", "--orders", "500"]) == 0
 
 
 def test_replay_of_a_missing_or_corrupt_journal_fails_clearly(tmp_path, capsys):
@@ -230,7 +241,7 @@ def test_ctrl_c_says_how_far_the_journal_is_durable(tmp_path, capsys, monkeypatc
         return real_run(config, count)
 
     monkeypatch.setattr(run_command, "run_in_process", interrupted_after_three_batches)
-    assert main(["run", str(config)]) == ExitStatus.INTERRUPTED
+    assert main(["run", str(config), "--inprocess"]) == ExitStatus.INTERRUPTED
     err = [line for line in capsys.readouterr().err.splitlines() if line]
     assert len(err) == 1, err
     funding = 50 * 3  # a deposit per account and asset, before the orders
@@ -245,7 +256,8 @@ def test_run_help_is_plain_text_and_says_what_fresh_removes(capsys):
     text = capsys.readouterr().out
     assert "``" not in text and "multiprocess" not in text
     flat = " ".join(text.split())
-    assert "runs in this one process" in flat
+    assert "By default one pinned process per stage" in flat
+    assert "With --inprocess the whole chain runs in this one process" in flat
     for removed in ("segments (*.tpj)", "writer.lock", "snapshots (snapshot-*.tps)"):
         assert removed in flat
     assert "No directory and no other file is ever deleted" in flat
@@ -265,7 +277,8 @@ def test_snapshots_refused_by_a_full_disk_are_one_warning_line_each(tmp_path, ca
         return real_write(fd, data)
 
     monkeypatch.setattr(os, "write", write)
-    assert main(["run", str(config)]) == 0  # the journal holds it all: recovery still proves
+    # the journal holds it all: recovery still proves
+    assert main(["run", str(config), "--inprocess"]) == 0
     captured = capsys.readouterr()
     err = [line for line in captured.err.splitlines() if line]
     assert err and all(line.startswith("warning: snapshot at seq ") for line in err), err
@@ -292,8 +305,119 @@ def test_a_replay_that_differs_fails_with_one_line(tmp_path, capsys, monkeypatch
         return report
 
     monkeypatch.setattr(run_command, "run_in_process", differing_run)
-    assert main(["run", str(write_config(tmp_path, ""))]) == ExitStatus.FAILED
+    assert main(["run", str(write_config(tmp_path, "")), "--inprocess"]) == ExitStatus.FAILED
     captured = capsys.readouterr()
     assert "DIFFERS" in captured.out
     err = [line for line in captured.err.splitlines() if line]
     assert len(err) == 1 and "rebuilt another state than the live one" in err[0], err
+
+
+# --- the default run: the stage processes --------------------------------------------------
+def _dead_pid() -> int:
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+@pytest.mark.timeout(300)
+def test_the_default_run_is_the_pipeline_and_first_removes_what_a_dead_one_left(tmp_path, capsys):
+    """``tradepipe run`` without a flag runs the stage processes; before it starts, the
+    manifest, sockets and rings a killed supervisor left in its run directory go."""
+    run_dir = prepare_run_dir(tmp_path / "rd")
+    dead = _dead_pid()
+    ring = segment_name(f"t{os.getpid()}-commands", dead)
+    create_segment(ring, 4096).close()
+    try:
+        write_manifest(run_dir, PipelineManifest(dead, 0, "ipc://x/a", "ipc://x/b", (ring,)))
+        (run_dir / CONTROL_SOCKET).write_bytes(b"")
+        config = write_config(
+            tmp_path, f'[load]\norders = 2000\naccounts = 40\n[pipeline]\nrun_dir = "{run_dir}"\n'
+        )
+        assert main(["run", str(config)]) == 0
+    finally:
+        unlink_segment(ring)
+    out = capsys.readouterr().out
+    flat = " ".join(out.split())  # the console wraps long lines
+    assert "through five stage processes" in flat
+    assert f"removed what a dead pipeline left: 3 file(s) and ring(s) ({ring}, " in flat
+    assert not (SHM_DIR / ring).exists()
+    for title in ("run summary", "stages", "recovery checks"):
+        assert title in out
+    assert "replay (journal, in-process Engine)" in out and "DIFFERS" not in out
+    assert list(run_dir.iterdir()) == []  # the supervisor removed its own files too
+
+
+@pytest.mark.timeout(60)
+def test_the_default_run_refuses_a_live_pipelines_run_dir_before_deleting_anything(
+    tmp_path, capsys
+):
+    run_dir = tmp_path / "rd"
+    config = write_config(tmp_path, f'[load]\norders = 1000\n[pipeline]\nrun_dir = "{run_dir}"\n')
+    assert main(["run", str(config), "--inprocess"]) == 0
+    segments = list_segments(tmp_path / "journal")
+    capsys.readouterr()
+    with ControlServer(run_dir) as server:
+        assert main(["run", str(config), "--fresh"]) == ExitStatus.REFUSED
+        err = capsys.readouterr().err
+        assert f"a pipeline is running in {run_dir} (supervisor pid {os.getpid()})" in err
+        assert (run_dir / MANIFEST).exists() and find_pipeline(run_dir) == server.manifest
+    assert list_segments(tmp_path / "journal") == segments  # --fresh deleted nothing
+
+
+class _Hist:
+    """An HdrHistogram's reading side, with fixed answers."""
+
+    def __init__(self, count: int, p50: int, p99: int, p999: int, top: int) -> None:
+        self.count, self.values, self.top = count, {50: p50, 99: p99, 99.9: p999}, top
+
+    def get_total_count(self) -> int:
+        return self.count
+
+    def get_value_at_percentile(self, p: float) -> int:
+        return self.values[p]
+
+    def get_max_value(self) -> int:
+        return self.top
+
+
+def _pipeline_report(*, cpu: bool, hops: bool) -> object:
+    from pipeline.supervisor import PipelineReport, StageReport
+
+    report = PipelineReport(commands=1000, seconds=2.0, state_hash="ab" * 16)
+    report.checks["journal, in-process Engine"] = ReplayCheck(0, 1000, 0.1, "ab" * 16)
+    for core, name in enumerate(("ingest", "risk")):
+        stage = StageReport(name, 100 + core, core, 1000, 4, 500_000_000, "end_of_stream")
+        if cpu:
+            object.__setattr__(stage, "cpu_seconds", 1.5)  # before StageReport has it
+        report.stages[name] = stage
+    if hops:
+        report.hops = {  # type: ignore[attr-defined]
+            "ingest→ack": _Hist(1000, 900_000, 1_800_000, 6_000_000, 25_000_000),
+            "ingest→risk": _Hist(1000, 12_000, 40_000, 90_000, 120_000),
+            "ingest→durable": _Hist(0, 0, 0, 0, 0),
+        }
+    return report
+
+
+@pytest.mark.parametrize(("cpu", "hops"), [(True, True), (False, False)])
+def test_the_pipeline_summary_shows_stages_hops_and_checks_with_what_it_has(
+    cpu: bool, hops: bool
+) -> None:
+    from rich.console import Console
+
+    from pipeline.summary import print_report
+
+    console = Console(record=True, width=160)
+    print_report(console, _pipeline_report(cpu=cpu, hops=hops))
+    out = console.export_text()
+    order = ["run summary", "stages", "recovery checks"]
+    assert [out.index(title) for title in order] == sorted(out.index(t) for t in order)
+    rows = {line.split("│")[1].strip(): line for line in out.splitlines() if line.count("│") > 2}
+    assert "500" in rows["ingest"] and "25 %" in rows["ingest"]  # records/s, busy %
+    assert ("75 %" in rows["ingest"]) == cpu and ("CPU %" in out.replace("CPU busy %", "")) == cpu
+    assert ("latency by hop" in out) == hops
+    if hops:
+        assert out.index("ingest→risk") < out.index("ingest→durable") < out.index("ingest→ack")
+        assert "12 µs" in rows["ingest→risk"] and "25 ms" in rows["ingest→ack"]
+        assert "—" in rows["ingest→durable"]
+    assert "seq 0 + 1,000 in 0.10 s: match" in out

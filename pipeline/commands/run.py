@@ -1,10 +1,14 @@
 """``tradepipe run [CONFIG.toml]``: the main job on embedded defaults, ending with a summary.
 
-By default it runs the whole chain in one process (``pipeline.inprocess``): synthetic
-load, ingest checks, risk, matching, settlement, a journal with group-commit fsync,
-snapshots, and a recovery check that replays the journal and compares state hashes. With
-``--pipeline`` the supervisor (``pipeline.supervisor``) runs one pinned process per stage
-over the rings instead, and prints the same summary plus a table per stage.
+By default the supervisor (``pipeline.supervisor``) runs one pinned process per stage over
+the shared-memory rings: synthetic load, ingest checks, risk, matching, settlement, a
+journal with group-commit fsync, and a check that replays the journal into an in-process
+``Engine`` and compares the state. Before it starts, what a dead supervisor left in the
+run directory (its files, its rings) is removed, and a live one there is refused. With
+``--inprocess`` the whole chain runs in this one process instead (``pipeline.inprocess``),
+with periodic snapshots and two replays (from the newest snapshot and from the start).
+Both print the summary of ``pipeline.summary``; the pipeline adds its stages and the
+latency of every hop. ``--pipeline`` is accepted for compatibility (it is the default).
 
 Failures are ``CommandError``s with ``pipeline.exitcodes`` statuses: a bad config or option
 and directories holding something else are usage errors (2); a journal a live run holds, a
@@ -24,12 +28,13 @@ from pathlib import Path
 
 import msgspec
 from rich.console import Console
-from rich.table import Table
 
 from pipeline.config import MAX_ORDERS, RunConfig, load_config
+from pipeline.control import check_run_dir, check_run_dir_creatable, clean_run_dir
 from pipeline.exitcodes import CommandError, ExitStatus, os_error_status
-from pipeline.inprocess import RunInterrupted, RunReport, prepare_directories, run_in_process
-from pipeline.supervisor import PipelineReport, run_pipeline
+from pipeline.inprocess import RunInterrupted, prepare_directories, run_in_process
+from pipeline.summary import print_report
+from pipeline.supervisor import run_pipeline
 from stages.persistence.journal_errors import (
     JournalAccessError,
     JournalBusyError,
@@ -42,16 +47,24 @@ from stages.persistence.run_files import RunDirectoryError
 from stages.persistence.snapshots import SnapshotError, SnapshotWriteError
 
 DESCRIPTION = """\
-Run the trading chain under synthetic load with a journal and snapshots, then prove
-recovery: the journal is replayed into fresh engines (from the newest snapshot, as a
-restart would, and from the start, as an audit) and both state hashes must equal the live
-one. By default the whole chain runs in this one process; --pipeline runs one pinned
-process per stage over the shared-memory rings under the supervisor instead (opt-in; a
-stage that dies ends the run, exit 1: restarting it is not built yet).
+Run the trading chain under synthetic load with a journal, then prove recovery: the
+journal is replayed into a fresh engine and its state must equal the live one.
 
-Exit status: 0 done and recovered, 1 a replay's state hash differs, 2 a bad config,
-option or directory, 4 refused (a live run holds the journal, disk full, read-only, no
-permission), 130 interrupted (the message says how far the journal is durable).
+By default one pinned process per stage (ingest, risk, matching, persistence, output)
+runs over the shared-memory rings under a supervisor, which prints the summary, a table
+per stage (core, records/s, CPU) and the latency of every hop. What a dead supervisor
+left in the run directory ([pipeline] run_dir) and its rings are removed first; a live
+one there is refused (exit 4). Ctrl-C or SIGTERM drains and stops the run (exit 0); a
+stage that dies ends it (exit 1).
+
+With --inprocess the whole chain runs in this one process instead, takes periodic
+snapshots and replays the journal twice (from the newest snapshot, as a restart would,
+and from the start, as an audit).
+
+Exit status: 0 done and recovered, 1 a replay's state differs or a stage died, 2 a bad
+config, option or directory, 4 refused (a live run holds the journal or the run
+directory, disk full, read-only, no permission), 130 interrupted (the message says how
+far the journal is durable).
 """
 
 FRESH_HELP = (
@@ -85,13 +98,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--orders", type=int, help=f"override load.orders (1..{MAX_ORDERS:_})", metavar="N"
     )
     parser.add_argument("--fresh", action="store_true", help=FRESH_HELP)
-    parser.add_argument(
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--inprocess",
+        action="store_true",
+        help="run the whole chain in this one process instead of the stage processes, with "
+        "periodic snapshots and two replays (from the newest snapshot and from the start)",
+    )
+    mode.add_argument(
         "--pipeline",
         action="store_true",
-        help="run one pinned process per stage over the shared-memory rings, under the "
-        "supervisor (pipeline.supervisor), instead of the whole chain in this process; "
-        "Ctrl-C or SIGTERM drains and stops it (exit 0). A stage that dies ends the run "
-        "(exit 1): restarting it is not built yet",
+        help="the stage processes under the supervisor: the default, accepted for compatibility",
     )
     parser.set_defaults(func=run)
 
@@ -104,16 +121,23 @@ def run(args: argparse.Namespace) -> int:
         config = msgspec.structs.replace(
             config, load=msgspec.structs.replace(config.load, orders=args.orders)
         )
+    leftovers = [] if args.inprocess else _check_run_dir(config)
     with _run_errors():
         prepare_directories(config, args.fresh)
     console = _Console(stderr=False)
+    how = "in this process" if args.inprocess else "through five stage processes"
     console.print(
         f"[bold]tradepipe run[/]: {config.load.orders:,} synthetic orders from "
-        f"{config.load.accounts} accounts on {len(config.engine.risk.instruments)} symbols, "
-        f"batches of {config.load.batch}, journal in {config.journal.directory} "
+        f"{config.load.accounts} accounts on {len(config.engine.risk.instruments)} symbols "
+        f"{how}, batches of {config.load.batch}, journal in {config.journal.directory} "
         f"(fsync {config.journal.fsync})"
     )
-    if args.pipeline:
+    if leftovers:
+        console.print(
+            f"removed what a dead pipeline left: {len(leftovers)} file(s) and ring(s) "
+            f"({', '.join(path.name for path in leftovers)})"
+        )
+    if not args.inprocess:
         return _run_pipeline(console, config)
     done = 0
     try:
@@ -135,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
             + durable_note(config, durable),
             ExitStatus.INTERRUPTED,
         ) from None
-    print_summary(console, report)
+    print_report(console, report)
     if not report.recovered:
         raise CommandError(
             "a replay of the journal rebuilt another state than the live one (DIFFERS in the "
@@ -145,16 +169,29 @@ def run(args: argparse.Namespace) -> int:
     return ExitStatus.OK
 
 
+def _check_run_dir(config: RunConfig) -> list[Path]:
+    """The pipeline's run directory, checked before ``--fresh`` deletes anything: one that
+    exists must be private to this user and hold no live supervisor (exit 4), and what a
+    dead one left there (files, rings) is removed; one that does not exist must be
+    creatable. It is created only when the supervisor starts, so a run refused here
+    leaves none behind. Returns what was removed."""
+    run_dir = Path(config.pipeline.run_dir).absolute()
+    if not (run_dir.exists() or run_dir.is_symlink()):
+        check_run_dir_creatable(run_dir)
+        return []
+    check_run_dir(run_dir)
+    return clean_run_dir(run_dir)
+
+
 def _run_pipeline(console: Console, config: RunConfig) -> int:
-    """``--pipeline``: the stage processes under the supervisor; the summary, per stage."""
+    """The stage processes under the supervisor; the summary, the stages, the hops."""
 
     def warn(line: str) -> None:
         print(line if line.startswith("warning:") else f"warning: {line}", file=sys.stderr)
 
     with _warnings_reported(), console.status("running the stage processes…"), _run_errors():
         report = run_pipeline(config, on_warning=warn)
-    print_summary(console, report)
-    print_stages(console, report)
+    print_report(console, report)
     if report.stopped:
         console.print(
             f"stopped on request after {report.commands:,} commands; "
@@ -167,24 +204,6 @@ def _run_pipeline(console: Console, config: RunConfig) -> int:
             ExitStatus.FAILED,
         )
     return ExitStatus.OK
-
-
-def print_stages(console: Console, report: PipelineReport) -> None:
-    """Per stage: pid, core, records/s over the run's wall time, CPU busy %."""
-    table = Table(title="stages")
-    for column in ("stage", "pid", "core", "records/s", "CPU busy %"):
-        table.add_column(column, justify="left" if column == "stage" else "right")
-    seconds = report.seconds or float("inf")
-    for stage in report.stages.values():
-        busy = 100 * stage.busy_ns / 1e9 / seconds
-        table.add_row(
-            stage.stage,
-            str(stage.pid),
-            str(stage.core),
-            f"{stage.records / seconds:,.0f}",
-            f"{busy:.0f} %",
-        )
-    console.print(table)
 
 
 @contextlib.contextmanager
@@ -268,34 +287,3 @@ def _held(config: RunConfig, last: int | None) -> str:
     if config.journal.fsync == "never":
         return f"records up to seq {last:,}, written but not fsynced (fsync never)"
     return f"records up to seq {last:,}, durable (fsync {config.journal.fsync})"
-
-
-def print_summary(console: Console, report: RunReport | PipelineReport) -> None:
-    rate = report.commands / report.seconds if report.seconds else 0.0
-    table = Table(title="run summary", show_header=False)
-    table.add_column(justify="left")
-    table.add_column(justify="right")
-    table.add_row("orders processed", f"{report.commands:,}")
-    table.add_row("wall time", f"{report.seconds:.2f} s")
-    table.add_row("throughput, end to end", f"{rate / 1e6:.2f} M orders/s")
-    engine_rate = report.commands / report.engine_seconds if report.engine_seconds else 0.0
-    table.add_row("  engine alone", f"{engine_rate / 1e6:.2f} M orders/s")
-    table.add_row("  journal append + fsync", f"{report.journal_seconds:.2f} s")
-    percentiles = (report.latency.get_value_at_percentile(p) / 1000 for p in (50, 99, 99.9))
-    table.add_row("ingest → answer p50/p99/p99.9", " / ".join(f"{v:.0f} µs" for v in percentiles))
-    for label, count in report.outcomes.rows():
-        table.add_row(label, f"{count:,}")
-    table.add_row("journal", f"{report.journal_bytes / 1e6:.1f} MB")
-    table.add_row("  durable up to seq", f"{report.durable_seq:,}")
-    table.add_row("snapshots", f"{report.snapshots + 1} (with the initial state)")
-    failed = len(getattr(report, "snapshot_failures", ()))
-    if failed:
-        table.add_row("  [red]not saved[/] (see the warnings)", f"{failed:,}")
-    table.add_row("state hash", report.state_hash[:16])
-    for name, check in report.checks.items():
-        verdict = "[green]match[/]" if check.state_hash == report.state_hash else "[red]DIFFERS[/]"
-        table.add_row(
-            f"replay ({name})",
-            f"seq {check.from_seq:,} + {check.replayed:,} in {check.seconds:.2f} s: {verdict}",
-        )
-    console.print(table)
