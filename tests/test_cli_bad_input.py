@@ -63,6 +63,14 @@ def _bad_config(id: str, body: str | bytes, message: str) -> Case:
     return Case(id, _run_config, ExitStatus.USAGE, message, _config(body))
 
 
+def _deny_access(monkeypatch: pytest.MonkeyPatch, denied: Path) -> None:
+    """``os.access`` says no for ``denied`` (tests may run as root, whom modes do not stop)."""
+    real = os.access
+    monkeypatch.setattr(
+        os, "access", lambda path, mode, **kw: Path(path) != denied and real(path, mode, **kw)
+    )
+
+
 def _journal_disk_full(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every append to a journal segment fails: ENOSPC."""
     from stages.persistence import journal_writer as journal
@@ -193,9 +201,41 @@ RUN_CASES: list[Case] = [
         r"pipeline\.run_dir is empty: name a directory - at `\$\.pipeline\.run_dir`",
     ),
     _bad_config("run-pipeline-misspelt-key", "[pipeline]\ncpu = {}\n", r"unknown field `cpu`"),
+    _bad_config(
+        "run-pipeline-core-999",
+        "[pipeline]\ncpus = { ingest = 999 }\n",
+        r"pipeline\.cpus\.ingest = 999: this host has no core 999 \(it has \d+: .*\); name "
+        r"one of .* - at `\$\.pipeline\.cpus\.ingest`",
+    ),
+    Case(
+        "run-pipeline-more-stages-pinned-than-cores",
+        _run_config,
+        ExitStatus.USAGE,
+        r"pipeline\.cpus\.matching = 2: this host has no core 2 \(it has 2: 0-1\); name one "
+        r"of 0-1 - at `\$\.pipeline\.cpus\.matching`",
+        _config(
+            "[pipeline]\ncpus = { ingest = 0, risk = 1, matching = 2, persistence = 3, "
+            "output = 4 }\n"
+        ),
+        lambda tmp, monkeypatch: (
+            monkeypatch.setattr("pipeline.affinity.allowed_cores", lambda: {0, 1}),
+            monkeypatch.setattr("os.cpu_count", lambda: 2),
+        ),
+    ),
+    _bad_config(
+        "run-pipeline-unknown-key",
+        '[pipeline]\nrun_directory = "rd"\n',
+        r"unknown field `run_directory` - at `\$\.pipeline`",
+    ),
+    Case(
+        "run-inprocess-and-pipeline",
+        lambda tmp: ["run", "--inprocess", "--pipeline"],
+        ExitStatus.USAGE,
+        r"argument --pipeline: not allowed with argument --inprocess",
+    ),
     Case(
         "run-pipeline-run-dir-open-to-others",
-        lambda tmp: [*_run_config(tmp), "--pipeline"],
+        _run_config,
         ExitStatus.REFUSED,
         r"run directory .*rd is mode 0755: others may reach its control sockets; it must be 0700",
         lambda tmp: (
@@ -206,14 +246,44 @@ RUN_CASES: list[Case] = [
     ),
     Case(
         "run-pipeline-run-dir-is-a-file",
-        lambda tmp: [*_run_config(tmp), "--pipeline"],
-        ExitStatus.REFUSED,
+        lambda tmp: [*_run_config(tmp), "--pipeline"],  # the flag: still accepted
+        ExitStatus.USAGE,
         r"run directory .*rd is not a directory: remove it or name another",
         lambda tmp: (_config('[pipeline]\nrun_dir = "rd"\n')(tmp), (tmp / "rd").write_text("")),
     ),
     Case(
+        "run-pipeline-run-dir-under-a-file",
+        lambda tmp: [*_run_config(tmp), "--fresh"],
+        ExitStatus.USAGE,
+        r"cannot create the run directory .*afile/rd: .*afile is not a directory; set "
+        r"\[pipeline\] run_dir to a path under a directory",
+        lambda tmp: (
+            _config('[pipeline]\nrun_dir = "afile/rd"\n')(tmp),
+            (tmp / "afile").write_text(""),
+            _journal(tmp),  # a previous run: the run dir is refused first
+        ),
+    ),
+    Case(
+        "run-pipeline-run-dir-under-a-read-only-directory",
+        _run_config,
+        ExitStatus.REFUSED,
+        r"cannot create the run directory .*ro/rd: no permission to write in .*ro; set "
+        r"\[pipeline\] run_dir to a directory you may write",
+        lambda tmp: (_config('[pipeline]\nrun_dir = "ro/rd"\n')(tmp), (tmp / "ro").mkdir()),
+        lambda tmp, monkeypatch: _deny_access(monkeypatch, tmp / "ro"),
+    ),
+    Case(
+        "run-pipeline-run-dir-on-a-read-only-file-system",
+        _run_config,
+        ExitStatus.REFUSED,
+        r"cannot create the run directory .*rd: [Rr]ead-only file system; set \[pipeline\] "
+        r"run_dir to a directory you may write",
+        _config('[pipeline]\nrun_dir = "rd"\n'),
+        lambda tmp, monkeypatch: _fail_os_call("mkdir", "rd", errno.EROFS)(tmp, monkeypatch),
+    ),
+    Case(
         "run-pipeline-socket-path-too-long",
-        lambda tmp: [*_run_config(tmp), "--pipeline"],
+        _run_config,
         ExitStatus.REFUSED,
         r"socket path .* is \d+ bytes, more than the 107 a Unix socket allows: set "
         r"\[pipeline\] run_dir to a shorter path",
@@ -264,7 +334,7 @@ RUN_CASES: list[Case] = [
     ),
     Case(
         "run-journal-disk-full",
-        _run_config,
+        lambda tmp: [*_run_config(tmp), "--inprocess"],  # the patch reaches this process only
         ExitStatus.REFUSED,
         r"journal .*journal: disk full \(ENOSPC\)",
         _config("[load]\norders = 1000\n"),
