@@ -5,11 +5,15 @@ counters found by name, and what is shown when counters or whole stages are miss
 from __future__ import annotations
 
 import io
+import os
+import sys
+import termios
 
 import pytest
 from rich.console import Console
 
 from pipeline import control_messages as m
+from pipeline.commands import top
 from pipeline.top_view import NO_ANSWER, format_ns, format_rate, frame, render
 
 
@@ -204,3 +208,43 @@ def test_format_ns(ns: int | None, shown: str) -> None:
 )
 def test_format_rate(rate: float | None, shown: str) -> None:
     assert format_rate(rate) == shown
+
+
+# --- the keyboard ----------------------------------------------------------------------------
+@pytest.fixture
+def terminal(monkeypatch: pytest.MonkeyPatch):
+    """A pseudo-terminal as standard input; yields (the fd that types into it, stdin's fd)."""
+    master, slave = os.openpty()
+    try:
+        with open(slave, encoding="utf-8") as stdin:  # closes the slave end
+            monkeypatch.setattr(sys, "stdin", stdin)
+            yield master, slave
+    finally:
+        os.close(master)
+
+
+def test_q_quits_at_once_in_cbreak_mode_and_the_terminal_mode_comes_back(terminal) -> None:
+    master, slave = terminal
+    before = termios.tcgetattr(slave)
+    with top._keyboard() as quit_within:
+        during = termios.tcgetattr(slave)
+        assert not during[3] & termios.ICANON and not during[3] & termios.ECHO
+        os.write(master, b"xq")  # another key first: ignored
+        assert quit_within(60.0)  # returns as soon as q is read, long before the bound
+    assert termios.tcgetattr(slave) == before
+
+
+def test_the_terminal_mode_comes_back_when_the_view_fails(terminal) -> None:
+    _, slave = terminal
+    before = termios.tcgetattr(slave)
+    with pytest.raises(KeyboardInterrupt), top._keyboard():
+        raise KeyboardInterrupt  # Ctrl-C while drawing
+    assert termios.tcgetattr(slave) == before
+
+
+def test_standard_input_that_is_not_a_terminal_is_left_alone(monkeypatch) -> None:
+    stdin = io.StringIO("q")
+    monkeypatch.setattr(sys, "stdin", stdin)
+    with top._keyboard() as quit_within:
+        assert not quit_within(0.0)  # a "q" there is data, not a key
+    assert stdin.read() == "q"
