@@ -61,6 +61,19 @@ from ringbuffer.segments import SHM_DIR, creator_pid, scan_segments, unlink_segm
 CONTROL_SOCKET = "control.sock"  # stages ↔ supervisor
 CLIENT_SOCKET = "client.sock"  # command-line verbs → supervisor
 MANIFEST = "pipeline.json"
+#: every file a supervisor may create in its run directory (names and glob patterns), all
+#: of which a dead supervisor's ``clean_run_dir`` removes, and nothing else: the manifest,
+#: its sockets, a manifest being written, output's release position (``output.progress``,
+#: ``pipeline.supervisor``) and the state a stage restart starts from. A supervisor that
+#: creates another file there adds it here.
+RUN_FILES = (
+    MANIFEST,
+    CONTROL_SOCKET,
+    CLIENT_SOCKET,
+    f".{MANIFEST}.*.partial",
+    "output.progress",
+    "restart-*.state",
+)
 #: A Unix socket path holds at most 107 bytes (``sun_path`` is 108 with its NUL).
 MAX_IPC_PATH = 107
 NO_REPLY = 0  # the request id of messages that are not answered
@@ -324,14 +337,11 @@ def _remove_leftovers(run_dir: Path) -> list[Path]:
             except OSError:
                 continue  # not ours to remove after all: tradepipe clean reports it
             removed.append(SHM_DIR / name)
-    for name in (MANIFEST, CONTROL_SOCKET, CLIENT_SOCKET):
-        path = run_dir / name
-        if path.is_symlink() or path.exists():
-            path.unlink()
-            removed.append(path)
-    for path in sorted(run_dir.glob(f".{MANIFEST}.*.partial")):
-        path.unlink()
-        removed.append(path)
+    for pattern in RUN_FILES:
+        for path in sorted(run_dir.glob(pattern)):
+            if path.is_symlink() or not path.is_dir():
+                path.unlink(missing_ok=True)
+                removed.append(path)
     return removed
 
 

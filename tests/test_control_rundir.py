@@ -172,13 +172,18 @@ def test_clean_run_dir_removes_what_a_dead_supervisor_left_and_refuses_a_live_on
     run_dir = prepare_run_dir(tmp_path / "run")
     assert clean_run_dir(tmp_path / "none") == [] and clean_run_dir(run_dir) == []
     write_manifest(run_dir, PipelineManifest(_dead_pid(), 0, "ipc://x/a", "ipc://x/b"))
-    for name in (CONTROL_SOCKET, CLIENT_SOCKET, ".pipeline.json.77.partial", "journal"):
+    made = [CONTROL_SOCKET, CLIENT_SOCKET, ".pipeline.json.77.partial", "output.progress"]
+    made.append("restart-2.state")
+    for name in [*made, "journal", "notes.state"]:
         (run_dir / name).write_bytes(b"")
+    (run_dir / "restart-9.state").mkdir()  # not a file a supervisor makes
     removed = clean_run_dir(run_dir)
-    assert sorted(p.name for p in removed) == sorted(
-        [MANIFEST, CONTROL_SOCKET, CLIENT_SOCKET, ".pipeline.json.77.partial"]
-    )
-    assert [p.name for p in run_dir.iterdir()] == ["journal"]  # nothing else is touched
+    assert sorted(p.name for p in removed) == sorted([MANIFEST, *made])
+    assert sorted(p.name for p in run_dir.iterdir()) == [
+        "journal",
+        "notes.state",
+        "restart-9.state",
+    ]  # nothing else is touched
     with ControlServer(run_dir, context=context):
         with pytest.raises(ControlError, match=r"a pipeline is running in .*stop it first"):
             clean_run_dir(run_dir)
