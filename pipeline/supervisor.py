@@ -53,6 +53,7 @@ from pipeline.config import RunConfig
 from pipeline.control import ControlServer, LoopChannel, StageControl
 from pipeline.exitcodes import CommandError, ExitStatus
 from pipeline.inprocess import ReplayCheck
+from pipeline.restart import plan_restart
 from pipeline.topology import STAGES, Topology
 from stages.engine import Engine
 from stages.loop import StageResult
@@ -61,6 +62,7 @@ from stages.persistence.journal_reader import JournalReader
 from stages.persistence.journal_segments import list_segments
 from stages.persistence.recovery import replay_journal
 from stages.records import EVENT_DTYPE
+from stages.restart import RestartPoint
 
 #: seconds for every stage to register (a spawned child imports numpy, numba, ...)
 REGISTER_TIMEOUT = 120.0
@@ -75,14 +77,23 @@ KILL_TIMEOUT = 5.0
 REQUEST_TIMEOUT = 2.0
 #: how long a stage's PeerDeadError waits for the peer's death to be seen (seconds)
 PEER_GRACE = 1.0
+#: restarts allowed within RESTART_WINDOW seconds; one more failure ends the run
+MAX_RESTARTS = 3
+RESTART_WINDOW = 60.0
+#: the requests ingest sequences into the command stream
+ADMIN_REQUESTS = (m.Halt, m.Resume, m.KillSwitch, m.Deposit)
+#: output's release position (``stages.output.stage``), in the run directory
+PROGRESS_FILE = "output.progress"
 
 
 class StageFailure(CommandError):
-    """A stage died or went silent; the run was stopped and everything removed."""
+    """A stage died or went silent; the run was stopped and everything removed. ``what``:
+    the short form (which stage, how) for the restart notes."""
 
-    def __init__(self, message: str, stage: str) -> None:
+    def __init__(self, message: str, stage: str, what: str = "") -> None:
         super().__init__(message, ExitStatus.FAILED)
         self.stage = stage
+        self.what = what or message
 
 
 @dataclass(frozen=True)
@@ -96,6 +107,7 @@ class StageReport:
     batches: int
     busy_ns: int
     stopped_by: str
+    cpu_seconds: float = 0.0  # user + system CPU time of the stage process
 
 
 class _Reports:
@@ -172,6 +184,10 @@ class PipelineReport:
     gaps: int = 0  # commands never answered, or answered out of order
     stopped: bool = False  # a stop (signal or verb) ended the load early
     warnings: list[str] = field(default_factory=list)  # pinning / priority not applied
+    restarts: list[str] = field(default_factory=list)  # what died, where it started again
+    #: per hop (``"ingest→risk"``, ``"ingest→durable"``, ``"ingest→match"``,
+    #: ``"ingest→ack"``) the latency histogram (ns) of the last pipeline
+    hops: dict[str, HdrHistogram] = field(default_factory=dict)
 
     @property
     def recovered(self) -> bool:
@@ -199,6 +215,8 @@ def _stage_main(
             result = entry(**kwargs, control=LoopChannel(control, core=cpu_plan.cores[name]))
         finally:
             control.close()
+        times = os.times()
+        result.details["cpu_seconds"] = times.user + times.system
         results.send(("result", name, result))
     except BaseException:
         with contextlib.suppress(OSError):  # BrokenPipeError: the supervisor is gone
@@ -262,13 +280,20 @@ class Supervisor:
         stale_after: float = STALE_AFTER,
         register_timeout: float = REGISTER_TIMEOUT,
         on_warning: Callable[[str], None] | None = None,
+        max_restarts: int = MAX_RESTARTS,
+        restart_window: float = RESTART_WINDOW,
+        release_log: Path | None = None,
     ) -> None:
         self.config = config
+        self.release_log = release_log
+        self.max_restarts = max_restarts
+        self.restart_window = restart_window
         self.tag = tag or f"tp{os.getpid()}"
         self.stale_after = stale_after
         self.register_timeout = register_timeout
         self.on_warning = on_warning
         self.ready = threading.Event()
+        self._collected: dict[str, StageResult] = {}
         self._stop = threading.Event()
         self._stop_sent = False
         self._ready_ns = 0
@@ -289,13 +314,52 @@ class Supervisor:
             config.pipeline.run_dir, stale_after=self.stale_after, client_handler=self._client
         )
         self._server = server
-        topology = Topology(config, tag=self.tag)
+        run_dir = server.run_dir
+        progress = run_dir / PROGRESS_FILE
+        made: list[Path] = [progress]  # the files this run creates in run_dir
+        restart: RestartPoint | None = None
+        failures: list[float] = []  # when each restart happened (monotonic)
+        try:
+            while True:
+                try:
+                    return self._run_once(context, server, cpu_plan, restart, progress)
+                except StageFailure as failure:
+                    now = time.monotonic()
+                    failures = [t for t in failures if now - t < self.restart_window]
+                    if self._stop.is_set() or len(failures) >= self.max_restarts:
+                        raise self._giving_up(failure, len(failures)) from None
+                    failures.append(now)
+                    began = time.perf_counter()
+                    state_file = run_dir / f"restart-{len(self.report.restarts) + 1}.state"
+                    made.append(state_file)
+                    restart = plan_restart(config, progress, restart, state_file, self.release_log)
+                    self._note_restart(failure, restart, time.perf_counter() - began)
+        finally:
+            server.close()
+            for path in made:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+
+    def _run_once(
+        self,
+        context: Any,
+        server: ControlServer,
+        cpu_plan: affinity.CpuPlan,
+        restart: RestartPoint | None,
+        progress: Path,
+    ) -> PipelineReport:
+        """One pipeline from ``restart`` (None: the load's start) to its end or a failure."""
+        topology = Topology(self.config, tag=self.tag)
         processes: dict[str, multiprocessing.process.BaseProcess] = {}
         results = _Reports()
         self._processes = processes
+        for stage in STAGES:
+            server.forget(stage)  # a restarted stage registers again
         try:
             topology.create()
-            for call in topology.stage_calls().values():
+            log = str(self.release_log) if self.release_log is not None else ""
+            calls = topology.stage_calls(restart, str(progress), log)
+            for call in calls.values():
                 writer = results.add(context, call.name)
                 process = context.Process(
                     target=_stage_main,
@@ -321,13 +385,39 @@ class Supervisor:
                 process.join(JOIN_TIMEOUT)
                 if process.exitcode != 0:
                     self._fail(name, process.exitcode, "after reporting its result")
-            self._build_report(collected, processes, cpu_plan, wall_ns)
+            self._build_report(collected, processes, cpu_plan, wall_ns, restart)
             return self.report
         finally:
             self._reap(processes)
             results.close()
             topology.unlink()
-            server.close()
+
+    def _note_restart(self, failure: StageFailure, restart: RestartPoint, seconds: float) -> None:
+        """Say what died and where the pipeline starts again (report, warning callback)."""
+        again = restart.journal_end - restart.state_seq
+        note = (
+            f"{failure.what}; restarted from seq {restart.state_seq:,} (state rebuilt from "
+            f"the journal in {seconds:.2f} s; {again:,} journaled command(s) sent again"
+            + (
+                f", {restart.released_of_first} answer(s) of seq {restart.state_seq + 1:,} "
+                "already out)"
+                if restart.released_of_first
+                else ")"
+            )
+        )
+        self.report.restarts.append(note)
+        if self.on_warning is not None:
+            self.on_warning(note)
+
+    def _giving_up(self, failure: StageFailure, restarts: int) -> StageFailure:
+        if self._stop.is_set():
+            return failure
+        return StageFailure(
+            f"{failure.what}; it was the {restarts + 1}th failure within "
+            f"{self.restart_window:g} s ({restarts} restart(s)): giving up; "
+            f"{self._durable_text()}; tradepipe journal verify / replay read it",
+            failure.stage,
+        )
 
     def _watch(
         self,
@@ -339,6 +429,8 @@ class Supervisor:
         """Until every stage reported its result: answer the control plane, collect what
         the stages put on ``results``, fail on a death or silence, pass a stop on."""
         collected: dict[str, StageResult] = {}
+        self._collected = collected
+        registered = False
         register_deadline = time.monotonic() + self.register_timeout
         last_beat = 0.0
         exited: dict[str, float] = {}  # stages gone with exit code 0, not yet reported
@@ -366,12 +458,15 @@ class Supervisor:
                 exited.setdefault(name, time.monotonic())
                 if time.monotonic() - exited[name] > KILL_TIMEOUT:
                     self._fail(name, 0, "it exited without reporting a result")
-            if not self.ready.is_set():
+            if not registered:
                 if all(stage in server.stages for stage in STAGES):
-                    self._ready_ns = time.perf_counter_ns()
-                    self.ready.set()
+                    registered = True
+                    if not self.ready.is_set():
+                        self._ready_ns = time.perf_counter_ns()
+                        self.ready.set()
                 elif time.monotonic() > register_deadline:
                     missing = [s for s in STAGES if s not in server.stages]
+                    self._reap(processes)
                     raise CommandError(
                         f"stage(s) {', '.join(missing)} did not register on the control "
                         f"plane within {self.register_timeout:.0f} s; " + self._durable_text(),
@@ -422,9 +517,9 @@ class Supervisor:
         how = _exit_text(exitcode) if exitcode is not None or not why else ""
         what = "; ".join(part for part in (how, why) if part)
         raise StageFailure(
-            f"stage {stage} died ({what}); the others were stopped; {self._durable_text()}; "
-            "restarting from it is not built yet (see tradepipe journal verify / replay)",
+            f"stage {stage} died ({what}); the others were stopped; {self._durable_text()}",
             stage,
+            what=f"stage {stage} died ({what})",
         )
 
     def _first_dead(
@@ -463,7 +558,29 @@ class Supervisor:
         if isinstance(message, m.Stop):
             self.request_stop()
             return m.Ack("draining: ingest stops, the other stages finish what was sequenced")
+        if isinstance(message, ADMIN_REQUESTS):
+            return self._sequence(message)
         return m.Refused(f"the supervisor does not handle {message.kind!r} yet")
+
+    def _sequence(self, message: m.Message) -> m.Message:
+        """An admin command goes to ingest, which sequences it with the orders (journaled,
+        replayed like them); the reply names its seq."""
+        if "ingest" in self._collected:
+            return m.Refused("the load has ended: ingest no longer sequences commands")
+        if "ingest" not in self._server.stages or self._stop.is_set():
+            return m.Refused(
+                "the pipeline is not taking commands now (starting, restarting or draining)"
+            )
+        try:
+            reply = self._server.request("ingest", message, REQUEST_TIMEOUT)
+        except CommandError as error:
+            return m.Refused(f"ingest did not take it: {error}")
+        if isinstance(reply, m.Ack) and reply.detail.startswith("seq="):
+            seq = int(reply.detail.removeprefix("seq="))
+            return m.Ack(
+                f"{message.kind} sequenced as seq {seq:,}: journaled, then applied in order"
+            )
+        return reply
 
     # --- the report -----------------------------------------------------------------------
     def _build_report(
@@ -472,6 +589,7 @@ class Supervisor:
         processes: dict[str, Any],
         cpu_plan: affinity.CpuPlan,
         wall_ns: int,
+        restart: RestartPoint | None,
     ) -> None:
         config, report = self.config, self.report
         ingest, persistence = results["ingest"], results["persistence"]
@@ -483,7 +601,11 @@ class Supervisor:
         report.latency = HdrHistogram.decode(output.details["latency_hdr"])
         report.outcomes = _Rows(output.details["outcomes"])
         report.durable_seq = int(persistence.details["durable_seq"])
-        report.answered = int(output.details["answered"])
+        # the commands up to a restart's state_seq were answered by the pipelines before
+        report.answered = int(output.details["answered"]) + (restart.state_seq if restart else 0)
+        for result in (risk, persistence, output):
+            for hop, encoded in result.details.get("hops", {}).items():
+                report.hops[hop] = HdrHistogram.decode(encoded)
         report.gaps = int(output.details["gaps"]) + int(output.details["out_of_order"])
         journal_dir = Path(config.journal.directory).expanduser()
         report.journal_bytes = sum(p.stat().st_size for p in list_segments(journal_dir))
@@ -497,6 +619,7 @@ class Supervisor:
                 result.counters.batches,
                 result.counters.busy_ns,
                 result.stopped_by,
+                float(result.details.get("cpu_seconds", 0.0)),
             )
         report.state_hash = _state_digest(
             ingest.details["throttle_hash"],

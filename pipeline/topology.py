@@ -30,6 +30,7 @@ from stages.output.stage import OutputConfig
 from stages.persistence import stage as persistence_stage
 from stages.persistence.stage import PersistenceConfig
 from stages.records import COMMAND_DTYPE, EVENT_DTYPE
+from stages.restart import RestartPoint
 from stages.risk import stage as risk_stage
 from stages.risk.stage import RiskStageConfig
 
@@ -135,8 +136,13 @@ class Topology:
         self.unlink()
 
     # --- the stages ---------------------------------------------------------------------
-    def stage_calls(self) -> dict[str, StageCall]:
-        """What to run in each stage process, in ``STAGES`` order (rings must exist)."""
+    def stage_calls(
+        self, restart: RestartPoint | None = None, progress: str = "", release_log: str = ""
+    ) -> dict[str, StageCall]:
+        """What to run in each stage process, in ``STAGES`` order (rings must exist): from
+        the start of the load, or from a ``restart`` point. ``progress``: the file output
+        keeps its release position in, ``release_log`` the file it appends every answer it
+        releases to (``stages.output.stage``; "" for none)."""
         names = self.names
         if set(names) != {COMMANDS, CHECKED, EVENTS}:
             raise RuntimeError("Topology.stage_calls: create() the rings first")
@@ -149,7 +155,8 @@ class Topology:
                 {
                     "commands_ring": names[COMMANDS],
                     "events_ring": names[EVENTS],
-                    "config": OutputConfig(),
+                    "config": OutputConfig(progress=progress, release_log=release_log),
+                    "restart": restart,
                 },
             ),
             "persistence": StageCall(
@@ -173,6 +180,7 @@ class Topology:
                     "checked_ring": names[CHECKED],
                     "events_ring": names[EVENTS],
                     "config": MatchingStageConfig(engine=engine),
+                    "restart": restart,
                 },
             ),
             "risk": StageCall(
@@ -183,6 +191,7 @@ class Topology:
                     "checked_ring": names[CHECKED],
                     "events_ring": names[EVENTS],
                     "config": RiskStageConfig(engine=engine),
+                    "restart": restart,
                 },
             ),
             "ingest": StageCall(
@@ -197,7 +206,10 @@ class Topology:
                         accounts=load.accounts,
                         seed=load.seed,
                         funding=load.funding,
+                        rate=load.rate,
+                        journal=journal.directory,
                     ),
+                    "restart": restart,
                 },
             ),
         }

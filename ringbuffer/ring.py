@@ -314,6 +314,29 @@ class Ring:
             "consumers": consumers,
         }
 
+    def consumer_cursor(self, name: str) -> int:
+        """The highest sequence consumer ``name`` has released (-1 before the first), read now.
+
+        For whoever owns the ring after its consumer died (a supervisor working out how far
+        a dead stage got), not for synchronisation: a live consumer may move it at any time.
+        """
+        if name not in self.consumer_names:
+            raise AttachError(
+                f"ring {self.name!r} has no consumer {name!r}; declared: {list(self.consumer_names)}"
+            )
+        return int(self._consumer_cursor(self.consumer_names.index(name)).get())
+
+    def read(self, first: int, count: int) -> np.ndarray:
+        """A copy of the ``count`` records of sequences ``first`` .. ``first + count - 1``.
+
+        Post-mortem inspection (the records a dead consumer released last); the caller makes
+        sure they are published and not yet overwritten (within ``capacity`` of the cursor).
+        """
+        if not 0 <= count <= self.capacity or first < 0:
+            raise ValueError(f"read of {count} records from {first}: must be 0..{self.capacity}")
+        index = (np.arange(first, first + count) & (self.capacity - 1)).astype(np.intp)
+        return self._records[index].copy()
+
     # ----------------------------------------------------------------- internals
     def _sequence(self, offset: int) -> Sequence:
         """The (shared, memoised) ``Sequence`` at ``offset`` of the segment."""

@@ -226,13 +226,14 @@ class Engine:
         for part in (self.throttle.state_hash(), self.risk.state_hash()):
             h.update(part.encode())
         h.update(self.matching.state_hash().encode())
-        unsettled = self._unsettled_batch()  # a copy: the engine's events keep their stamps
+        unsettled = self.open_window_events()  # a copy: the engine's events keep their stamps
         for stamp in _EVENT_STAMPS:
             unsettled[stamp] = 0
         h.update(unsettled.tobytes())
         return h.hexdigest()
 
-    def _unsettled_batch(self) -> np.ndarray:
+    def open_window_events(self) -> np.ndarray:
+        """A copy of the events of the open settlement window (matched, not settled)."""
         if not self._unsettled:
             return np.zeros(0, dtype=EVENT_DTYPE)
         return concat_records(self._unsettled)
@@ -248,7 +249,7 @@ class Engine:
                 throttle=self.throttle.state(),
                 risk=self.risk.snapshot(),
                 matching=self.matching.snapshot(),
-                unsettled=self._unsettled_batch().tobytes(),
+                unsettled=self.open_window_events().tobytes(),
             )
         )
 

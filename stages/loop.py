@@ -35,7 +35,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ringbuffer import EndOfStreamError, Producer, WaitTimeoutError
+from ringbuffer import EndOfStreamError, Producer, Ring, WaitTimeoutError
 
 #: how long one wait lasts before the loop answers control and beats (seconds)
 IDLE_TIMEOUT = 0.05
@@ -73,6 +73,30 @@ class ControlChannel(Protocol):
 def request_kind(request: object) -> str:
     """The kind of a control request: the string itself, or its ``kind`` attribute."""
     return request if isinstance(request, str) else str(getattr(request, "kind", ""))
+
+
+def request_field(request: object, name: str) -> Any:
+    """A field of a control request (``symbol`` of a halt): an attribute of the request, or
+    of the ``message`` it carries (``pipeline.control.Request``)."""
+    message = getattr(request, "message", request)
+    try:
+        return getattr(message, name)
+    except AttributeError:
+        raise ValueError(f"a {request_kind(request)} request needs {name!r}") from None
+
+
+def ring_positions(rings: dict[str, Ring]) -> dict[str, int]:
+    """Where the rings a stage attached stand, for ``status`` (``tradepipe top``'s fill):
+    ``<role>.published``, ``<role>.<consumer>`` (released) and ``<role>.capacity``, by the
+    role the topology gives each ring (``commands``, ``checked``, ``events``)."""
+    positions: dict[str, int] = {}
+    for role, ring in rings.items():
+        status = ring.status()
+        positions[f"{role}.published"] = status["published"]
+        positions[f"{role}.capacity"] = status["capacity"]
+        for consumer, cursor in status["consumers"].items():
+            positions[f"{role}.{consumer}"] = cursor["cursor"]
+    return positions
 
 
 @dataclass

@@ -67,6 +67,17 @@ class CommandFlag(IntEnum):
     POST_ONLY = 1  # reject instead of taking liquidity; never repriced
 
 
+class CommandOrigin(IntEnum):
+    """Where a command entered (``COMMAND_DTYPE.origin``); no kernel reads it.
+
+    A restarted ingest skips as many of its source's commands as the journal holds of
+    ``SOURCE`` origin: the admin commands an operator sent in between are not its source's.
+    """
+
+    SOURCE = 0  # the configured load: synthetic, a file, a gateway
+    CONTROL = 1  # an admin command from the control plane (tradepipe halt, deposit, ...)
+
+
 class EventType(IntEnum):
     """What an event record reports (``EVENT_DTYPE.kind``)."""
 
@@ -158,7 +169,8 @@ COMMAND_DTYPE = np.dtype(
         ("stp", "u1"),  # SelfTradePrevention
         ("flags", "u1"),  # CommandFlag bits
         ("reason", "u1"),  # Reason set by ingest or risk when it rejects; 0 = passed
-        ("_pad", "u1", (3,)),
+        ("origin", "u1"),  # CommandOrigin: the load source, or the control plane
+        ("_pad", "u1", (2,)),
     ]
 )
 

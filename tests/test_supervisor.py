@@ -92,7 +92,7 @@ def test_a_seeded_run_answers_every_command_once_and_matches_the_engine(tmp_path
 @pytest.mark.timeout(300)
 def test_a_stage_killed_mid_run_ends_with_one_clear_error_and_nothing_left(tmp_path):
     config = _config(tmp_path, orders=3_000_000, batch=512)
-    supervisor = Supervisor(config, tag="sup-kill")
+    supervisor = Supervisor(config, tag="sup-kill", max_restarts=0)
     with in_background(supervisor) as outcome:
         os.kill(supervisor._processes["matching"].pid, signal.SIGKILL)
     error = outcome.get("error")
@@ -100,6 +100,7 @@ def test_a_stage_killed_mid_run_ends_with_one_clear_error_and_nothing_left(tmp_p
     message = str(error)
     assert "\n" not in message
     assert "stage matching died (killed by SIGKILL" in message
+    assert "giving up" in message
     assert "holds records up to seq" in message or "holds no records" in message
     for process in supervisor._processes.values():
         assert not process.is_alive()

@@ -16,9 +16,10 @@ import msgspec
 
 from ringbuffer import Ring, wait_strategy
 from stages.engine import EngineConfig
-from stages.loop import ControlChannel, StageLoop, StageResult, Views
+from stages.loop import ControlChannel, StageLoop, StageResult, Views, ring_positions
 from stages.matching.engine import MatchingEngine
 from stages.records import COMMAND_DTYPE, EVENT_DTYPE
+from stages.restart import RestartPoint
 
 CONSUMER = "matching"
 
@@ -33,15 +34,21 @@ def run(
     events_ring: str,
     config: MatchingStageConfig | None = None,
     control: ControlChannel | None = None,
+    restart: RestartPoint | None = None,
 ) -> StageResult:
-    """Run the matching stage; ``details``: ``matching_hash``, ``events``, ``open_orders``."""
+    """Run the matching stage; ``details``: ``matching_hash``, ``events``, ``open_orders``.
+
+    After a ``restart`` the books are those of the restart point's state."""
     config = config if config is not None else MatchingStageConfig()
     engine = config.engine
-    matching = MatchingEngine(
-        engine.symbol_specs(),
-        order_capacity=engine.matching_order_capacity,
-        emit_book_top=engine.emit_book_top,
-    )
+    if restart is not None:
+        matching = restart.engine().matching
+    else:
+        matching = MatchingEngine(
+            engine.symbol_specs(),
+            order_capacity=engine.matching_order_capacity,
+            emit_book_top=engine.emit_book_top,
+        )
     checked = Ring.attach(checked_ring, COMMAND_DTYPE)
     events = Ring.attach(events_ring, EVENT_DTYPE)
     try:
@@ -57,7 +64,11 @@ def run(
                 published[0] += len(answers)
 
         def status() -> dict[str, Any]:
-            return {"events": published[0], "open_orders": matching.open_orders()}
+            return {
+                "events": published[0],
+                "open_orders": matching.open_orders(),
+                "rings": ring_positions({"checked": checked, "events": events}),
+            }
 
         loop = StageLoop(commands_in, handle, [events_out], control=control, status=status)
         stopped_by = loop.run()

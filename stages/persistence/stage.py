@@ -21,6 +21,7 @@ Periodic snapshots are the supervisor's next step (they need the risk and matchi
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,8 @@ import msgspec
 
 from ringbuffer import Ring, wait_strategy
 from stages.engine import Engine, EngineConfig
-from stages.loop import ControlChannel, StageLoop, StageResult, Views
+from stages.latency import HopLatency
+from stages.loop import ControlChannel, StageLoop, StageResult, Views, ring_positions
 from stages.persistence.journal_durability import FsyncPolicy
 from stages.persistence.journal_writer import JournalWriter
 from stages.persistence.snapshots import write_initial_state
@@ -55,6 +57,8 @@ class Journaller:
         self.journal = journal
         self.appended = 0
         self._interval = journal.fsync is FsyncPolicy.INTERVAL
+        # what the journal holds when this stage starts is sent again after a restart
+        self.durable = HopLatency("ingest→durable", resent_until=journal.next_seq - 1)
 
     def append(self, views: Views) -> bool:
         """Hot: one journal block per new view; True once everything in ``views`` is durable.
@@ -74,13 +78,18 @@ class Journaller:
             journal.append(fresh)
             new += len(fresh)
         self.appended += new
-        if not self._interval:
-            return True  # batch: synced by append; never: written is durable
-        if new == 0:
-            journal.sync()  # only held records: the stream paused, make them durable now
-        else:
-            journal.maybe_sync()
-        return journal.durable_seq >= journal.written_seq
+        if self._interval:
+            if new == 0:
+                journal.sync()  # only held records: the stream paused, make them durable now
+            else:
+                journal.maybe_sync()
+            if journal.durable_seq < journal.written_seq:
+                return False
+        # batch: synced by append; never: written is durable; interval: synced now
+        now = time.perf_counter_ns()
+        for view in views:
+            self.durable.record_fresh(view, now)
+        return True
 
 
 def run(
@@ -108,14 +117,23 @@ def run(
         journaller = Journaller(journal)
 
         def status() -> dict[str, Any]:
-            return {"durable_seq": journal.durable_seq, "written_seq": journal.written_seq}
+            return {
+                "durable_seq": journal.durable_seq,
+                "written_seq": journal.written_seq,
+                **journaller.durable.counters(),
+                "rings": ring_positions({"commands": ring}),
+            }
 
         loop = StageLoop(
             consumer, journaller.append, control=control, finish=journal.sync, status=status
         )
         stopped_by = loop.run()
         journal.close()
-        details = {"durable_seq": journal.durable_seq, "appended": journaller.appended}
+        details = {
+            "durable_seq": journal.durable_seq,
+            "appended": journaller.appended,
+            "hops": {journaller.durable.name: journaller.durable.encode()},
+        }
         consumer.close()
         return StageResult("persistence", loop.counters, stopped_by, details)
     finally:

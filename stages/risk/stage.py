@@ -38,9 +38,11 @@ import numpy as np
 from ringbuffer import Consumer, Producer, Ring, WaitTimeoutError, wait_strategy
 from ringbuffer.records import clone_records, concat_records, copy_records
 from stages.engine import EngineConfig
-from stages.loop import ControlChannel, StageLoop, StageResult, Views
+from stages.latency import HopLatency
+from stages.loop import ControlChannel, StageLoop, StageResult, Views, ring_positions
 from stages.record_words import command_words, event_words
 from stages.records import COMMAND_DTYPE, EVENT_DTYPE
+from stages.restart import RestartPoint
 from stages.risk.engine import RiskEngine
 
 CONSUMER = "risk"
@@ -64,8 +66,8 @@ class RiskStage:
         checked_out: Producer,
         answered: Consumer,
         events_in: Consumer,
+        restart: RestartPoint | None = None,
     ) -> None:
-        self.risk = RiskEngine(config.risk)
         self.every = config.settle_every
         self.checked_out = checked_out
         self.answered = answered  # the checked ring, after matching
@@ -74,6 +76,19 @@ class RiskStage:
         self.window = -1  # the window of the last command checked
         self.last_seq = 0
         self.settled_windows = 0
+        resent = restart.journal_end if restart is not None else 0
+        self.latency = HopLatency("ingest→risk", resent_until=resent)
+        if restart is None:
+            self.risk = RiskEngine(config.risk)
+        else:  # the restart point's balances, holds and open window
+            state = restart.engine()
+            self.risk = state.risk
+            unsettled = state.open_window_events()
+            if len(unsettled):
+                self.unsettled.append(unsettled)
+            self.last_seq = restart.state_seq
+            if restart.state_seq > 0:
+                self.window = (restart.state_seq - 1) // self.every
 
     # --- the handler ------------------------------------------------------------------------
     def handle(self, views: Views) -> None:
@@ -112,6 +127,7 @@ class RiskStage:
             now = time.perf_counter_ns()
             for view in slots:
                 copy_records(view, chunk[done : done + len(view)])
+                self.latency.record_fresh(view, now)
                 view["ts_risk"] = now
                 self.risk.pre_trade_words(command_words(view))
                 done += len(view)
@@ -185,8 +201,10 @@ def run(
     events_ring: str,
     config: RiskStageConfig | None = None,
     control: ControlChannel | None = None,
+    restart: RestartPoint | None = None,
 ) -> StageResult:
-    """Run the risk stage; returns the loop's counters and the risk state.
+    """Run the risk stage (from the ``restart`` point's state, if given); returns the
+    loop's counters and the risk state.
 
     ``details``: ``last_seq``, ``risk_hash`` (``RiskEngine.state_hash``), ``unsettled`` (the
     open window's events as bytes of ``EVENT_DTYPE`` records, as the ``Engine`` keeps them).
@@ -204,6 +222,7 @@ def run(
             checked_out,
             checked.consumer(CONSUMER, wait_strategy(config.wait)),
             events.consumer(CONSUMER, wait_strategy(config.wait)),
+            restart,
         )
 
         def status() -> dict[str, Any]:
@@ -211,6 +230,10 @@ def run(
                 "last_seq": stage.last_seq,
                 "unsettled_events": sum(map(len, stage.unsettled)),
                 "settled_windows": stage.settled_windows,
+                **stage.latency.counters(),
+                "rings": ring_positions(
+                    {"commands": commands, "checked": checked, "events": events}
+                ),
             }
 
         loop = StageLoop(
@@ -229,6 +252,7 @@ def run(
             "risk_hash": stage.risk.state_hash(),
             "unsettled": stage.unsettled_events().tobytes(),
             "settled_windows": stage.settled_windows,
+            "hops": {stage.latency.name: stage.latency.encode()},
         }
         for role in (commands_in, checked_out, stage.answered, stage.events_in):
             role.close()

@@ -1,0 +1,71 @@
+"""Per-hop latency from the stamps records carry: ingest→risk, →durable, →match, →ack.
+
+Every command carries ``ts_ingest`` (``time.perf_counter_ns``, one clock in every process
+on a host), so each stage can measure how long after ingest a record reached it, in
+production, not only in benchmarks. A ``HopLatency`` is one such hop in an HDR histogram:
+ingest stamps a whole batch at once, so a batch costs one ``record_value`` per distinct
+stamp (usually one), never one per record.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from hdrh.histogram import HdrHistogram
+
+#: the most a latency can be (ns) for the histogram: one minute
+MAX_LATENCY_NS = 60_000_000_000
+
+
+def new_histogram() -> HdrHistogram:
+    """1 ns .. one minute, 3 significant digits (what every hop and report uses)."""
+    return HdrHistogram(1, MAX_LATENCY_NS, 3)
+
+
+class HopLatency:
+    """The latency of one hop, ``name`` (e.g. ``"ingest→ack"``), measured at ``now``."""
+
+    def __init__(self, name: str, resent_until: int = 0) -> None:
+        self.name = name
+        self.histogram = new_histogram()
+        self.resent_until = resent_until  # seqs up to it are sent again after a restart
+
+    def record_fresh(self, records: np.ndarray, now: int) -> None:
+        """``record_stamps`` of the records' ``ts_ingest``, but those of commands sent again
+        after a restart (seq up to ``resent_until``: stamped before the crash, their delay
+        is not a latency of this pipeline)."""
+        if len(records) and int(records["seq"][0]) <= self.resent_until:
+            records = records[records["seq"] > self.resent_until]
+        self.record_stamps(records["ts_ingest"], now)
+
+    def record_stamps(self, stamps: np.ndarray, now: int) -> None:
+        """Record ``now - stamp`` for every stamp (ns; clamped to the histogram's range)."""
+        if len(stamps) == 0:
+            return
+        first = int(stamps[0])
+        if len(stamps) == 1 or (first == int(stamps[-1]) and (stamps == first).all()):
+            self.record(now - first, len(stamps))
+            return
+        values, counts = np.unique(stamps, return_counts=True)
+        for stamp, count in zip(values.tolist(), counts.tolist(), strict=True):
+            self.record(now - stamp, count)
+
+    def record_durations(self, durations: np.ndarray) -> None:
+        """Record durations already measured (ns), e.g. the events' ``dt_match``."""
+        values, counts = np.unique(durations, return_counts=True)
+        for value, count in zip(values.tolist(), counts.tolist(), strict=True):
+            self.record(value, count)
+
+    def record(self, ns: int, count: int = 1) -> None:
+        self.histogram.record_value(min(max(1, ns), MAX_LATENCY_NS), count)
+
+    def counters(self) -> dict[str, int]:
+        """``hop_<name>_p50_ns`` / ``_p99_ns`` for ``status`` (``tradepipe top``)."""
+        key = self.name.replace("→", "_to_").replace("-", "_")
+        h = self.histogram
+        return {
+            f"hop_{key}_p50_ns": int(h.get_value_at_percentile(50)),
+            f"hop_{key}_p99_ns": int(h.get_value_at_percentile(99)),
+        }
+
+    def encode(self) -> bytes:
+        return self.histogram.encode()
