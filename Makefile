@@ -14,7 +14,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## run: the most complete main job the project has, on embedded defaults, ending with a summary.
+## run: the most complete main job the project has, on embedded defaults (1 M synthetic orders
+## through the five pinned stage processes, fsync per batch), ending with a summary.
 run: $(STAMP)
 	$(BIN)/tradepipe run --fresh
 

@@ -33,7 +33,7 @@ either side: a message that does not decode is counted (``undecodable``) and ans
 ``Refused`` with msgspec's reason; a reply that comes after its request timed out is counted
 (``late_replies``) and dropped.
 
-The supervisor (``pipeline.supervisor``, ``tradepipe run --pipeline``) and the stages use
+The supervisor (``pipeline.supervisor``, ``tradepipe run``) and the stages use
 it; ``tradepipe status`` / ``stop`` reach it through ``PipelineClient``
 (``docs/architecture.md``, "Control plane").
 """
