@@ -707,7 +707,8 @@ class StageControl:
         self._poller.register(self._socket, zmq.POLLIN)
         now = clock()
         self.supervisor_last_seen = now  # the clock reading of the supervisor's last message
-        self.supervisor_heard = False  # whether any message came from the supervisor yet
+        # whether the supervisor has begun to beat (it does once every stage registered)
+        self.supervisor_beating = False
         self._last_sent = now
         self._send(NO_REPLY, m.Register(stage, os.getpid()))
 
@@ -734,7 +735,6 @@ class StageControl:
 
     def _on_message(self, frames: list[bytes]) -> None:
         self.supervisor_last_seen = self.clock()
-        self.supervisor_heard = True
         request_id = _request_id(frames[0]) if len(frames) == 2 else None
         if request_id is None:
             self.undecodable += 1
@@ -747,6 +747,7 @@ class StageControl:
             self._send(request_id, m.Refused(f"undecodable: {error}"))
             return
         if isinstance(message, m.Heartbeat):
+            self.supervisor_beating = True
             return
         if self.handler is None:
             self._requests.append(Request(request_id, message))
@@ -849,9 +850,11 @@ class LoopChannel:
     ``SupervisorGoneError`` when this process's parent changed since the channel was made
     (the supervisor spawned the stage, so a new parent means it died: a sure check, immune
     to pid reuse, looked at every ``check_every`` seconds), or once the supervisor, having
-    spoken at least once, has been silent for more than ``silence`` seconds (alive but
-    hung, or its sockets gone). Silence counts only after the first message, because the
-    supervisor starts beating only when every stage has registered. The loop polls
+    begun to beat, has been silent for more than ``silence`` seconds (alive but hung, or
+    its sockets gone). Silence counts only after its first heartbeat: it beats only once
+    every stage has registered, which may take long (spawned children import and compile),
+    and a request it sends meanwhile (a verb's ``status``) must not start the count. The
+    loop polls
     between batches and at least every ``stages.loop.IDLE_TIMEOUT`` while idle, so a stage
     notices within ``check_every`` + that, or ``silence`` + that.
     """
@@ -893,7 +896,7 @@ class LoopChannel:
                 f"stage {control.stage}: its supervisor (pid {self.parent_pid}) is gone; "
                 "stopping (tradepipe clean removes the rings and run files it left)"
             )
-        if control.supervisor_heard and control.supervisor_stale(self.silence):
+        if control.supervisor_beating and control.supervisor_stale(self.silence):
             raise SupervisorGoneError(
                 f"stage {control.stage}: its supervisor has been silent for more than "
                 f"{self.silence:g} s; stopping"

@@ -496,16 +496,23 @@ def test_queued_requests_are_answered_later_and_each_reply_finds_its_request(
 def test_a_loop_channel_raises_once_its_supervisor_goes_silent(
     server: ControlServer, context: zmq.Context
 ) -> None:
-    """Silence counts only once the supervisor has spoken (it beats only after every stage
-    registered), and only past ``silence``; the check runs every ``check_every``."""
+    """Silence counts only once the supervisor beats (it does only after every stage
+    registered; a request before that does not start the count), and only past
+    ``silence``; the check runs every ``check_every``."""
     clock = FakeClock()
     with StageControl(server.manifest.control, "risk", clock=clock, context=context) as stage:
         channel = LoopChannel(stage, silence=3.0, check_every=0.25)
         server.wait_registered(["risk"], WAIT)
-        clock.now += 100.0  # never heard from: registration may take long, no verdict
+        clock.now += 100.0  # not beating yet: registration may take long, no verdict
         assert channel.poll() == []
+        server._send_request("risk", m.Status())  # a verb's status, before it beats
+        while not (requests := stage.take_requests()):
+            stage.poll(WAIT)
+        stage.answer(requests[0], m.Ack("later"))
+        clock.now += 100.0
+        assert channel.poll() == [] and not stage.supervisor_beating
         server.send_heartbeats()
-        while not stage.supervisor_heard:
+        while not stage.supervisor_beating:
             stage.poll(WAIT)
         clock.now += 3.0  # silent exactly `silence`: not yet
         assert channel.poll() == []
