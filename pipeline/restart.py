@@ -8,8 +8,9 @@ The supervisor has stopped every stage. What it knows for sure:
   ``k`` of ``s`` had left (``stages.output.stage``).
 
 The state to restart from is the one after the last command whose answers were *all*
-released. The ``Engine`` is the judge: it rebuilds the state after ``s - 1`` (newest snapshot
-+ journal) and runs command ``s`` alone: if ``s`` makes exactly ``k`` answers, all of them
+released. The ``Engine`` is the judge: it rebuilds the state after ``s - 1`` (the newest
+snapshot at or before it, which the supervisor's ``JournalFollower`` keeps taking, + the
+journal) and runs command ``s`` alone: if ``s`` makes exactly ``k`` answers, all of them
 left and the restart state is the one after ``s``; otherwise the one before ``s``, and
 output drops the ``k`` answers of ``s`` it will see again. Either way each answer is
 released exactly once, and no durable command is lost (ingest sends ``state_seq + 1 .. E``
@@ -54,13 +55,20 @@ def tally_journal(directory: Path) -> JournalTally:
     return JournalTally(end, source)
 
 
-def _state_before(config: RunConfig, journal: Path, seq: int) -> Engine:
-    """The Engine state after command ``seq`` (the journal replayed from its start)."""
+def _state_before(config: RunConfig, journal: Path, seq: int, snapshots: Path | None) -> Engine:
+    """The Engine state after command ``seq``: the newest snapshot at or before it (if
+    any, else the configuration's empty state) and the journal after it."""
     if seq == 0:
         return Engine(config.engine)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = replay_journal(journal, None, lambda: Engine(config.engine), to_seq=seq)
+        result = replay_journal(
+            journal,
+            snapshots,
+            lambda: Engine(config.engine),
+            to_seq=seq,
+            snapshot_max_seq=seq,
+        )
     if result.last_seq != seq:
         raise RuntimeError(f"restart: the journal replays to seq {result.last_seq}, not {seq}")
     return result.state
@@ -80,6 +88,7 @@ def plan_restart(
     previous: RestartPoint | None,
     state_file: Path,
     release_log: Path | None = None,
+    snapshot_dir: str | Path | None = None,
 ) -> RestartPoint:
     """Where to restart, with the state saved to ``state_file`` (see the module docstring).
 
@@ -87,15 +96,18 @@ def plan_restart(
     A ``release_log`` is trimmed to what the progress file says was released.
     """
     journal = Path(config.journal.directory).expanduser()
+    snapshots = Path(snapshot_dir).expanduser() if snapshot_dir is not None else None
+    if snapshots is not None and not snapshots.is_dir():
+        snapshots = None
     tally = tally_journal(journal)
     progress = read_progress(progress_file)
     if progress is None:  # nothing left since the last start
         seq = previous.state_seq if previous is not None else 0
-        state = _state_before(config, journal, seq)
+        state = _state_before(config, journal, seq, snapshots)
         released = 0
     else:
         last, released = progress
-        engine = _state_before(config, journal, last - 1)
+        engine = _state_before(config, journal, last - 1, snapshots)
         before = engine.snapshot()
         answers = len(engine.process(_command(journal, last)))
         if answers == released:  # every answer of ``last`` left

@@ -43,7 +43,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import numpy as np
 from hdrh.histogram import HdrHistogram
 
@@ -54,13 +53,15 @@ from pipeline.control import ControlServer, LoopChannel, StageControl
 from pipeline.exitcodes import CommandError, ExitStatus
 from pipeline.inprocess import ReplayCheck
 from pipeline.restart import plan_restart
-from pipeline.topology import STAGES, Topology
+from pipeline.topology import COMMANDS, STAGES, Topology
 from stages.engine import Engine
 from stages.loop import StageResult
+from stages.persistence.follower import JournalFollower
 from stages.persistence.journal_errors import JournalError
 from stages.persistence.journal_reader import JournalReader
 from stages.persistence.journal_segments import list_segments
-from stages.persistence.recovery import replay_journal
+from stages.persistence.recovery import Snapshotter, replay_journal
+from stages.persistence.snapshots import SnapshotError, SnapshotStore
 from stages.records import EVENT_DTYPE
 from stages.restart import RestartPoint
 
@@ -175,7 +176,7 @@ class PipelineReport:
     outcomes: _Rows = field(default_factory=lambda: _Rows([]))
     journal_bytes: int = 0
     durable_seq: int = 0
-    snapshots: int = 0  # the initial state only: periodic snapshots are not taken yet
+    snapshots: int = 0  # periodic and requested snapshots the run saved
     snapshot_failures: list[str] = field(default_factory=list)
     state_hash: str = ""  # the stages' state (throttle, risk, matching, open window)
     checks: dict[str, ReplayCheck] = field(default_factory=dict)
@@ -310,6 +311,15 @@ class Supervisor:
             config.pipeline.cpus, realtime=config.pipeline.realtime, nice=config.pipeline.nice
         )
         context = multiprocessing.get_context("spawn")
+        snapshots = config.snapshots
+        store = SnapshotStore(snapshots.directory, keep=snapshots.keep)
+        if store.paths():
+            raise CommandError(
+                f"snapshot directory {store.directory} holds snapshots of another run "
+                f"({store.paths()[-1].name}, ...): a restart would start from them; name an "
+                "empty directory ([snapshots] directory) or start with tradepipe run --fresh",
+                ExitStatus.USAGE,
+            )
         server = ControlServer(
             config.pipeline.run_dir, stale_after=self.stale_after, client_handler=self._client
         )
@@ -319,6 +329,12 @@ class Supervisor:
         made: list[Path] = [progress]  # the files this run creates in run_dir
         restart: RestartPoint | None = None
         failures: list[float] = []  # when each restart happened (monotonic)
+        self._following = True
+        self._follower = JournalFollower(
+            config.journal.directory,
+            Engine(config.engine),
+            Snapshotter(store, snapshots.every_records),
+        )
         try:
             while True:
                 try:
@@ -353,6 +369,8 @@ class Supervisor:
         processes: dict[str, multiprocessing.process.BaseProcess] = {}
         results = _Reports()
         self._processes = processes
+        self._topology = topology
+        self._first_seq = restart.state_seq + 1 if restart is not None else 1
         for stage in STAGES:
             server.forget(stage)  # a restarted stage registers again
         try:
@@ -391,6 +409,29 @@ class Supervisor:
             self._reap(processes)
             results.close()
             topology.unlink()
+
+    def _durable_seq(self) -> int:
+        """The last durable command, read from persistence's cursor on the commands ring
+        (ring position 0 holds the first command this pipeline sequenced or sent again)."""
+        ring = self._topology.rings.get(COMMANDS)
+        if ring is None:
+            return self._first_seq - 1
+        return self._first_seq + ring.consumer_cursor("persistence")
+
+    def _follow(self) -> None:
+        """One step of the snapshot replica (bounded work: the watch loop stays prompt)."""
+        if not self._following:
+            return
+        try:
+            self._follower.advance(self._durable_seq())
+        except (SnapshotError, JournalError) as error:  # the run goes on without them
+            self._following = False
+            self._warn(f"periodic snapshots stopped, the run goes on: {error}")
+
+    def _warn(self, text: str) -> None:
+        self.report.warnings.append(text)
+        if self.on_warning is not None:
+            self.on_warning(text)
 
     def _note_restart(self, failure: StageFailure, restart: RestartPoint, seconds: float) -> None:
         """Say what died and where the pipeline starts again (report, warning callback)."""
@@ -436,6 +477,7 @@ class Supervisor:
         exited: dict[str, float] = {}  # stages gone with exit code 0, not yet reported
         while len(collected) < len(STAGES):
             server.poll(WATCH_EVERY)
+            self._follow()
             while True:
                 try:
                     what, name, payload = results.get_nowait()
@@ -560,6 +602,12 @@ class Supervisor:
             return m.Ack("draining: ingest stops, the other stages finish what was sequenced")
         if isinstance(message, ADMIN_REQUESTS):
             return self._sequence(message)
+        if isinstance(message, m.Snapshot):
+            try:
+                seq, path = self._follower.snapshot_now(self._durable_seq())
+            except (SnapshotError, JournalError) as error:
+                return m.Refused(f"no snapshot taken: {error}")
+            return m.Ack(f"snapshot of the state after seq {seq:,} saved as {path}")
         return m.Refused(f"the supervisor does not handle {message.kind!r} yet")
 
     def _sequence(self, message: m.Message) -> m.Message:
@@ -627,19 +675,26 @@ class Supervisor:
             matching.details["matching_hash"],
             risk.details["unsettled"],
         )
-        began = time.perf_counter()
-        replay = replay_journal(journal_dir, None, lambda: Engine(config.engine))
-        engine = replay.state
-        unsettled = msgspec.msgpack.decode(engine.snapshot())["unsettled"]
-        replayed = _state_digest(
-            engine.throttle.state_hash(),
-            engine.risk.state_hash(),
-            engine.matching.state_hash(),
-            unsettled,
-        )
-        report.checks["journal, in-process Engine"] = ReplayCheck(
-            0, replay.replayed, time.perf_counter() - began, replayed
-        )
+        report.snapshots = len(self._follower.snapshots)
+        snapshots = Path(config.snapshots.directory).expanduser()
+        for label, directory in (
+            ("newest snapshot + journal", snapshots if snapshots.is_dir() else None),
+            ("journal from the start (audit)", None),
+        ):
+            began = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                replay = replay_journal(journal_dir, directory, lambda: Engine(config.engine))
+            engine = replay.state
+            replayed = _state_digest(
+                engine.throttle.state_hash(),
+                engine.risk.state_hash(),
+                engine.matching.state_hash(),
+                engine.open_window_events().tobytes(),
+            )
+            report.checks[label] = ReplayCheck(
+                replay.snapshot_seq or 0, replay.replayed, time.perf_counter() - began, replayed
+            )
 
 
 def run_pipeline(config: RunConfig, **options: Any) -> PipelineReport:

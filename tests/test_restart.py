@@ -19,7 +19,14 @@ import numpy as np
 import pytest
 
 from pipeline import control_messages as m
-from pipeline.config import JournalConfig, LoadConfig, PipelineConfig, RunConfig, default_engine
+from pipeline.config import (
+    JournalConfig,
+    LoadConfig,
+    PipelineConfig,
+    RunConfig,
+    SnapshotConfig,
+    default_engine,
+)
 from pipeline.control import PipelineClient
 from pipeline.supervisor import StageFailure, Supervisor
 from pipeline.topology import STAGES
@@ -40,6 +47,7 @@ def _config(tmp_path: Path, orders: int) -> RunConfig:
         engine=engine,
         load=LoadConfig(orders=orders, batch=512, accounts=40, seed=5),
         journal=JournalConfig(directory=str(tmp_path / "journal"), fsync="batch"),
+        snapshots=SnapshotConfig(directory=str(tmp_path / "snapshots"), every_records=50_000),
         pipeline=PipelineConfig(run_dir=str(tmp_path / "run")),
     )
 
@@ -168,7 +176,8 @@ def test_too_many_failures_in_the_window_end_the_run_with_one_clear_error(tmp_pa
 @pytest.mark.timeout(600)
 def test_admin_commands_are_sequenced_and_survive_a_restart(tmp_path):
     """A halt and a deposit sent while the load runs get their seq, are journaled with origin
-    CONTROL, and a restart after them neither repeats nor drops a source command."""
+    CONTROL, and a restart after them neither repeats nor drops a source command; a
+    snapshot asked for is saved (and the restart may start from it)."""
     config = _config(tmp_path, orders=600_000)
     log = tmp_path / "released.events"
     supervisor = Supervisor(config, tag="rs-admin", release_log=log)
@@ -182,9 +191,14 @@ def test_admin_commands_are_sequenced_and_survive_a_restart(tmp_path):
         with PipelineClient(run_dir) as client:
             halted = client.request(m.Halt(symbol), 10.0)
             deposited = client.request(m.Deposit(account=3, asset=asset, amount=5), 10.0)
+            snapshot = client.request(m.Snapshot(), 60.0)
+        assert isinstance(snapshot, m.Ack), snapshot
+        saved = Path(snapshot.detail.split(" saved as ")[1])  # checked now: keep prunes
+        assert saved.is_file() and saved.parent == tmp_path / "snapshots"
         _kill_when_answering(supervisor, run_dir, "risk", after=60_000)
     assert isinstance(halted, m.Ack) and "halt sequenced as seq" in halted.detail, halted
     assert isinstance(deposited, m.Ack) and "deposit sequenced as seq" in deposited.detail
+    assert "snapshot of the state after seq" in snapshot.detail
     report = outcome["report"]
     funding = config.load.accounts * len(config.engine.risk.assets)
     assert report.commands == config.load.orders + funding + 2  # every source command once
@@ -198,5 +212,6 @@ def test_admin_commands_are_sequenced_and_survive_a_restart(tmp_path):
     assert control["seq"].tolist() == seqs
     assert control["kind"].tolist() == [CommandType.HALT, CommandType.DEPOSIT]
     assert report.recovered, report.checks
+    assert report.snapshots >= 2
     released = np.fromfile(log, dtype=EVENT_DTYPE)
     assert np.array_equal(_without_stamps(released), _without_stamps(_engine_answers(config)))

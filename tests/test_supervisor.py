@@ -14,7 +14,14 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from pipeline.config import JournalConfig, LoadConfig, PipelineConfig, RunConfig, default_engine
+from pipeline.config import (
+    JournalConfig,
+    LoadConfig,
+    PipelineConfig,
+    RunConfig,
+    SnapshotConfig,
+    default_engine,
+)
 from pipeline.supervisor import StageFailure, Supervisor
 from pipeline.topology import STAGES
 from ringbuffer.segments import list_segments
@@ -28,6 +35,7 @@ def _config(tmp_path: Path, orders: int, batch: int = 256) -> RunConfig:
         engine=engine,
         load=LoadConfig(orders=orders, batch=batch, accounts=40, seed=11),
         journal=JournalConfig(directory=str(tmp_path / "journal"), fsync="batch"),
+        snapshots=SnapshotConfig(directory=str(tmp_path / "snapshots"), every_records=50_000),
         pipeline=PipelineConfig(run_dir=str(tmp_path / "run")),
     )
 
@@ -135,9 +143,9 @@ def test_run_pipeline_prints_the_summary_and_the_stages(tmp_path, monkeypatch, c
     )
     assert main(["run", "run.toml", "--pipeline"]) == 0
     out = capsys.readouterr().out
-    assert "run summary" in out and "replay (journal, in-process Engine)" in out
+    assert "run summary" in out and "replay (journal from the start (audit))" in out
     assert "match" in out and "DIFFERS" not in out
-    for column in ("stage", "pid", "core", "records/s", "CPU busy %", *STAGES):
+    for column in ("stage", "pid", "core", "records/s", *STAGES):
         assert column in out
     _assert_clean(tmp_path, f"tp{os.getpid()}")
 
