@@ -125,18 +125,22 @@ def print_hops(console: Console, hops: Mapping[str, Any]) -> None:
 
 
 def print_checks(console: Console, report: Any) -> None:
-    """Every replay of the journal: where it started, how much it replayed, the verdict."""
-    table = Table(title="recovery checks", show_header=False)
-    table.add_column(justify="left")
-    table.add_column(justify="right")
+    """Every replay of the journal: where it started, how much it replayed, how long it
+    took, and whether it rebuilt the live state (``match``) or not (``DIFFERS``)."""
+    table = Table(title="recovery checks")
+    for column in ("replay", "from seq", "replayed", "in", "state"):
+        table.add_column(column, justify="left" if column == "replay" else "right")
     for name, check in report.checks.items():
         verdict = "[green]match[/]" if check.state_hash == report.state_hash else "[red]DIFFERS[/]"
         table.add_row(
             f"replay ({name})",
-            f"seq {check.from_seq:,} + {check.replayed:,} in {check.seconds:.2f} s: {verdict}",
+            f"{check.from_seq:,}",
+            f"{check.replayed:,}",
+            f"{check.seconds:.2f} s",
+            verdict,
         )
     if not report.checks:
-        table.add_row("replay", "[red]none ran[/]")
+        table.add_row("replay", "", "", "", "[red]none ran[/]")
     console.print(table)
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import os
 import sys
 import warnings
 from collections.abc import Iterator
@@ -77,6 +78,11 @@ FRESH_HELP = (
 )
 
 
+#: columns of the summary when standard output is not a terminal (a file, a pipe, a log):
+#: its widest table fits, so no row wraps; a terminal's own width (or $COLUMNS) wins
+FILE_WIDTH = 120
+
+
 class _Console(Console):
     """rich's Console, but a reader that goes away ends the command as in every other one."""
 
@@ -124,7 +130,8 @@ def run(args: argparse.Namespace) -> int:
     leftovers = [] if args.inprocess else _check_run_dir(config)
     with _run_errors():
         prepare_directories(config, args.fresh)
-    console = _Console(stderr=False)
+    to_file = not sys.stdout.isatty() and "COLUMNS" not in os.environ
+    console = _Console(stderr=False, width=FILE_WIDTH if to_file else None)
     how = "in this process" if args.inprocess else "through five stage processes"
     console.print(
         f"[bold]tradepipe run[/]: {config.load.orders:,} synthetic orders from "
