@@ -295,6 +295,7 @@ class Supervisor:
         self.on_warning = on_warning
         self.ready = threading.Event()
         self._collected: dict[str, StageResult] = {}
+        self._failed_at: float | None = None  # when the last failure was seen
         self._stop = threading.Event()
         self._stop_sent = False
         self._ready_ns = 0
@@ -340,7 +341,7 @@ class Supervisor:
                 try:
                     return self._run_once(context, server, cpu_plan, restart, progress)
                 except StageFailure as failure:
-                    now = time.monotonic()
+                    now = self._failed_at = time.monotonic()
                     failures = [t for t in failures if now - t < self.restart_window]
                     if self._stop.is_set() or len(failures) >= self.max_restarts:
                         raise self._giving_up(failure, len(failures)) from None
@@ -503,6 +504,10 @@ class Supervisor:
             if not registered:
                 if all(stage in server.stages for stage in STAGES):
                     registered = True
+                    if self._failed_at is not None:  # a restarted pipeline is running
+                        back = time.monotonic() - self._failed_at
+                        self._failed_at = None
+                        self.report.restarts[-1] += f"; processing again {back:.2f} s after"
                     if not self.ready.is_set():
                         self._ready_ns = time.perf_counter_ns()
                         self.ready.set()
