@@ -2,11 +2,11 @@
 
 By default the supervisor (``pipeline.supervisor``) runs one pinned process per stage over
 the shared-memory rings: synthetic load, ingest checks, risk, matching, settlement, a
-journal with group-commit fsync, and a check that replays the journal into an in-process
-``Engine`` and compares the state. Before it starts, what a dead supervisor left in the
-run directory (its files, its rings) is removed, and a live one there is refused. With
-``--inprocess`` the whole chain runs in this one process instead (``pipeline.inprocess``),
-with periodic snapshots and two replays (from the newest snapshot and from the start).
+journal with group-commit fsync, snapshots, and checks that replay the journal into
+in-process engines (from the newest snapshot and from the start) and compare the state.
+Before it starts, what a dead supervisor left in the run directory (its files, its
+rings) is removed, and a live one there is refused. With ``--inprocess`` the whole chain
+runs in this one process instead (``pipeline.inprocess``), with the same checks.
 Both print the summary of ``pipeline.summary``; the pipeline adds its stages and the
 latency of every hop. ``--pipeline`` is accepted for compatibility (it is the default).
 
@@ -48,19 +48,20 @@ from stages.persistence.run_files import RunDirectoryError
 from stages.persistence.snapshots import SnapshotError, SnapshotWriteError
 
 DESCRIPTION = """\
-Run the trading chain under synthetic load with a journal, then prove recovery: the
-journal is replayed into a fresh engine and its state must equal the live one.
+Run the trading chain under synthetic load with a journal and snapshots, then prove
+recovery: the journal is replayed into fresh engines (from the newest snapshot, as a
+restart would, and from the start, as an audit) and both states must equal the live one.
 
 By default one pinned process per stage (ingest, risk, matching, persistence, output)
 runs over the shared-memory rings under a supervisor, which prints the summary, a table
 per stage (core, records/s, CPU) and the latency of every hop. What a dead supervisor
 left in the run directory ([pipeline] run_dir) and its rings are removed first; a live
 one there is refused (exit 4). Ctrl-C or SIGTERM drains and stops the run (exit 0); a
-stage that dies ends it (exit 1).
+stage that dies restarts the pipeline from its snapshots and journal, and one that keeps
+dying ends the run (exit 1).
 
-With --inprocess the whole chain runs in this one process instead, takes periodic
-snapshots and replays the journal twice (from the newest snapshot, as a restart would,
-and from the start, as an audit).
+With --inprocess the whole chain runs in this one process instead, with the same
+snapshots and checks.
 
 Exit status: 0 done and recovered, 1 a replay's state differs or a stage died, 2 a bad
 config, option or directory, 4 refused (a live run holds the journal or the run
@@ -108,8 +109,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     mode.add_argument(
         "--inprocess",
         action="store_true",
-        help="run the whole chain in this one process instead of the stage processes, with "
-        "periodic snapshots and two replays (from the newest snapshot and from the start)",
+        help="run the whole chain in this one process instead of the stage processes",
     )
     mode.add_argument(
         "--pipeline",
