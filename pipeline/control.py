@@ -78,10 +78,13 @@ RUN_FILES = (
 MAX_IPC_PATH = 107
 NO_REPLY = 0  # the request id of messages that are not answered
 #: seconds a stage waits for word from its supervisor (which beats every 0.25 s) before it
-#: takes it for gone: twelve beats missed, far beyond a busy supervisor's pauses (a status
-#: broadcast, a stop request: at most ~2 s), and short enough that stages orphaned by a
-#: ``kill -9`` free their cores and rings within seconds
-SUPERVISOR_SILENCE = 3.0
+#: takes it for gone: twenty beats missed. Only a supervisor that lives but hangs (stopped,
+#: deadlocked, swapped out) needs it, since a dead one is seen within
+#: ``SUPERVISOR_CHECK_EVERY``; so it leaves a wide margin over the pauses of a busy
+#: supervisor on a crowded host (a status broadcast or a stop request waits up to 2 s; its
+#: engine replica catches up and writes snapshots between beats), because a false verdict
+#: stops the whole pipeline
+SUPERVISOR_SILENCE = 5.0
 #: how often (seconds) a stage's ``LoopChannel`` checks that its supervisor process exists:
 #: one ``getppid()``, never per batch
 SUPERVISOR_CHECK_EVERY = 0.25
