@@ -118,12 +118,35 @@ def check_feeds(data: dict) -> None:
     assert positive(data["itch_messages"]) and positive(data["lobster_messages"])
 
 
+def check_pipeline(data: dict) -> None:
+    rows = data["results"]
+    wirings = ("tradepipe", "zmq", "mp_queue", "inprocess")
+    cases = {
+        ("throughput", "batch"),
+        ("throughput", "never"),
+        ("latency", "never"),
+        ("latency", "batch"),
+    }
+    assert {(r["wiring"], r["mode"], r["fsync"]) for r in rows} == {
+        (wiring, mode, fsync) for wiring in wirings for mode, fsync in cases
+    }
+    for row in rows:
+        assert set(row) == {
+            "wiring", "mode", "fsync", "orders_per_s", "p50_us", "p99_us", "p999_us", "cpu_pct",
+        }  # fmt: skip
+        assert all(positive(row[k]) for k in ("orders_per_s", "p50_us", "p99_us", "p999_us"))
+        assert row["cpu_pct"] is None or positive(row["cpu_pct"])
+    assert set(data["ratios"]) == {f"{mode}_{fsync}" for mode, fsync in cases}
+    assert data["idle_cpu_pct"] >= 0
+
+
 CHECKS = {
     "ring": check_ring,
     "matching": check_matching,
     "risk": check_risk,
     "journal": check_journal,
     "feeds": check_feeds,
+    "pipeline": check_pipeline,
 }
 
 
