@@ -1,28 +1,34 @@
 """The supervisor: runs the pipeline as five pinned stage processes over the rings, watches
-them through the control plane, and says what the run did.
+them through the control plane, restarts them after a crash, and says what the run did.
 
 ``run_pipeline(config)`` prepares the run directory (0700) and its ``ControlServer``,
-creates the rings (``pipeline.topology``), spawns the stages (``spawn`` context, consumers
-before producers), each one pinned by ``pipeline.affinity.apply`` inside the child before
-its loop starts and connected to the control plane under its name, waits until all have
-registered, and lets the load run to its end: ingest finishes the commands ring and the
-end of the stream flows down to output. Then it joins every process, unlinks the rings,
-removes the manifest and sockets, and returns a ``PipelineReport``: per stage pid, core,
-records, batches and busy time; output's outcomes and ingest→ack latency; the durable seq;
-and the state check (risk + matching + throttle state against an in-process ``Engine``
-replay of the journal the run wrote).
+creates the rings (``pipeline.topology``), starts the stages (consumers before producers,
+forked from a warm fork server: ``stage_context``), each one pinned by
+``pipeline.affinity.apply`` inside the child before its loop starts and connected to the
+control plane under its name, waits until all have registered, and lets the load run to
+its end: ingest finishes the commands ring and the end of the stream flows down to output.
+Meanwhile its watch loop follows the durable journal with an ``Engine`` replica that saves
+the periodic snapshots (``stages.persistence.follower``). At the end it joins every
+process, unlinks the rings, removes the files it made, and returns a ``PipelineReport``:
+per stage pid, core, records, batches, busy and CPU time; output's outcomes; every hop's
+latency; the durable seq; the restarts; and the state check (throttle + risk + matching
+state against ``Engine`` replays of the journal, from the newest snapshot and the start).
 
 * A stop (``request_stop()``: SIGINT / SIGTERM when run from the main thread, or a
   client's ``stop``) asks ingest to stop: it finishes the commands ring, and the stages
   downstream drain what was sequenced and stop in turn. The report says ``stopped``.
 * A stage that dies (exit code ≠ 0, or it reports an error such as ``PeerDeadError``), or
-  is silent on the control plane for ``stale_after`` seconds: the others are terminated,
-  everything is reaped and removed, and ``StageFailure`` (a ``CommandError``) names the
-  stage, its exit code or signal and how far the journal is durable. Restarting it is the
-  next step (``docs/operations.md``).
+  is silent on the control plane for ``stale_after`` seconds: the others are terminated
+  and the pipeline starts again from the last command whose answers all left
+  (``pipeline.restart``), exactly once. More than ``max_restarts`` failures within
+  ``restart_window`` seconds end the run: ``StageFailure`` (a ``CommandError``) names the
+  stage, its exit code or signal and how far the journal is durable.
+* Operator requests: ``halt``, ``resume``, ``kill_switch`` and ``deposit`` go to ingest,
+  which sequences them with the orders; ``snapshot`` is the replica's.
 
 Nothing is left in /dev/shm or the run directory on any path out of ``run_pipeline``;
-after a ``kill -9`` of the supervisor itself, ``tradepipe clean`` removes what it left.
+after a ``kill -9`` of the supervisor itself, its stages exit on their own and
+``tradepipe clean`` (or the next run) removes what it left.
 """
 
 from __future__ import annotations
@@ -65,7 +71,8 @@ from stages.persistence.snapshots import SnapshotError, SnapshotStore
 from stages.records import EVENT_DTYPE
 from stages.restart import RestartPoint
 
-#: seconds for every stage to register (a spawned child imports numpy, numba, ...)
+#: seconds for every stage to register (the first start imports numpy, numba, ... and may
+#: compile the kernels, in the fork server)
 REGISTER_TIMEOUT = 120.0
 #: a registered stage silent this long (seconds) is treated as dead. Generous: a stage's
 #: first batches may compile numba kernels, and it does not beat while compiling.
@@ -186,6 +193,10 @@ class PipelineReport:
     stopped: bool = False  # a stop (signal or verb) ended the load early
     warnings: list[str] = field(default_factory=list)  # pinning / priority not applied
     restarts: list[str] = field(default_factory=list)  # what died, where it started again
+    #: per restart: seconds to rebuild the state, and from the failure seen to the new
+    #: pipeline registered and processing (perf/bench_recovery.py reads these)
+    rebuild_seconds: list[float] = field(default_factory=list)
+    back_seconds: list[float] = field(default_factory=list)
     #: per hop (``"ingest→risk"``, ``"ingest→durable"``, ``"ingest→match"``,
     #: ``"ingest→ack"``) the latency histogram (ns) of the last pipeline
     hops: dict[str, HdrHistogram] = field(default_factory=dict)
@@ -223,6 +234,16 @@ def _stage_main(
         with contextlib.suppress(OSError):  # BrokenPipeError: the supervisor is gone
             results.send(("error", name, traceback.format_exc()))
         raise SystemExit(1) from None
+
+
+def stage_context() -> Any:
+    """The ``multiprocessing`` context stage processes start from: a fork server that
+    imported every stage and loaded the compiled kernels once (``pipeline.warm``), so a
+    stage starts in milliseconds (a restart most of all) and the server, single-threaded,
+    forks safely. The server lives as long as this process; started on first use."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["pipeline.warm"])
+    return context
 
 
 def _state_digest(throttle: str, risk: str, matching: str, unsettled: bytes) -> str:
@@ -311,7 +332,7 @@ class Supervisor:
         cpu_plan = affinity.plan(
             config.pipeline.cpus, realtime=config.pipeline.realtime, nice=config.pipeline.nice
         )
-        context = multiprocessing.get_context("spawn")
+        context = stage_context()
         snapshots = config.snapshots
         store = SnapshotStore(snapshots.directory, keep=snapshots.keep)
         if store.paths():
@@ -448,6 +469,7 @@ class Supervisor:
             )
         )
         self.report.restarts.append(note)
+        self.report.rebuild_seconds.append(seconds)
         if self.on_warning is not None:
             self.on_warning(note)
 
@@ -508,6 +530,7 @@ class Supervisor:
                         back = time.monotonic() - self._failed_at
                         self._failed_at = None
                         self.report.restarts[-1] += f"; processing again {back:.2f} s after"
+                        self.report.back_seconds.append(back)
                     if not self.ready.is_set():
                         self._ready_ns = time.perf_counter_ns()
                         self.ready.set()
