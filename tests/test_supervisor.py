@@ -187,3 +187,24 @@ def test_a_verb_with_no_pipeline_running_says_so(tmp_path, capsys, verb):
 
     assert main([verb, "--run-dir", str(tmp_path / "run")]) == 1
     assert "no pipeline running" in capsys.readouterr().err
+
+
+@pytest.mark.timeout(300)
+def test_relative_paths_mean_the_working_directory_of_each_run(tmp_path, monkeypatch):
+    """Stages fork from a server started once, in whatever directory the first run had
+    (multiprocessing moves each child to its parent's directory at start): each run's
+    relative journal must still land in its own working directory."""
+    for name in ("first", "second"):
+        here = tmp_path / name
+        here.mkdir()
+        monkeypatch.chdir(here)
+        config = RunConfig(
+            engine=default_engine(),
+            load=LoadConfig(orders=500, batch=128, accounts=20, seed=3),
+            journal=JournalConfig(directory="journal"),
+            snapshots=SnapshotConfig(directory="snapshots"),
+            pipeline=PipelineConfig(run_dir="run"),
+        )
+        report = Supervisor(config, tag=f"sup-cwd-{name}").run()
+        assert report.recovered, report.checks
+        assert any((here / "journal").glob("*.tpj")), f"no journal in {here}"
