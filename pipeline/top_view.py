@@ -199,7 +199,10 @@ def _latencies(status: m.PipelineStatus) -> list[LatencyRow]:
             if match := _HOP.fullmatch(key):
                 hops.setdefault(match["name"], {})[match["pct"]] = value
         for name, pcts in sorted(hops.items()):
-            rows.append(LatencyRow(name, reply.stage, _ns(pcts.get("50")), _ns(pcts.get("99"))))
+            if name == "ingest_to_ack" and ack is not None:
+                continue  # the first row
+            label = name.replace("_to_", " → ")
+            rows.append(LatencyRow(label, reply.stage, _ns(pcts.get("50")), _ns(pcts.get("99"))))
     return rows
 
 

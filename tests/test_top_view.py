@@ -248,3 +248,25 @@ def test_standard_input_that_is_not_a_terminal_is_left_alone(monkeypatch) -> Non
     with top._keyboard() as quit_within:
         assert not quit_within(0.0)  # a "q" there is data, not a key
     assert stdin.read() == "q"
+
+
+def test_the_stages_hop_names_read_as_arrows_and_ingest_to_ack_is_shown_once() -> None:
+    now = pipeline(
+        reply(
+            "output",
+            1,
+            latency_p50_ns=900,
+            latency_p99_ns=2_000,
+            hop_ingest_to_ack_p50_ns=900,
+            hop_ingest_to_ack_p99_ns=2_000,
+            hop_ingest_to_match_p50_ns=300,
+            hop_ingest_to_match_p99_ns=600,
+        ),
+        reply("persistence", 1, hop_ingest_to_durable_p50_ns=500, hop_ingest_to_durable_p99_ns=9),
+    )
+    rows = [(r.name, r.stage) for r in frame(None, now, 0.0).latencies]
+    assert rows == [
+        ("ingest → ack", "output"),
+        ("ingest → durable", "persistence"),
+        ("ingest → match", "output"),
+    ]
