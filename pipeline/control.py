@@ -295,6 +295,13 @@ def read_manifest(run_dir: str | Path) -> PipelineManifest | None:
         return None
 
 
+def supervisor_of(endpoint: str) -> PipelineManifest | None:
+    """The manifest of the supervisor that bound ``endpoint``: the ``pipeline.json`` in the
+    socket's directory, if it names that endpoint; None if there is none (a test's)."""
+    manifest = read_manifest(Path(endpoint.removeprefix("ipc://")).parent)
+    return manifest if manifest is not None and manifest.control == endpoint else None
+
+
 def dead_supervisor_rings(manifest: PipelineManifest) -> list[str]:
     """The ring segments in /dev/shm that the dead supervisor of ``manifest`` left.
 
@@ -698,6 +705,7 @@ class StageControl:
         context: zmq.Context | None = None,
     ) -> None:
         check_endpoint(endpoint)
+        self.endpoint = endpoint
         self.stage = stage
         self.handler = handler
         self.heartbeat_every = heartbeat_every
@@ -850,9 +858,12 @@ class LoopChannel:
     with an ``error`` into ``Refused``, anything else into ``Ack`` listing it.
 
     It also watches the supervisor, so that a stage never outlives it: ``poll()`` raises
-    ``SupervisorGoneError`` when this process's parent changed since the channel was made
-    (the supervisor spawned the stage, so a new parent means it died: a sure check, immune
-    to pid reuse, looked at every ``check_every`` seconds), or once the supervisor, having
+    ``SupervisorGoneError`` when the supervisor process is gone, looked at every
+    ``check_every`` seconds: the one ``pipeline.json`` next to the control socket names
+    (its pid and start time, so a reused pid does not pass for it; read when the channel
+    is made), and in any case when this process's parent changed (the supervisor, or the
+    fork server it started, which exits with it, made the stage: a new parent means it
+    died; a sure check where there is no manifest), or once the supervisor, having
     begun to beat, has been silent for more than ``silence`` seconds (alive but hung, or
     its sockets gone). Silence counts only after its first heartbeat: it beats only once
     every stage has registered, which may take long (spawned children import and compile),
@@ -877,7 +888,8 @@ class LoopChannel:
         self.core = core
         self.silence = silence
         self.check_every = check_every
-        self.parent_pid = os.getppid()  # the supervisor, which spawned this stage
+        self.parent_pid = os.getppid()  # the supervisor, or the fork server it started
+        self.supervisor = supervisor_of(control.endpoint)
         self._next_check = control.clock() + check_every
         self._process = psutil.Process()
         self._process.cpu_percent()  # the first reading starts the interval
@@ -894,9 +906,14 @@ class LoopChannel:
     def check_supervisor(self) -> None:
         """Raise ``SupervisorGoneError`` if the supervisor died or went silent."""
         control = self.control
-        if os.getppid() != self.parent_pid:
+        supervisor = self.supervisor
+        gone = os.getppid() != self.parent_pid
+        if supervisor is not None and not gone:
+            gone = peer_state(supervisor.supervisor_pid, supervisor.supervisor_start_ms) is not None
+        if gone:
+            pid = self.parent_pid if supervisor is None else supervisor.supervisor_pid
             raise SupervisorGoneError(
-                f"stage {control.stage}: its supervisor (pid {self.parent_pid}) is gone; "
+                f"stage {control.stage}: its supervisor (pid {pid}) is gone; "
                 "stopping (tradepipe clean removes the rings and run files it left)"
             )
         if control.supervisor_beating and control.supervisor_stale(self.silence):

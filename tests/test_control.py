@@ -545,9 +545,45 @@ def test_a_loop_channel_raises_once_its_parent_the_supervisor_is_gone(
         clock.now += 0.25
         assert channel.poll() == [] and len(asked) == 2  # the same parent: fine
         clock.now += 0.25
-        with pytest.raises(SupervisorGoneError, match=rf"its supervisor \(pid {real_getppid()}\) "
+        # a new parent is enough, even while the manifest's supervisor (this process
+        # here) lives: the fork server or supervisor that made the stage is gone
+        with pytest.raises(SupervisorGoneError, match=rf"its supervisor \(pid {os.getpid()}\) "
                            r"is gone; stopping \(tradepipe clean removes"):  # fmt: skip
             channel.poll()
+
+
+@pytest.mark.timeout(30)
+def test_a_loop_channel_raises_once_the_supervisor_its_manifest_names_is_gone(
+    run_dir: Path, context: zmq.Context
+) -> None:
+    """Stages forked by a fork server keep their parent when the supervisor dies: the
+    manifest next to the control socket names the supervisor, pid and start time."""
+    import subprocess
+
+    from pipeline.control import PipelineManifest, ipc_endpoint, write_manifest
+
+    child = subprocess.Popen(["true"])
+    child.wait()
+    prepare_run_dir(run_dir)
+    endpoint = ipc_endpoint(run_dir, CONTROL_SOCKET)
+    write_manifest(run_dir, PipelineManifest(child.pid, 1, endpoint, endpoint))
+    clock = FakeClock()
+    with StageControl(endpoint, "risk", clock=clock, context=context) as stage:
+        channel = LoopChannel(stage, check_every=0.25)
+        assert channel.supervisor is not None and channel.supervisor.supervisor_pid == child.pid
+        assert channel.poll() == []  # not checked before check_every
+        clock.now += 0.25
+        with pytest.raises(
+            SupervisorGoneError, match=rf"its supervisor \(pid {child.pid}\) is gone"
+        ):
+            channel.poll()
+    # a manifest of another endpoint is not this stage's supervisor
+    write_manifest(run_dir, PipelineManifest(child.pid, 1, endpoint + "x", endpoint))
+    with StageControl(endpoint, "risk", clock=clock, context=context) as stage:
+        channel = LoopChannel(stage, check_every=0.25)
+        assert channel.supervisor is None
+        clock.now += 0.25
+        assert channel.poll() == []
 
 
 @pytest.mark.timeout(30)

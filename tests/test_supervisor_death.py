@@ -1,7 +1,8 @@
-"""A supervisor killed with ``kill -9`` leaves no stage running: each stage sees its parent
-(the supervisor's fork server, which exits with it) change, or the supervisor silent, on its
-control poll and exits with an error on its own; so does every stage of a
-supervisor that hangs (``SIGSTOP``: alive, but its heartbeats stop). ``tradepipe clean``
+"""A supervisor killed with ``kill -9`` leaves no stage running: on its control poll each
+stage sees that the supervisor its run directory's manifest names is gone (or its parent,
+the supervisor's fork server, which exits with it, changed) and exits with an error on its
+own; so does every stage of a supervisor that hangs (``SIGSTOP``: alive, but its heartbeats
+stop). ``tradepipe clean``
 then removes the rings and run files it left, and nothing else.
 
 The test makes itself a child subreaper while it runs, so the orphaned stages become its
