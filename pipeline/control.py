@@ -308,20 +308,22 @@ def dead_supervisor_rings(manifest: PipelineManifest) -> list[str]:
     Only names ``ringbuffer.segments`` accepts as this project's (a regular file, a
     well-formed ``tradepipe.<pid>.<label>``) created by that supervisor's pid, and of
     those only: the rings the manifest lists, and any segment of that pid while no
-    process holds the pid. A listed ring whose pid a newer process holds (pid reuse) goes
-    only if it was last written before that process started: what the newer process
-    created can only be younger. The caller has made sure the supervisor is dead.
+    running process holds the pid (a zombie, e.g. the supervisor itself not yet reaped by
+    its parent, creates nothing). A listed ring whose pid a newer process holds (pid
+    reuse) goes only if it was last written before that process started: what the newer
+    process created can only be younger. The caller has made sure the supervisor is dead.
     """
     pid = manifest.supervisor_pid
     listed = {name for name in manifest.rings if creator_pid(name) == pid}
     infos, _ = scan_segments()
     mine = [info for info in infos if info.creator_pid == pid]
-    if not any(info.creator_alive for info in mine):
-        return [info.name for info in mine]
     try:
-        started = psutil.Process(pid).create_time()
+        holder = psutil.Process(pid)
+        started = None if holder.status() == psutil.STATUS_ZOMBIE else holder.create_time()
     except psutil.Error:
-        started = None  # gone meanwhile: nothing newer can hold the names
+        started = None  # nobody holds the pid: nothing newer can hold the names
+    if started is None:
+        return [info.name for info in mine]
     names = []
     for info in mine:
         if info.name not in listed:
@@ -330,7 +332,7 @@ def dead_supervisor_rings(manifest: PipelineManifest) -> list[str]:
             written = (SHM_DIR / info.name).stat().st_mtime
         except OSError:
             continue
-        if started is None or written < started:
+        if written < started:
             names.append(info.name)
     return names
 

@@ -34,6 +34,7 @@ from pipeline.control import (
     write_manifest,
 )
 from pipeline.exitcodes import ExitStatus
+from ringbuffer.peers import process_start_ms
 
 WAIT = 10.0
 
@@ -411,3 +412,23 @@ def test_a_new_supervisor_removes_the_rings_a_dead_one_left_in_its_run_dir(
             assert find_pipeline(run_dir).rings == mine
     finally:
         unlink_segment(ring)
+
+
+@pytest.mark.timeout(30)
+def test_the_rings_of_a_supervisor_not_yet_reaped_go_too(tmp_path: Path) -> None:
+    """A killed supervisor whose parent has not reaped it yet is a zombie holding its pid:
+    dead all the same, and its rings go (listed in the manifest or not)."""
+    from ringbuffer.segments import SHM_DIR, create_segment, segment_name, unlink_segment
+
+    child = subprocess.Popen(["true"])
+    os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)  # exited, not reaped: a zombie
+    ring = segment_name(f"zo{os.getpid()}-commands", child.pid)
+    create_segment(ring, 4096).close()
+    try:
+        run_dir = prepare_run_dir(tmp_path / "run")
+        started = process_start_ms(child.pid)
+        write_manifest(run_dir, PipelineManifest(child.pid, started, "ipc://x/a", "ipc://x/b"))
+        assert clean_run_dir(run_dir) == [SHM_DIR / ring, run_dir / MANIFEST]
+    finally:
+        unlink_segment(ring)
+        child.wait()
