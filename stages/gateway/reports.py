@@ -1,0 +1,167 @@
+"""Events to execution reports, and each account's bounded log of the reports it was sent.
+
+**Translation** (``apply_event``): the five order events of ``docs/records.md`` become
+reports by the order's client order id, and move the gateway's copy of the order along:
+
+| event | report(s) | the order |
+|---|---|---|
+| ACCEPTED | ``accepted`` | open, acknowledged; pops its pending ``new`` |
+| REJECTED | ``rejected`` (request, reason, code) | pops its oldest pending request; a rejected ``new`` is done (no ``done`` report: it never opened) |
+| TRADE | ``trade`` (price, qty, leaves, maker/taker, fee) | leaves -= qty; DONE flag: ``done`` |
+| CANCELLED | ``cancelled`` (reason, qty, leaves) | leaves -= qty; ``USER_CANCEL`` pops its pending ``cancel``; DONE flag: ``done`` |
+| REPLACED | ``replaced`` (price, leaves) | new price and leaves; pops its pending ``replace``/``reduce`` |
+
+**Report sequence numbers** are per account (``ReportLog``): 1, 2, 3... over every report
+the account was sent, across its connections, so a client that reconnects names the last
+one it saw and gets the rest (``since``). The log keeps the latest ``capacity`` reports;
+asking for older ones says so (``gap``) and the client resynchronises from its open orders.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+
+from stages.gateway.orders import Order
+from stages.gateway.protocol import (
+    Accepted,
+    Cancelled,
+    Done,
+    ExecutionReport,
+    Rejected,
+    Replaced,
+    Trade,
+    reason_name,
+)
+from stages.gateway.symbols import SymbolTable
+from stages.records import EVENT_DTYPE, EventFlag, EventType, Reason
+
+#: reports each account's log keeps for ``ReportsSince``
+REPORT_LOG_SIZE = 10_000
+#: the most reports one ``ReportsReply`` carries
+REPORTS_PAGE = 500
+
+#: the event fields ``apply_event`` reads, as positions in ``events.tolist()`` rows
+F = {name: i for i, name in enumerate(EVENT_DTYPE.names)}
+ORDER_EVENTS = frozenset(
+    (
+        EventType.ACCEPTED,
+        EventType.REJECTED,
+        EventType.TRADE,
+        EventType.CANCELLED,
+        EventType.REPLACED,
+    )
+)
+
+
+class ReportLog:
+    """One account's reports, numbered from 1, the latest ``capacity`` kept."""
+
+    def __init__(self, capacity: int = REPORT_LOG_SIZE) -> None:
+        if capacity < 1:
+            raise ValueError(f"a report log keeps at least 1 report, not {capacity}")
+        self.last_seq = 0
+        self._reports: deque[ExecutionReport] = deque(maxlen=capacity)
+
+    @property
+    def next_seq(self) -> int:
+        return self.last_seq + 1
+
+    def add(self, report: ExecutionReport) -> ExecutionReport:
+        """Keep ``report``, which must carry ``next_seq``."""
+        assert report.report_seq == self.last_seq + 1, (report.report_seq, self.last_seq)
+        self.last_seq = report.report_seq
+        self._reports.append(report)
+        return report
+
+    def since(
+        self, seq: int, limit: int = REPORTS_PAGE
+    ) -> tuple[list[ExecutionReport], bool, bool]:
+        """The reports after ``seq`` (at most ``limit``), whether some of them were already
+        dropped (a gap), and whether there are more after this page."""
+        if not self._reports or seq >= self.last_seq:
+            return [], False, False
+        first = self._reports[0].report_seq
+        gap = seq + 1 < first
+        start = max(seq + 1 - first, 0)
+        stop = min(start + limit, len(self._reports))
+        page = [self._reports[i] for i in range(start, stop)]
+        return page, gap, stop < len(self._reports)
+
+
+def event_rows(events: np.ndarray) -> list[tuple]:
+    """The order events of a batch as plain tuples (``F`` names the positions): one C call,
+    so the per-event Python work is only the events an order of the gateway is about."""
+    kinds = events["kind"]
+    mask = (kinds >= EventType.ACCEPTED) & (kinds <= EventType.REPLACED)
+    return events[mask].tolist() if not mask.all() else events.tolist()
+
+
+def apply_event(order: Order, row: tuple, log: ReportLog, symbols: SymbolTable) -> list:
+    """Move ``order`` along by one event of it and return its reports (already logged)."""
+    kind = row[F["kind"]]
+    reports: list[ExecutionReport] = []
+
+    def issue(cls, **fields) -> None:
+        reports.append(
+            log.add(
+                cls(
+                    client_order_id=order.client_order_id,
+                    order_id=order.order_id,
+                    report_seq=log.next_seq,
+                    **fields,
+                )
+            )
+        )
+
+    price, qty, flags, reason = row[F["price"]], row[F["qty"]], row[F["flags"]], row[F["reason"]]
+    if kind == EventType.ACCEPTED:
+        _pop(order)
+        order.accepted = True
+        order.price, order.qty, order.leaves_qty = price, qty, qty
+        issue(Accepted, symbol=order.symbol, side=order.side, price=price, qty=qty)
+    elif kind == EventType.REJECTED:
+        request = _pop(order) or "new"
+        issue(Rejected, request=request, reason=reason_name(reason), code=reason)
+        if request == "new":
+            order.done = True
+            order.leaves_qty = 0
+    elif kind == EventType.TRADE:
+        order.leaves_qty = max(order.leaves_qty - qty, 0)
+        order.filled_qty += qty
+        maker = bool(flags & EventFlag.MAKER)
+        issue(
+            Trade,
+            price=price,
+            qty=qty,
+            leaves_qty=0 if flags & EventFlag.DONE else order.leaves_qty,
+            liquidity="maker" if maker else "taker",
+            fee=symbols.fee(order.symbol, price, qty, maker),
+            other_order_id=row[F["other_id"]],
+        )
+    elif kind == EventType.CANCELLED:
+        if reason == Reason.USER_CANCEL:
+            _pop(order)
+        order.leaves_qty = max(order.leaves_qty - qty, 0)
+        issue(
+            Cancelled,
+            qty=qty,
+            leaves_qty=0 if flags & EventFlag.DONE else order.leaves_qty,
+            reason=reason_name(reason),
+            code=reason,
+        )
+    elif kind == EventType.REPLACED:
+        _pop(order)
+        order.price, order.leaves_qty = price, qty
+        order.qty = order.filled_qty + qty
+        issue(Replaced, price=price, leaves_qty=qty)
+    if kind in (EventType.TRADE, EventType.CANCELLED) and flags & EventFlag.DONE:
+        order.done = True
+        order.leaves_qty = 0
+        issue(Done, filled_qty=order.filled_qty)
+    return reports
+
+
+def _pop(order: Order) -> str | None:
+    return order.pending.popleft() if order.pending else None

@@ -1,0 +1,505 @@
+"""The gateway's state and decisions: sessions, accounts, requests in, reports out.
+
+``Gateway`` is pure domain code: no sockets, no clock of its own (every call takes ``now``,
+in seconds of any monotonic clock), no processes. The process that binds the ROUTER socket
+feeds it each frame with the connection's identity (``on_frame``), puts the command records
+of the returned ``Step`` into the ring into ingest, feeds it every released event batch
+(``on_events``) and calls ``expire`` now and then; it sends whatever comes back.
+
+**Sessions and accounts.** A session is one connection (its ROUTER identity) logged on as
+one account; the account is fixed for the session's life. An account has at most one live
+session: a logon for an account that already has one takes the account over and ends the
+old session (``LoggedOut(superseded)``, no cancel on disconnect: the account carries on).
+That is what a client reconnecting after a network blip needs — its old connection may not
+have lapsed yet — and it keeps "the session that owns the order" one well-defined
+connection. Everything that must outlive a connection belongs to the account: its open
+orders (by client order id), and its report log and report sequence numbers, so a client
+that reconnects asks ``ReportsSince(n)`` and ``OpenOrders`` and is whole again.
+
+**Ownership.** Every request is resolved through the session's account: a client order id
+is looked up among that account's open orders only, so another account's order is simply
+unknown to it (a ``BusinessReject`` on ``$.client_order_id``, the same as a mistyped one),
+and reports go to the owning account's session only. An event about an order the gateway
+did not send (the synthetic load, a replay, another gateway) produces nothing.
+
+**Refusals.** What the gateway refuses itself (a malformed frame, an unknown symbol, a
+duplicate or unknown client order id, a request before logon) is a ``BusinessReject`` to the
+sender and nothing reaches the engine; what the engine refuses comes back as a ``Rejected``
+report with the engine's reason.
+
+**Back-pressure.** ``on_frame`` changes the state as though its records went in; if the
+ring is full the caller calls ``busy(step)`` instead of sending them, which undoes exactly
+that and gives the ``Busy`` reply: nothing is lost silently and nothing is half-done. The
+cancels of an ending session (``Logout`` or ``expire`` with cancel on disconnect) are
+``must_send``: they cannot be refused BUSY; the caller queues them until the ring takes
+them.
+
+**Heartbeats.** A session is alive while frames arrive: any frame counts. Silence for more
+than ``LAPSE_FACTOR`` × its interval ends it at the next ``expire(now)``, with, if the
+session asked for cancel on disconnect, one CANCEL per open order of the account, sent
+through the sequenced stream so they are journaled and replayed like any cancel. The
+gateway also says ``Heartbeat`` to each session every interval (``expire`` returns them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Container
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from stages.gateway import commands
+from stages.gateway.codec import Codec, ProtocolError, sniff
+from stages.gateway.orders import FIRST_ORDER_ID, AccountOrders, Order, OrderIds
+from stages.gateway.protocol import (
+    MAX_ACCOUNT,
+    BusinessReject,
+    Busy,
+    Cancel,
+    Heartbeat,
+    LoggedOut,
+    Logon,
+    LogonAck,
+    Logout,
+    MassCancel,
+    MassCancelAck,
+    Message,
+    NewOrder,
+    OpenOrders,
+    OpenOrdersReply,
+    Reduce,
+    Replace,
+    ReportsReply,
+    ReportsSince,
+)
+from stages.gateway.reports import (
+    REPORT_LOG_SIZE,
+    REPORTS_PAGE,
+    F,
+    ReportLog,
+    apply_event,
+    event_rows,
+)
+from stages.gateway.symbols import SymbolTable
+from stages.records import COMMAND_DTYPE
+
+#: a session whose peer was silent for this many heartbeat intervals is ended
+LAPSE_FACTOR = 2.0
+
+_NO_COMMANDS = np.zeros(0, dtype=COMMAND_DTYPE)
+_ORDER_ID, _ACCOUNT = F["order_id"], F["account"]
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A message for one connection, in that connection's codec."""
+
+    identity: bytes
+    message: Message
+    codec: Codec
+
+    def frame(self) -> bytes:
+        return self.codec.encode(self.message)
+
+
+@dataclass
+class Step:
+    """What one call decided: replies to send, command records for ingest, sessions ended.
+
+    ``commands`` are unsequenced ``COMMAND_DTYPE`` records (ingest stamps them). With
+    ``must_send`` they may not be refused BUSY (cancels of an ending session).
+    """
+
+    replies: list[Outgoing] = field(default_factory=list)
+    commands: np.ndarray = field(default_factory=lambda: _NO_COMMANDS)
+    ended: list[bytes] = field(default_factory=list)
+    must_send: bool = False
+    _undo: list[Callable[[], None]] = field(default_factory=list, repr=False)
+    _busy: Outgoing | None = field(default=None, repr=False)
+
+
+@dataclass
+class Session:
+    """One logged-on connection."""
+
+    identity: bytes
+    account: int
+    codec: Codec
+    heartbeat_interval: float
+    cancel_on_disconnect: bool
+    last_seen: float
+    next_heartbeat: float
+
+
+@dataclass
+class Account:
+    """What outlives an account's connections: its open orders and its reports."""
+
+    account: int
+    orders: AccountOrders
+    log: ReportLog
+    session: Session | None = None
+
+
+class Gateway:
+    """Sessions, accounts and orders of one order-entry gateway (see the module docstring).
+
+    ``symbols``: what may be traded; ``max_accounts``: account ids must be below it (the
+    engine's ``RiskConfig.max_accounts``; None: any uint32 but 0); ``next_order_id``: where
+    order-id allocation starts (after a restart: above the highest id journaled, see
+    ``resume_order_ids``).
+    """
+
+    def __init__(
+        self,
+        symbols: SymbolTable,
+        *,
+        max_accounts: int | None = None,
+        next_order_id: int = FIRST_ORDER_ID,
+        report_log_size: int = REPORT_LOG_SIZE,
+        reports_page: int = REPORTS_PAGE,
+    ) -> None:
+        self.symbols = symbols
+        self.max_accounts = MAX_ACCOUNT + 1 if max_accounts is None else max_accounts
+        self.order_ids = OrderIds(next_order_id)
+        self.report_log_size = report_log_size
+        self.reports_page = reports_page
+        self.sessions: dict[bytes, Session] = {}
+        self.accounts: dict[int, Account] = {}
+        self._orders: dict[int, Order] = {}  # by order id: open ones, and done ones in flight
+        self.counters: dict[str, int] = dict.fromkeys(
+            (
+                "frames",
+                "business_rejects",
+                "busy",
+                "orders",
+                "reports",
+                "reports_unsent",
+                "sessions_ended",
+                "cancels_on_disconnect",
+            ),
+            0,
+        )
+
+    # --- order ids ---------------------------------------------------------------------------
+    def resume_order_ids(self, highest_seen: int) -> None:
+        """Allocate above ``highest_seen`` from now on (the highest id of the journal)."""
+        self.order_ids.resume(highest_seen)
+
+    # --- requests ----------------------------------------------------------------------------
+    def on_frame(
+        self,
+        identity: bytes,
+        frame: bytes,
+        now: float,
+        allowed_accounts: Container[int] | None = None,
+    ) -> Step:
+        """Decode and act on one frame of connection ``identity``.
+
+        ``allowed_accounts``: the accounts this connection's credentials may trade (CURVE:
+        its key's); None allows any. Checked at logon, which fixes the account.
+        """
+        self.counters["frames"] += 1
+        session = self.sessions.get(identity)
+        if session is not None:
+            session.last_seen = now
+        codec = session.codec if session is not None else sniff(frame)
+        try:
+            message = codec.decode_request(frame)
+        except ProtocolError as exc:
+            return self._reject_with(identity, codec, exc.reject)
+        return self.on_message(identity, message, now, codec, allowed_accounts)
+
+    def on_message(
+        self,
+        identity: bytes,
+        message: Message,
+        now: float,
+        codec: Codec = Codec.MSGPACK,
+        allowed_accounts: Container[int] | None = None,
+    ) -> Step:
+        """Act on a decoded request (``on_frame`` without the frame)."""
+        session = self.sessions.get(identity)
+        if isinstance(message, Logon):
+            return self._logon(identity, message, now, codec, session, allowed_accounts)
+        if session is None:
+            return self._reject(
+                identity, codec, "$.kind", "not logged on: send a logon first", message
+            )
+        session.last_seen = now
+        account = self.accounts[session.account]
+        handler = _HANDLERS.get(type(message))
+        if handler is None:  # a reply kind cannot decode as a request; a caller's mistake
+            return self._reject(identity, codec, "$.kind", "not a request", message)
+        return handler(self, session, account, message)
+
+    def busy(self, step: Step) -> Step:
+        """The ring refused ``step``'s records: undo what ``on_frame`` did and answer Busy."""
+        if step.must_send or step._busy is None:
+            raise ValueError("the cancels of an ending session cannot be refused: queue them")
+        for undo in reversed(step._undo):
+            undo()
+        self.counters["busy"] += 1
+        return Step(replies=[step._busy])
+
+    # --- events ------------------------------------------------------------------------------
+    def on_events(self, events: np.ndarray) -> list[Outgoing]:
+        """The reports of a released event batch, for the sessions owning the orders.
+
+        Reports are logged whether or not the owner is connected (``ReportsSince``).
+        """
+        out: list[Outgoing] = []
+        orders = self._orders
+        for row in event_rows(events):
+            order = orders.get(row[_ORDER_ID])
+            if order is None or order.account != row[_ACCOUNT]:
+                continue  # not an order this gateway sent
+            account = self.accounts[order.account]
+            reports = apply_event(order, row, account.log, self.symbols)
+            self.counters["reports"] += len(reports)
+            if order.done:
+                account.orders.close(order)
+                if not order.pending:
+                    del orders[order.order_id]
+            session = account.session
+            if session is None:
+                self.counters["reports_unsent"] += len(reports)
+                continue
+            out.extend(Outgoing(session.identity, r, session.codec) for r in reports)
+        return out
+
+    # --- time --------------------------------------------------------------------------------
+    def expire(self, now: float) -> Step:
+        """End the sessions whose peers fell silent; heartbeats due to the others.
+
+        The returned ``commands`` are the cancels on disconnect of the ended sessions
+        (``must_send``); ``ended`` their identities (forget them at the socket).
+        """
+        step = Step(must_send=True)
+        for session in list(self.sessions.values()):
+            if now - session.last_seen > LAPSE_FACTOR * session.heartbeat_interval:
+                self._end(session, "heartbeat", step, notify=False)
+            elif now >= session.next_heartbeat:
+                session.next_heartbeat = now + session.heartbeat_interval
+                step.replies.append(Outgoing(session.identity, Heartbeat(), session.codec))
+        return step
+
+    def disconnected(self, identity: bytes) -> Step:
+        """The socket layer knows ``identity`` is gone: end its session now, as a lapse."""
+        step = Step(must_send=True)
+        session = self.sessions.get(identity)
+        if session is not None:
+            self._end(session, "disconnected", step, notify=False)
+        return step
+
+    # --- logon and logout ------------------------------------------------------------------
+    def _logon(
+        self,
+        identity: bytes,
+        logon: Logon,
+        now: float,
+        codec: Codec,
+        session: Session | None,
+        allowed: Container[int] | None,
+    ) -> Step:
+        if session is not None:
+            if session.account != logon.account:
+                text = f"one account per session: this connection is account {session.account}"
+                return self._reject(identity, session.codec, "$.account", text, logon)
+            return self._reject(identity, session.codec, "$.kind", "already logged on", logon)
+        if logon.account >= self.max_accounts:
+            text = f"unknown account {logon.account}: accounts are 1..{self.max_accounts - 1}"
+            return self._reject(identity, codec, "$.account", text, logon)
+        if allowed is not None and logon.account not in allowed:
+            text = f"these credentials may not trade account {logon.account}"
+            return self._reject(identity, codec, "$.account", text, logon)
+        step = Step()
+        account = self.accounts.get(logon.account)
+        if account is None:
+            account = Account(logon.account, AccountOrders(), ReportLog(self.report_log_size))
+            self.accounts[logon.account] = account
+        if account.session is not None:  # a takeover: the account carries on
+            self._end(account.session, "superseded", step, notify=True, cancel=False)
+        session = Session(
+            identity=identity,
+            account=logon.account,
+            codec=codec,
+            heartbeat_interval=logon.heartbeat_interval,
+            cancel_on_disconnect=logon.cancel_on_disconnect,
+            last_seen=now,
+            next_heartbeat=now + logon.heartbeat_interval,
+        )
+        self.sessions[identity] = session
+        account.session = session
+        ack = LogonAck(
+            account=logon.account,
+            heartbeat_interval=logon.heartbeat_interval,
+            cancel_on_disconnect=logon.cancel_on_disconnect,
+            codec=codec.value,
+            last_report_seq=account.log.last_seq,
+        )
+        step.replies.append(Outgoing(identity, ack, codec))
+        return step
+
+    def _logout(self, session: Session, account: Account, message: Logout) -> Step:
+        step = Step(must_send=True)
+        self._end(session, "logout", step, notify=True)
+        return step
+
+    def _end(
+        self, session: Session, why: str, step: Step, *, notify: bool, cancel: bool = True
+    ) -> None:
+        """End ``session`` into ``step``: forget it, say so, cancel on disconnect."""
+        del self.sessions[session.identity]
+        account = self.accounts[session.account]
+        if account.session is session:
+            account.session = None
+        self.counters["sessions_ended"] += 1
+        step.ended.append(session.identity)
+        if notify:
+            step.replies.append(Outgoing(session.identity, LoggedOut(why=why), session.codec))
+        if cancel and session.cancel_on_disconnect:
+            orders = account.orders.orders()
+            for order in orders:
+                order.pending.append("cancel")
+            self.counters["cancels_on_disconnect"] += len(orders)
+            step.commands = _concat(step.commands, commands.cancels(orders))
+
+    # --- order requests ----------------------------------------------------------------------
+    def _new_order(self, session: Session, account: Account, request: NewOrder) -> Step:
+        symbol = self.symbols.resolve(request.symbol)
+        if symbol is None:
+            return self._reject_session(session, "$.symbol", "unknown symbol", request)
+        if account.orders.find(request.client_order_id) is not None:
+            text = "duplicate: an open order of the account has this client order id"
+            return self._reject_session(session, "$.client_order_id", text, request)
+        order = Order(
+            client_order_id=request.client_order_id,
+            order_id=self.order_ids.allocate(),
+            account=account.account,
+            symbol=symbol,
+            side=request.side,
+            price=request.price,
+            qty=request.qty,
+            leaves_qty=request.qty,
+        )
+        order.pending.append("new")
+        account.orders.add(order)
+        self._orders[order.order_id] = order
+        self.counters["orders"] += 1
+
+        def undo() -> None:
+            account.orders.close(order)
+            del self._orders[order.order_id]
+            self.counters["orders"] -= 1
+
+        return self._sent(session, request, commands.new_order(order, request), [undo])
+
+    def _amend(self, session: Session, account: Account, request: Message, what: str) -> Step:
+        order = account.orders.find(request.client_order_id)  # type: ignore[attr-defined]
+        if order is None:
+            text = f"unknown: no open order of account {account.account} has this client order id"
+            return self._reject_session(session, "$.client_order_id", text, request)
+        if what == "cancel":
+            records = commands.cancels([order])
+        elif what == "replace":
+            price = order.price if request.price is None else request.price  # type: ignore[attr-defined]
+            qty = order.leaves_qty if request.qty is None else request.qty  # type: ignore[attr-defined]
+            records = commands.replace(order, price, qty)
+        else:
+            records = commands.reduce(order, request.by)  # type: ignore[attr-defined]
+        order.pending.append(what)
+        return self._sent(session, request, records, [order.pending.pop])
+
+    def _cancel(self, session: Session, account: Account, request: Cancel) -> Step:
+        return self._amend(session, account, request, "cancel")
+
+    def _replace(self, session: Session, account: Account, request: Replace) -> Step:
+        return self._amend(session, account, request, "replace")
+
+    def _reduce(self, session: Session, account: Account, request: Reduce) -> Step:
+        return self._amend(session, account, request, "reduce")
+
+    def _mass_cancel(self, session: Session, account: Account, request: MassCancel) -> Step:
+        symbol = None
+        if request.symbol is not None:
+            symbol = self.symbols.resolve(request.symbol)
+            if symbol is None:
+                return self._reject_session(session, "$.symbol", "unknown symbol", request)
+        orders = account.orders.orders(symbol)
+        for order in orders:
+            order.pending.append("cancel")
+        step = self._sent(
+            session, request, commands.cancels(orders), [o.pending.pop for o in orders]
+        )
+        ack = MassCancelAck(symbol=symbol, orders=len(orders))
+        step.replies.append(Outgoing(session.identity, ack, session.codec))
+        return step
+
+    # --- queries -----------------------------------------------------------------------------
+    def _heartbeat(self, session: Session, account: Account, message: Heartbeat) -> Step:
+        return Step()
+
+    def _open_orders(self, session: Session, account: Account, message: OpenOrders) -> Step:
+        reply = OpenOrdersReply(
+            orders=[o.view() for o in account.orders.orders()],
+            last_report_seq=account.log.last_seq,
+        )
+        return Step(replies=[Outgoing(session.identity, reply, session.codec)])
+
+    def _reports_since(self, session: Session, account: Account, message: ReportsSince) -> Step:
+        reports, gap, more = account.log.since(message.seq, self.reports_page)
+        reply = ReportsReply(
+            reports=reports, last_report_seq=account.log.last_seq, gap=gap, more=more
+        )
+        return Step(replies=[Outgoing(session.identity, reply, session.codec)])
+
+    # --- helpers -----------------------------------------------------------------------------
+    def _sent(
+        self,
+        session: Session,
+        request: Message,
+        records: np.ndarray,
+        undo: list[Callable[[], None]],
+    ) -> Step:
+        busy = Busy(
+            ref_kind=request.kind, client_order_id=getattr(request, "client_order_id", None)
+        )
+        return Step(
+            commands=records, _undo=undo, _busy=Outgoing(session.identity, busy, session.codec)
+        )
+
+    def _reject_session(self, session: Session, path: str, text: str, request: Message) -> Step:
+        return self._reject(session.identity, session.codec, path, text, request)
+
+    def _reject(
+        self, identity: bytes, codec: Codec, path: str, text: str, request: Message
+    ) -> Step:
+        reject = BusinessReject(
+            field=path,
+            text=text,
+            ref_kind=request.kind,
+            client_order_id=getattr(request, "client_order_id", None),
+        )
+        return self._reject_with(identity, codec, reject)
+
+    def _reject_with(self, identity: bytes, codec: Codec, reject: BusinessReject) -> Step:
+        self.counters["business_rejects"] += 1
+        return Step(replies=[Outgoing(identity, reject, codec)])
+
+
+_HANDLERS: dict[type, Callable[[Gateway, Session, Account, Message], Step]] = {
+    NewOrder: Gateway._new_order,
+    Cancel: Gateway._cancel,
+    Replace: Gateway._replace,
+    Reduce: Gateway._reduce,
+    MassCancel: Gateway._mass_cancel,
+    Heartbeat: Gateway._heartbeat,
+    Logout: Gateway._logout,
+    OpenOrders: Gateway._open_orders,
+    ReportsSince: Gateway._reports_since,
+}  # type: ignore[dict-item]
+
+
+def _concat(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return b if len(a) == 0 else np.concatenate((a, b))
