@@ -249,15 +249,16 @@ def _interrupted(signum: int, frame: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = harness.parser("pipeline", __doc__, runs=1, full_runs=3)
+    # quick: 2 runs (each tradepipe run also starts, replays and stops a supervisor: < 90 s)
+    parser = harness.parser("pipeline", __doc__, runs=2, full_runs=3)
     args = harness.parse(parser, argv)
     # SIGTERM unwinds like Ctrl-C: every run's finally reaps its processes, removes its files
     signal.signal(signal.SIGTERM, _interrupted)
     sizes = {
-        "throughput": harness.by_mode(args, smoke=5_000, quick=500_000, full=2_000_000),
+        "throughput": harness.by_mode(args, smoke=5_000, quick=300_000, full=2_000_000),
         "latency": harness.by_mode(args, smoke=2_000, quick=100_000, full=500_000),
     }
-    idle_seconds = harness.by_mode(args, smoke=0.5, quick=2.0, full=5.0)
+    idle_seconds = harness.by_mode(args, smoke=0.5, quick=1.5, full=5.0)
     if args.mode != "smoke":
         # numba's cache brought up to date if the kernels changed (a compile is not a run)
         harness.progress("warming up (numba's cache)")
@@ -284,7 +285,8 @@ def main(argv: list[str] | None = None) -> int:
         {key: partial(logged, key, run) for key, run in cases.items()}, args.runs
     )
     harness.progress("idle CPU of a pipeline offered 10 commands/s")
-    idle = harness.median(measure_idle(idle_seconds) for _ in range(args.runs))
+    idle_runs = harness.by_mode(args, smoke=1, quick=1, full=args.runs)  # quick: < 90 s
+    idle = harness.median(measure_idle(idle_seconds) for _ in range(idle_runs))
 
     results = []
     for (wiring, mode, fsync), runs in samples.items():
