@@ -1,0 +1,372 @@
+"""The gateway's client protocol: every message round-trips in both codecs, and no frame a
+peer can send makes decoding raise anything but a ProtocolError whose BusinessReject names
+the field (msgspec's path) and what was wrong."""
+
+from __future__ import annotations
+
+import typing
+
+import msgspec
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from stages.gateway import protocol as P
+from stages.gateway.codec import MAX_FRAME, Codec, ProtocolError, decode_any, error_path, sniff
+from stages.gateway.sessions import Gateway
+from stages.gateway.symbols import SymbolInfo, SymbolTable
+from stages.records import OrderType, SelfTradePrevention, Side, TimeInForce
+
+CODECS = [Codec.MSGPACK, Codec.JSON]
+NEW = P.NewOrder(
+    client_order_id="ord-1",
+    symbol="BTC-USD",
+    side="buy",
+    qty=10,
+    price=100,
+    type="limit",
+    tif="gtc",
+    post_only=True,
+    stp="cancel_newest",
+)
+REQUESTS = [
+    P.Logon(account=7, cancel_on_disconnect=True, heartbeat_interval=1.5),
+    NEW,
+    P.NewOrder(client_order_id="m", symbol=1, side="sell", qty=2**63 - 1, type="market"),
+    P.Cancel(client_order_id="ord-1"),
+    P.Replace(client_order_id="ord-1", price=101),
+    P.Replace(client_order_id="ord-1", qty=5),
+    P.Replace(client_order_id="ord-1", price=99, qty=4),
+    P.Reduce(client_order_id="ord-1", by=3),
+    P.MassCancel(),
+    P.MassCancel(symbol="BTC-USD"),
+    P.MassCancel(symbol=1),
+    P.Heartbeat(),
+    P.Logout(),
+    P.OpenOrders(),
+    P.ReportsSince(seq=41),
+]
+ACCEPTED = P.Accepted(
+    client_order_id="ord-1", order_id=2**40, report_seq=1, symbol=1, side="buy", price=100, qty=10
+)
+REPLIES = [
+    P.LogonAck(
+        account=7,
+        heartbeat_interval=1.5,
+        cancel_on_disconnect=True,
+        codec="json",
+        last_report_seq=3,
+    ),
+    P.LoggedOut(why="heartbeat"),
+    ACCEPTED,
+    P.Rejected(
+        client_order_id="ord-1",
+        order_id=2**40,
+        report_seq=2,
+        request="new",
+        reason="INSUFFICIENT_FUNDS",
+        code=40,
+    ),
+    P.Trade(
+        client_order_id="ord-1",
+        order_id=2**40,
+        report_seq=3,
+        price=100,
+        qty=4,
+        leaves_qty=6,
+        liquidity="maker",
+        fee=2,
+        other_order_id=2**40 + 1,
+    ),
+    P.Cancelled(
+        client_order_id="ord-1",
+        order_id=2**40,
+        report_seq=4,
+        qty=6,
+        leaves_qty=0,
+        reason="USER_CANCEL",
+        code=1,
+    ),
+    P.Replaced(client_order_id="ord-1", order_id=2**40, report_seq=5, price=99, leaves_qty=4),
+    P.Done(client_order_id="ord-1", order_id=2**40, report_seq=6, filled_qty=4),
+    P.BusinessReject(field="$.qty", text="Expected `int` >= 1", ref_kind="new_order"),
+    P.MassCancelAck(symbol=None, orders=3),
+    P.Busy(ref_kind="new_order", client_order_id="ord-1"),
+    P.OpenOrdersReply(
+        orders=[
+            P.OpenOrder(
+                client_order_id="ord-1",
+                order_id=2**40,
+                symbol=1,
+                side="buy",
+                price=100,
+                qty=10,
+                leaves_qty=6,
+                filled_qty=4,
+                accepted=True,
+            )
+        ],
+        last_report_seq=6,
+    ),
+    P.ReportsReply(reports=[ACCEPTED], last_report_seq=6, gap=True, more=True),
+    P.Heartbeat(),
+]
+
+
+def _members(union) -> set[type]:
+    return set(typing.get_args(union))
+
+
+def test_the_examples_cover_every_message_kind():
+    assert {type(m) for m in REQUESTS} == _members(P.REQUEST)
+    assert {type(m) for m in REPLIES} == _members(P.REPLY)
+
+
+@pytest.mark.parametrize("codec", CODECS, ids=lambda c: c.value)
+@pytest.mark.parametrize("message", REQUESTS, ids=lambda m: m.kind)
+def test_every_request_round_trips(codec, message):
+    frame = codec.encode(message)
+    assert codec.decode_request(frame) == message
+    assert sniff(frame) is codec
+    assert decode_any(frame) == (codec, message)
+
+
+@pytest.mark.parametrize("codec", CODECS, ids=lambda c: c.value)
+@pytest.mark.parametrize("message", REPLIES, ids=lambda m: m.kind)
+def test_every_reply_round_trips(codec, message):
+    assert codec.decode_reply(codec.encode(message)) == message
+
+
+def test_a_reply_is_not_a_request():
+    with pytest.raises(ProtocolError) as err:
+        Codec.MSGPACK.decode_request(Codec.MSGPACK.encode(ACCEPTED))
+    assert err.value.reject.field == "$.kind"
+
+
+def test_enum_names_are_the_records_names():
+    assert {P.SIDES[n] for n in typing.get_args(P.SideName)} == set(Side)
+    assert {P.ORDER_TYPES[n] for n in typing.get_args(P.OrderTypeName)} == set(OrderType)
+    assert {P.TIFS[n] for n in typing.get_args(P.TifName)} == set(TimeInForce)
+    assert {P.STPS[n] for n in typing.get_args(P.StpName)} == set(SelfTradePrevention)
+    for name, code in P.STPS.items():
+        assert name == code.name.lower() or name in ("cancel_oldest", "cancel_newest")
+
+
+def test_json_is_told_from_msgpack_by_the_first_byte():
+    assert sniff(b'  \n{"kind":"heartbeat"}') is Codec.JSON
+    assert sniff(b"\x81\xa4kind\xa9heartbeat") is Codec.MSGPACK
+    assert sniff(b"") is Codec.MSGPACK
+
+
+def _json(**fields) -> bytes:
+    return msgspec.json.encode(fields)
+
+
+def _new(**changes) -> dict:
+    fields = {"kind": "new_order", "client_order_id": "c1", "symbol": 1, "side": "buy", "qty": 1}
+    fields.update(changes)
+    return {k: v for k, v in fields.items() if v is not _DROP}
+
+
+_DROP = object()
+
+BAD = [
+    # (frame fields, the field named, a piece of the text)
+    (_new(qty=2**63), "$.qty", "<= 9223372036854775807"),
+    (_new(qty=10**30), "$.qty", ""),
+    (_new(qty=0), "$.qty", ">= 1"),
+    (_new(price=-1), "$.price", ">= 0"),
+    (_new(qty="ten"), "$.qty", "Expected `int`"),
+    (_new(qty=1.5), "$.qty", "Expected `int`"),
+    (_new(qty=True), "$.qty", "got `bool`"),
+    (_new(side="up"), "$.side", "Invalid enum value 'up'"),
+    (_new(tif="day"), "$.tif", "Invalid enum value 'day'"),
+    (_new(stp="cancel_all"), "$.stp", "Invalid enum value"),
+    (_new(type="stop"), "$.type", "Invalid enum value"),
+    (_new(symbol=70_000), "$.symbol", ""),
+    (_new(symbol=""), "$.symbol", ""),
+    (_new(symbol=None), "$.symbol", ""),
+    (_new(client_order_id="x" * 65), "$.client_order_id", "length <= 64"),
+    (_new(client_order_id="has space"), "$.client_order_id", "regex"),
+    (_new(client_order_id=""), "$.client_order_id", "length >= 1"),
+    (_new(qty=_DROP), "$.qty", "missing required field `qty`"),
+    (_new(colour="red"), "$.colour", "unknown field `colour`"),
+    ({"kind": "launch_rockets"}, "$.kind", "Invalid value 'launch_rockets'"),
+    ({"client_order_id": "c1"}, "$.kind", "missing required field `kind`"),
+    ({"kind": "logon", "account": 0}, "$.account", ">= 1"),
+    ({"kind": "logon", "account": 2**32}, "$.account", "<= 4294967295"),
+    ({"kind": "logon", "account": 1, "heartbeat_interval": 0}, "$.heartbeat_interval", ""),
+    ({"kind": "replace", "client_order_id": "c1"}, "$.price", "needs a new price or a new qty"),
+    ({"kind": "reduce", "client_order_id": "c1", "by": -5}, "$.by", ">= 1"),
+    ({"kind": "reports_since", "seq": -1}, "$.seq", ">= 0"),
+]
+
+
+@pytest.mark.parametrize("codec", CODECS, ids=lambda c: c.value)
+@pytest.mark.parametrize("fields, path, text", BAD, ids=[f"{b[1]}-{i}" for i, b in enumerate(BAD)])
+def test_each_bad_field_is_named(codec, fields, path, text):
+    if codec is Codec.MSGPACK and any(isinstance(v, int) and v >= 2**64 for v in fields.values()):
+        pytest.skip("msgpack cannot even encode an integer beyond 64 bits")
+    frame = (msgspec.msgpack if codec is Codec.MSGPACK else msgspec.json).encode(fields)
+    with pytest.raises(ProtocolError) as err:
+        codec.decode_request(frame)
+    reject = err.value.reject
+    assert reject.field == path, reject
+    assert text in reject.text, reject
+    kind = fields.get("kind")
+    if kind in {"new_order", "logon", "replace", "reduce", "reports_since"}:
+        assert reject.ref_kind == kind  # readable enough to say which request it was
+        cid = fields.get("client_order_id")
+        assert reject.client_order_id == (cid[:64] if cid is not None else None)  # bounded echo
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [b"", b"\xc1", b"\x00\xff\xfe", b"[1,2]", b'{"kind":', b"\xdf\xff\xff\xff\xff", b"null"],
+)
+@pytest.mark.parametrize("codec", CODECS, ids=lambda c: c.value)
+def test_garbage_is_refused_as_a_whole_frame(codec, frame):
+    with pytest.raises(ProtocolError) as err:
+        codec.decode_request(frame)
+    assert err.value.reject.field == "$"
+    assert err.value.reject.text
+
+
+@pytest.mark.parametrize("codec", CODECS, ids=lambda c: c.value)
+def test_an_oversize_frame_is_refused_before_decoding(codec):
+    frame = codec.encode(P.Cancel(client_order_id="c")) + b" " * MAX_FRAME
+    with pytest.raises(ProtocolError) as err:
+        codec.decode_request(frame)
+    assert err.value.reject.field == "$"
+    assert f"{MAX_FRAME}-byte limit" in err.value.reject.text
+
+
+def test_msgpack_integer_beyond_uint64_cannot_reach_the_decoder_but_uint64_max_is_named():
+    frame = msgspec.msgpack.encode(_new(qty=2**64 - 1))
+    with pytest.raises(ProtocolError) as err:
+        Codec.MSGPACK.decode_request(frame)
+    assert err.value.reject.field == "$.qty"
+
+
+def test_error_path_names_missing_and_unknown_fields():
+    assert error_path("Expected `int` >= 1 - at `$.qty`") == ("$.qty", "Expected `int` >= 1")
+    assert error_path("Object missing required field `qty`")[0] == "$.qty"
+    assert error_path("Object contains unknown field `x` - at `$.a`")[0] == "$.a.x"
+    assert error_path("MessagePack data is malformed") == ("$", "MessagePack data is malformed")
+
+
+# --- fuzz --------------------------------------------------------------------------------------
+
+_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**64) + 1, max_value=2**64 - 1),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=80),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
+    st.sampled_from(["buy", "sell", "limit", "ioc", "cancel_newest", "BUY", "new_order"]),
+)
+_kinds = st.sampled_from(
+    [m.kind for m in REQUESTS] + [m.kind for m in REPLIES] + ["", "nope", "NEW_ORDER"]
+)
+
+
+@st.composite
+def _mangled(draw) -> dict:
+    """A valid request's fields with one or more fields replaced, dropped or added."""
+    base = msgspec.to_builtins(draw(st.sampled_from(REQUESTS)))
+    for _ in range(draw(st.integers(1, 3))):
+        action = draw(st.sampled_from(["replace", "drop", "add", "kind"]))
+        if action == "replace" and base:
+            base[draw(st.sampled_from(sorted(base)))] = draw(_values)
+        elif action == "drop" and base:
+            base.pop(draw(st.sampled_from(sorted(base))))
+        elif action == "add":
+            base[draw(st.text(min_size=1, max_size=12))] = draw(_values)
+        else:
+            base["kind"] = draw(_kinds)
+    return base
+
+
+def _encodable(fields: dict, codec: Codec) -> bytes | None:
+    try:
+        return (msgspec.msgpack if codec is Codec.MSGPACK else msgspec.json).encode(fields)
+    except (OverflowError, TypeError, ValueError, msgspec.EncodeError):
+        return None  # e.g. NaN in JSON is encoded as null; 2**64 not at all in msgpack
+
+
+def _check_frame(codec: Codec, frame: bytes) -> None:
+    """Decoding gives a request or a ProtocolError naming a field; nothing else escapes."""
+    try:
+        message = codec.decode_request(frame)
+    except ProtocolError as exc:
+        reject = exc.reject
+        assert isinstance(reject, P.BusinessReject)
+        assert reject.field.startswith("$"), reject
+        assert reject.text, reject
+        # the reject itself always encodes in the connection's codec
+        assert codec.decode_reply(codec.encode(reject)) == reject
+    else:
+        assert type(message) in _members(P.REQUEST)
+
+
+def _check_gateway(frame: bytes) -> None:
+    """A gateway fed the frame by a stranger answers it, never raises."""
+    gateway = Gateway(SymbolTable([SymbolInfo(1, "BTC-USD")]))
+    step = gateway.on_frame(b"peer", frame, 0.0)
+    assert len(step.replies) == 1
+    assert isinstance(step.replies[0].message, P.BusinessReject | P.LogonAck)
+    step.replies[0].frame()
+
+
+FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+LONG = settings(max_examples=5000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@FAST
+@given(frame=st.binary(max_size=300), codec=st.sampled_from(CODECS))
+def test_fuzz_random_bytes(frame, codec):
+    _check_frame(codec, frame)
+    _check_gateway(frame)
+
+
+@FAST
+@given(fields=_mangled(), codec=st.sampled_from(CODECS))
+def test_fuzz_mangled_requests(fields, codec):
+    frame = _encodable(fields, codec)
+    if frame is not None:
+        _check_frame(codec, frame)
+        _check_gateway(frame)
+
+
+@FAST
+@given(
+    size=st.integers(MAX_FRAME + 1, 4 * MAX_FRAME),
+    codec=st.sampled_from(CODECS),
+    fill=st.binary(min_size=1, max_size=8),
+)
+def test_fuzz_oversize_frames(size, codec, fill):
+    frame = (fill * (size // len(fill) + 1))[:size]
+    with pytest.raises(ProtocolError) as err:
+        codec.decode_request(frame)
+    assert "limit" in err.value.reject.text
+    _check_gateway(frame)
+
+
+@pytest.mark.slow
+@LONG
+@given(frame=st.binary(max_size=MAX_FRAME), codec=st.sampled_from(CODECS))
+def test_fuzz_random_bytes_long(frame, codec):
+    _check_frame(codec, frame)
+    _check_gateway(frame)
+
+
+@pytest.mark.slow
+@LONG
+@given(fields=_mangled(), codec=st.sampled_from(CODECS))
+def test_fuzz_mangled_requests_long(fields, codec):
+    frame = _encodable(fields, codec)
+    if frame is not None:
+        _check_frame(codec, frame)
+        _check_gateway(frame)
