@@ -98,7 +98,7 @@ def random_stream(seed: int, n: int, odd_rate: float) -> list[tuple]:
                 reason = int(rng.choice([40, 47]))
         ts = int(rng.integers(0, 2))
         rows.append((0, ts, 0, oid, price, qty, acct, sym, kind, side, otype, tif, stp, flags,
-                     reason, (0, 0, 0)))  # fmt: skip
+                     reason, 0, (0, 0)))  # fmt: skip
     return rows
 
 

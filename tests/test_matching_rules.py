@@ -532,7 +532,7 @@ def test_engine_grows_past_its_initial_capacity():
     engine.process(cmds)
     assert engine.open_orders() == 5000
     assert engine.depth(1, 1)[0].tolist() == [[5000, 1, 1]]
-    ev = engine.process(np.array([(0, 0, 0, 9999, 0, 5000, 2, 1, 1, 1, 1, 0, 0, 0, 0, 0)],
+    ev = engine.process(np.array([(0, 0, 0, 9999, 0, 5000, 2, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0)],
                                  dtype=COMMAND_DTYPE))  # fmt: skip
     assert (ev["kind"] == 3).sum() == 10000  # one market sell sweeps all 5000 levels
     assert engine.open_orders() == 0

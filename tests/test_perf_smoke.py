@@ -140,6 +140,12 @@ def check_pipeline(data: dict) -> None:
     assert data["idle_cpu_pct"] >= 0
 
 
+def check_recovery(data: dict) -> None:
+    (row,) = data["results"]
+    assert set(row) == {"stage", "orders", "answered_at_kill", "rebuild_s", "back_s"}
+    assert all(positive(row[k]) for k in ("orders", "answered_at_kill", "rebuild_s", "back_s"))
+
+
 CHECKS = {
     "ring": check_ring,
     "matching": check_matching,
@@ -147,6 +153,7 @@ CHECKS = {
     "journal": check_journal,
     "feeds": check_feeds,
     "pipeline": check_pipeline,
+    "recovery": check_recovery,
 }
 
 

@@ -52,6 +52,12 @@ def _config(tmp_path: Path, orders: int) -> RunConfig:
     )
 
 
+def _segments(tag: str) -> list[str]:
+    """This process's rings of ``tag`` (another test run on the host may have its own)."""
+    mine = f".{os.getpid()}.{tag}-"
+    return [info.name for info in list_segments() if mine in info.name]
+
+
 def _answered(run_dir: Path) -> int:
     """How many commands output has answered, asked over the control plane (0: not yet)."""
     with PipelineClient(run_dir) as client:
@@ -129,7 +135,7 @@ def _check_restarted_run(tmp_path: Path, config: RunConfig, report, log: Path, t
     expected = _engine_answers(config)
     assert len(released) == len(expected)
     assert np.array_equal(_without_stamps(released), _without_stamps(expected))
-    assert [info.name for info in list_segments() if tag in info.name] == []
+    assert _segments(tag) == []
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == []
 
 
@@ -170,7 +176,7 @@ def test_too_many_failures_in_the_window_end_the_run_with_one_clear_error(tmp_pa
     assert "\n" not in message
     assert "stage matching died (killed by SIGKILL" in message
     assert "giving up" in message
-    assert [info.name for info in list_segments() if "rs-give-up" in info.name] == []
+    assert _segments("rs-give-up") == []
 
 
 @pytest.mark.timeout(600)

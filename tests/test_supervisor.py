@@ -41,7 +41,9 @@ def _config(tmp_path: Path, orders: int, batch: int = 256) -> RunConfig:
 
 
 def _segments(tag: str) -> list[str]:
-    return [info.name for info in list_segments() if tag in info.name]
+    """This process's rings of ``tag`` (another test run on the host may have its own)."""
+    mine = f".{os.getpid()}.{tag}-"
+    return [info.name for info in list_segments() if mine in info.name]
 
 
 def _assert_clean(tmp_path: Path, tag: str) -> None:
