@@ -263,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         # numba's cache brought up to date if the kernels changed (a compile is not a run)
         harness.progress("warming up (numba's cache)")
         warm = {"throughput": 20_000, "latency": 2_000}
-        for wiring in ("inprocess", "zmq"):
+        for wiring in ("inprocess", "zmq", "tradepipe"):  # tradepipe: its stages' own kernels
             case(wiring, "throughput", "never", warm)
 
     cases = {
