@@ -66,13 +66,15 @@ MANIFEST = "pipeline.json"
 #: its sockets, a manifest being written, output's release position (``output.progress``,
 #: ``pipeline.supervisor``) and the state a stage restart starts from. A supervisor that
 #: creates another file there adds it here.
+PROGRESS_FILE = "output.progress"
+RESTART_STATE = "restart-{number}.state"
 RUN_FILES = (
     MANIFEST,
     CONTROL_SOCKET,
     CLIENT_SOCKET,
     f".{MANIFEST}.*.partial",
-    "output.progress",
-    "restart-*.state",
+    PROGRESS_FILE,
+    RESTART_STATE.format(number="*"),
 )
 #: A Unix socket path holds at most 107 bytes (``sun_path`` is 108 with its NUL).
 MAX_IPC_PATH = 107

@@ -40,6 +40,7 @@ import multiprocessing.connection
 import os
 import queue
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -55,11 +56,19 @@ from hdrh.histogram import HdrHistogram
 from pipeline import affinity
 from pipeline import control_messages as m
 from pipeline.config import RunConfig
-from pipeline.control import ControlServer, LoopChannel, StageControl
+from pipeline.control import (
+    PROGRESS_FILE,
+    RESTART_STATE,
+    ControlServer,
+    LoopChannel,
+    StageControl,
+    SupervisorGoneError,
+)
 from pipeline.exitcodes import CommandError, ExitStatus
 from pipeline.inprocess import ReplayCheck
 from pipeline.restart import plan_restart
 from pipeline.topology import COMMANDS, STAGES, Topology
+from ringbuffer import segment_name
 from stages.engine import Engine
 from stages.loop import StageResult
 from stages.persistence.follower import JournalFollower
@@ -90,8 +99,6 @@ MAX_RESTARTS = 3
 RESTART_WINDOW = 60.0
 #: the requests ingest sequences into the command stream
 ADMIN_REQUESTS = (m.Halt, m.Resume, m.KillSwitch, m.Deposit)
-#: output's release position (``stages.output.stage``), in the run directory
-PROGRESS_FILE = "output.progress"
 
 
 class StageFailure(CommandError):
@@ -218,6 +225,8 @@ def _stage_main(
 ) -> None:
     """A stage process: pin, connect to the control plane, run the stage, report."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the supervisor, which drains
+    started = os.times()
+    cpu_at_start = started.user + started.system  # a fork's own, but count from the stage's start
     try:
         warning = affinity.apply(cpu_plan, name)
         if warning is not None:
@@ -228,8 +237,11 @@ def _stage_main(
         finally:
             control.close()
         times = os.times()
-        result.details["cpu_seconds"] = times.user + times.system
+        result.details["cpu_seconds"] = times.user + times.system - cpu_at_start
         results.send(("result", name, result))
+    except SupervisorGoneError as gone:  # nobody is left to report to: say it, and go
+        print(f"tradepipe: {gone}", file=sys.stderr)
+        raise SystemExit(1) from None
     except BaseException:
         with contextlib.suppress(OSError):  # BrokenPipeError: the supervisor is gone
             results.send(("error", name, traceback.format_exc()))
@@ -342,8 +354,12 @@ class Supervisor:
                 "empty directory ([snapshots] directory) or start with tradepipe run --fresh",
                 ExitStatus.USAGE,
             )
+        rings = [segment_name(f"{self.tag}-{plan.role}") for plan in Topology(config).plans()]
         server = ControlServer(
-            config.pipeline.run_dir, stale_after=self.stale_after, client_handler=self._client
+            config.pipeline.run_dir,
+            stale_after=self.stale_after,
+            client_handler=self._client,
+            rings=rings,
         )
         self._server = server
         run_dir = server.run_dir
@@ -368,7 +384,9 @@ class Supervisor:
                         raise self._giving_up(failure, len(failures)) from None
                     failures.append(now)
                     began = time.perf_counter()
-                    state_file = run_dir / f"restart-{len(self.report.restarts) + 1}.state"
+                    state_file = run_dir / RESTART_STATE.format(
+                        number=len(self.report.restarts) + 1
+                    )
                     made.append(state_file)
                     restart = plan_restart(config, progress, restart, state_file, self.release_log)
                     self._note_restart(failure, restart, time.perf_counter() - began)

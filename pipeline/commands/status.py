@@ -24,7 +24,7 @@ STATUS_TIMEOUT = 10.0
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "status", help="show every stage of the running pipeline (tradepipe run --pipeline)"
+        "status", help="show every stage of the running pipeline (tradepipe run)"
     )
     add_run_dir_argument(parser)
     parser.add_argument("--json", action="store_true", help="print the status as JSON")

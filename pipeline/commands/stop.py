@@ -23,7 +23,7 @@ STOP_TIMEOUT = 120.0
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "stop", help="drain and stop the running pipeline (tradepipe run --pipeline)"
+        "stop", help="drain and stop the running pipeline (tradepipe run)"
     )
     parser.add_argument(
         "--run-dir",
