@@ -56,6 +56,8 @@ _REPLACED = int(EventType.REPLACED)
 _HALTED = int(EventType.HALTED)
 _RESUMED = int(EventType.RESUMED)
 _TAKER = int(EventFlag.TAKER)
+#: the events that take qty off an order
+_TAKES = frozenset((_TRADE, _CANCELLED))
 #: the event kinds that change a book or a symbol's status; every other kind is skipped
 BOOK_EVENTS = np.array(
     [_ACCEPTED, _TRADE, _CANCELLED, _REPLACED, _HALTED, _RESUMED], dtype=EVENT_DTYPE["kind"]
@@ -70,15 +72,29 @@ class InconsistentEvents(ValueError):
     seeded with the orders resting when it started)."""
 
 
-class _SideLevels:
-    """One side of one book: price → [total qty, order count], and the prices sorted."""
+_INF = float("inf")
 
-    __slots__ = ("high_best", "levels", "prices")
+
+class _SideLevels:
+    """One side of one book: price → [total qty, order count], the prices sorted, and
+    whether a change since the last messages may have moved its top N.
+
+    ``lo <= price <= hi`` is the range of prices subscribers see (bids: from the N-th
+    level's price up, asks: up to it; unbounded while fewer than N levels are shown): a
+    change outside it — a level added, changed or removed below the N-th — cannot change
+    the top N, so it leaves the side clean and costs no diff at the end of the batch.
+    """
+
+    __slots__ = ("dirty", "hi", "high_best", "levels", "lo", "prices", "sent")
 
     def __init__(self, high_best: bool) -> None:
         self.levels: dict[int, list[int]] = {}
         self.prices: list[int] = []  # ascending; the best is last for bids, first for asks
         self.high_best = high_best
+        self.dirty = False
+        self.lo: float = -_INF
+        self.hi: float = _INF
+        self.sent: list[tuple[int, int, int]] = []  # the top N subscribers hold, best first
 
     def add(self, price: int, qty: int) -> None:
         """An order of ``qty`` rests at ``price``."""
@@ -89,6 +105,8 @@ class _SideLevels:
         else:
             level[0] += qty
             level[1] += 1
+        if self.lo <= price <= self.hi:
+            self.dirty = True
 
     def take(self, price: int, qty: int, leaves: bool) -> None:
         """``qty`` of an order resting at ``price`` is gone; ``leaves``: all of the order."""
@@ -105,6 +123,8 @@ class _SideLevels:
                     )
                 del self.levels[price]
                 del self.prices[bisect_left(self.prices, price)]
+        if self.lo <= price <= self.hi:
+            self.dirty = True
 
     def top(self, n: int) -> list[tuple[int, int, int]]:
         """(price, qty, count) of the best ``n`` levels, best first."""
@@ -112,21 +132,44 @@ class _SideLevels:
         levels = self.levels
         return [(p, *levels[p]) for p in prices]
 
+    def publish(self, n: int) -> list[LevelUpdate] | None:
+        """The updates that bring subscribers from ``sent`` to the top ``n`` now (None when
+        nothing changed); ``sent``, the view range and the dirty flag follow."""
+        self.dirty = False
+        top = self.top(n)
+        sent = self.sent
+        if top == sent:
+            return None
+        side = Side.BUY if self.high_best else Side.SELL
+        now = {p: (q, c) for p, q, c in top}
+        updates = [LevelUpdate(side, p, 0, 0) for p, _, _ in sent if p not in now]
+        before = {p: (q, c) for p, q, c in sent}
+        updates += [LevelUpdate(side, p, q, c) for p, q, c in top if before.get(p) != (q, c)]
+        self.sent = top
+        self.set_view(n)
+        return updates
+
+    def set_view(self, n: int) -> None:
+        """The view range of ``sent``: see the class docstring."""
+        edge = self.sent[-1][0] if len(self.sent) >= n else None
+        if self.high_best:
+            self.lo = -_INF if edge is None else edge
+        else:
+            self.hi = _INF if edge is None else edge
+
+    def best(self) -> tuple[int, int]:
+        """(price, total qty) of the best level; (0, 0) when the side is empty."""
+        if not self.prices:
+            return 0, 0
+        price = self.prices[-1] if self.high_best else self.prices[0]
+        return price, self.levels[price][0]
+
 
 class _Symbol:
     """One symbol's book, its message sequence and what its subscribers were last sent."""
 
-    __slots__ = (
-        "cmd_seq",
-        "halted",
-        "sent_bbo",
-        "sent_halted",
-        "sent_top",
-        "seq",
-        "sides",
-        "symbol",
-        "trades",
-    )  # fmt: skip
+    __slots__ = ("cmd_seq", "halted", "sent_bbo", "sent_halted", "seq", "sides", "symbol",
+                 "trades")  # fmt: skip
 
     def __init__(self, symbol: int) -> None:
         self.symbol = symbol
@@ -135,8 +178,6 @@ class _Symbol:
         self.cmd_seq = 0  # the command seq of the last event applied
         self.halted = False
         self.sent_halted = False
-        # per side: price -> (qty, count) of the top N levels the subscribers hold
-        self.sent_top: tuple[dict[int, tuple[int, int]], ...] = ({}, {})
         self.sent_bbo = (0, 0, 0, 0)
         self.trades: list[TradeTick] = []  # of the batch being applied
 
@@ -173,10 +214,9 @@ class DepthBuilder:
             levels_of_side.add(price, qty)
             builder._orders[oid] = [levels_of_side, price, qty, True]
         for state in builder._symbols.values():
-            state.sent_top = tuple(
-                {p: (q, c) for p, q, c in side.top(levels)} for side in state.sides
-            )
-            state.sent_bbo = _bbo(state.sides)
+            for side in state.sides:
+                side.publish(levels)
+            state.sent_bbo = (*state.sides[0].best(), *state.sides[1].best())
         return builder
 
     def _symbol(self, symbol: int) -> _Symbol:
@@ -201,8 +241,8 @@ class DepthBuilder:
         events = events[np.isin(events["kind"], BOOK_EVENTS)]
         if len(events) == 0:
             return []
-        touched: dict[int, int] = {}  # symbol -> seq of its last event
         orders = self._orders
+        symbols = self._symbols
         pending = self._pending
         current = -1
         columns = [events[name].tolist() for name in _COLUMNS]
@@ -211,10 +251,11 @@ class DepthBuilder:
                 if pending:
                     self._rest_pending()
                 current = seq
-            touched[symbol] = seq
-            if kind in (_TRADE, _CANCELLED):
-                if kind == _TRADE and flags & _TAKER:
-                    self._symbol(symbol).trades.append(TradeTick(price, qty, _SIDES[side], ts, seq))
+            if kind in _TAKES:
+                if flags & _TAKER:  # only a TRADE has it: the public trade, once per pair
+                    (symbols.get(symbol) or self._symbol(symbol)).trades.append(
+                        TradeTick(price, qty, _SIDES[side], ts, seq)
+                    )
                 order = orders.get(oid)
                 if order is None:
                     self.unknown_orders += 1
@@ -227,7 +268,8 @@ class DepthBuilder:
                 else:
                     order[2] = left
             elif kind == _ACCEPTED:
-                orders[oid] = [self._symbol(symbol).sides[side], price, qty, False]
+                state = symbols.get(symbol) or self._symbol(symbol)
+                orders[oid] = [state.sides[side], price, qty, False]
                 pending.append(oid)
             elif kind == _REPLACED:
                 order = orders.get(oid)
@@ -245,9 +287,13 @@ class DepthBuilder:
         # pending now rests; were a command cut, its later events still find the order
         if pending:
             self._rest_pending()
+        # the symbols the batch named, ascending, with the seq of each one's last event
+        backwards = events["symbol"][::-1]
+        touched, last = np.unique(backwards, return_index=True)
+        cmd_seqs = events["seq"][::-1][last]
         messages: list[Message] = []
-        for symbol in sorted(touched):
-            self._messages(self._symbol(symbol), touched[symbol], messages)
+        for symbol, cmd_seq in zip(touched.tolist(), cmd_seqs.tolist(), strict=True):
+            self._messages(self._symbol(symbol), cmd_seq, messages)
         return messages
 
     def _rest_pending(self) -> None:
@@ -268,27 +314,20 @@ class DepthBuilder:
             state.seq += 1
             out.append(Trades(epoch, symbol, state.seq, cmd_seq, tuple(state.trades)))
             state.trades.clear()
-        updates: list[LevelUpdate] = []
-        for side, levels, sent in zip(_SIDES, state.sides, state.sent_top, strict=True):
-            top = {p: (q, c) for p, q, c in levels.top(self.levels)}
-            if top == sent:
-                continue
-            for price in sent:
-                if price not in top:
-                    updates.append(LevelUpdate(side, price, 0, 0))
-            for price, qc in top.items():
-                if sent.get(price) != qc:
-                    updates.append(LevelUpdate(side, price, *qc))
-            sent.clear()
-            sent.update(top)
-        if updates:
-            state.seq += 1
-            out.append(Depth(epoch, symbol, state.seq, cmd_seq, tuple(updates)))
-        bbo = _bbo(state.sides)
-        if bbo != state.sent_bbo:
-            state.seq += 1
-            out.append(BBO(epoch, symbol, state.seq, cmd_seq, *bbo))
-            state.sent_bbo = bbo
+        bids, asks = state.sides
+        if bids.dirty or asks.dirty:  # the best level is always in view: else no BBO change
+            updates: list[LevelUpdate] = []
+            for levels in state.sides:
+                if levels.dirty:
+                    updates += levels.publish(self.levels) or ()
+            if updates:
+                state.seq += 1
+                out.append(Depth(epoch, symbol, state.seq, cmd_seq, tuple(updates)))
+            bbo = (*bids.best(), *asks.best())
+            if bbo != state.sent_bbo:
+                state.seq += 1
+                out.append(BBO(epoch, symbol, state.seq, cmd_seq, *bbo))
+                state.sent_bbo = bbo
         if state.halted != state.sent_halted:
             state.seq += 1
             out.append(Status(epoch, symbol, state.seq, cmd_seq, state.halted))
@@ -302,9 +341,7 @@ class DepthBuilder:
         event has named yet is empty at seq 0.
         """
         state = self._symbols.get(symbol) or _Symbol(symbol)
-        bids, asks = (
-            tuple(Level(p, q, c) for p, (q, c) in sent.items()) for sent in state.sent_top
-        )
+        bids, asks = (tuple(Level(*row) for row in side.sent) for side in state.sides)
         return Snapshot(
             self.epoch, symbol, state.seq, state.cmd_seq, self.levels, bids, asks,
             state.sent_halted,
@@ -314,15 +351,3 @@ class DepthBuilder:
         """The last sequence number used for ``symbol`` (0: no message yet)."""
         state = self._symbols.get(symbol)
         return 0 if state is None else state.seq
-
-
-def _bbo(sides: tuple[_SideLevels, _SideLevels]) -> tuple[int, int, int, int]:
-    """(bid price, bid qty, ask price, ask qty); 0, 0 for an empty side."""
-    out = []
-    for side in sides:
-        if side.prices:
-            price = side.prices[-1] if side.high_best else side.prices[0]
-            out += (price, side.levels[price][0])
-        else:
-            out += (0, 0)
-    return tuple(out)  # type: ignore[return-value]
