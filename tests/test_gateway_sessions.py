@@ -11,6 +11,8 @@ from collections import defaultdict
 import msgspec
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from stages.engine import Engine, EngineConfig
 from stages.gateway import protocol as P
@@ -435,3 +437,99 @@ def test_order_ids_resume_above_the_highest_seen_and_never_go_back():
     gateway.resume_order_ids(5)
     assert gateway.order_ids.allocate() == FIRST_ORDER_ID + 43
     assert gateway.order_ids.highest == FIRST_ORDER_ID + 43
+
+
+# --- a random flow: the gateway's view equals the engine's -------------------------------------
+
+_ACTIONS = st.lists(
+    st.tuples(
+        st.integers(0, 2),  # which session
+        st.sampled_from(["new", "new", "new", "cancel", "replace", "reduce", "mass", "logon"]),
+        st.integers(0, 4),  # client order id
+        st.sampled_from(["buy", "sell"]),
+        st.integers(1, 5),  # qty
+        st.integers(97, 103),  # price
+        st.sampled_from(["gtc", "gtc", "ioc", "fok"]),
+        st.sampled_from(["none", "cancel_resting", "decrement_and_cancel"]),
+        st.integers(0, 3),  # in flight: deliver all but this many of the oldest requests
+        st.integers(0, 9),  # 0: the ring is full, answer BUSY
+    ),
+    max_size=40,
+)
+
+
+def _run_flow(actions) -> None:
+    """Requests stay in flight (sent, not yet at the engine) for a few more requests, and
+    some are refused BUSY, so answers race against later requests as on a real gateway."""
+    venue = Venue()
+    identities = [b"s0", b"s1", b"s2"]
+    generation = [0, 0, 0]
+    for i, identity in enumerate(identities):
+        venue.logon(identity, i + 1)
+    queue: list[Step] = []
+    for who, action, cid, side, qty, price, tif, stp, lag, ring in actions:
+        identity = identities[who]
+        name = f"c{cid}"
+        if action == "new":
+            request = P.NewOrder(
+                client_order_id=name, symbol=1, side=side, qty=qty, price=price, tif=tif, stp=stp
+            )
+        elif action == "cancel":
+            request = P.Cancel(client_order_id=name)
+        elif action == "replace":
+            request = P.Replace(client_order_id=name, price=price)
+        elif action == "reduce":
+            request = P.Reduce(client_order_id=name, by=qty)
+        elif action == "mass":
+            request = P.MassCancel()
+        else:  # reconnect from a new connection: a takeover
+            generation[who] += 1
+            identities[who] = f"s{who}-{generation[who]}".encode()
+            venue.logon(identities[who], who + 1)
+            continue
+        step = venue.send(identity, request, hold=True)
+        if len(step.commands) and ring == 0:
+            venue.deliver(venue.gateway.busy(step))
+        else:
+            queue.append(step)
+        while len(queue) > lag:
+            venue.deliver(queue.pop(0))
+    for step in queue:
+        venue.deliver(step)
+    # every account's reports arrived in seq order, 1, 2, 3... over its connections
+    for account in (1, 2, 3):
+        got = [
+            m.report_seq
+            for ident, box in venue.inbox.items()
+            if ident.startswith(f"s{account - 1}".encode())
+            for m in box
+            if hasattr(m, "report_seq")
+        ]
+        assert got == list(range(1, len(got) + 1))
+        assert venue.gateway.accounts[account].log.last_seq == len(got)
+    # what the gateway holds open is exactly what rests in the engine for its ids
+    engine = {
+        int(r[3]): (int(r[0]), int(r[2]), int(r[4]), int(r[5]))
+        for r in venue.engine.matching.resting_orders()
+    }
+    gateway = {
+        o.order_id: (o.symbol, o.price, o.account, o.leaves_qty)
+        for a in venue.gateway.accounts.values()
+        for o in a.orders.orders()
+    }
+    assert gateway == engine
+    assert all(not o.pending for o in venue.gateway._orders.values())
+    assert set(venue.gateway._orders) == set(gateway)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(actions=_ACTIONS)
+def test_random_flows_leave_the_gateway_agreeing_with_the_engine(actions):
+    _run_flow(actions)
+
+
+@pytest.mark.slow
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(actions=_ACTIONS)
+def test_random_flows_leave_the_gateway_agreeing_with_the_engine_long(actions):
+    _run_flow(actions)
