@@ -42,9 +42,11 @@ MAX_FSYNC_INTERVAL_MS = 60_000.0
 
 
 class LoadConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Where commands come from. ``synthetic``: stages.ingest.synthetic's mixed flow."""
+    """Where commands come from. ``synthetic``: stages.ingest.synthetic's mixed flow, then the
+    run ends; ``gateway``: only the clients of the order gateway (``[gateway]``), and the
+    run goes on until it is stopped (``tradepipe stop``, Ctrl-C)."""
 
-    source: Literal["synthetic"] = "synthetic"
+    source: Literal["synthetic", "gateway"] = "synthetic"
     orders: Annotated[int, msgspec.Meta(ge=1, le=MAX_ORDERS)] = 1_000_000
     batch: Annotated[int, msgspec.Meta(ge=1, le=MAX_BATCH)] = 1024
     accounts: Positive = 1000  # accounts 1..N; N < engine.risk.max_accounts
@@ -66,6 +68,32 @@ class SnapshotConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     directory: str = "run/snapshots"
     every_records: Positive = 300_000
     keep: Positive = 3
+
+
+class CurveConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """ZeroMQ CURVE for the gateway's ``tcp://`` endpoints (``tradepipe keys new``)."""
+
+    server_key: str  # the server's secret key file (NAME.key_secret)
+    clients: str  # a directory of authorised clients' public key files, each naming its accounts
+
+
+class GatewayConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The order-entry gateway and the market-data feed (``docs/gateway.md``).
+
+    It runs when ``enabled`` or when ``load.source`` is ``gateway``. Endpoints left empty
+    are Unix sockets in the run directory (``gateway.sock``, ``market-data.sock``); a
+    ``tcp://`` endpoint is refused unless ``curve`` is configured.
+    """
+
+    enabled: bool = False
+    bind: list[str] = []  # order entry (ROUTER)
+    market_data: list[str] = []  # market data (PUB), a topic per symbol
+    depth: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 10  # levels per side published
+    snapshot_every_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 1.0
+    curve: CurveConfig | None = None
+
+    def runs(self, load: LoadConfig) -> bool:
+        return self.enabled or load.source == "gateway"
 
 
 class PipelineConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -109,6 +137,7 @@ class RunConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     journal: JournalConfig = msgspec.field(default_factory=JournalConfig)
     snapshots: SnapshotConfig = msgspec.field(default_factory=SnapshotConfig)
     pipeline: PipelineConfig = msgspec.field(default_factory=PipelineConfig)
+    gateway: GatewayConfig = msgspec.field(default_factory=GatewayConfig)
 
 
 class ConfigError(CommandError, ValueError):
@@ -196,6 +225,18 @@ def check_config(config: RunConfig) -> str | None:
         )
     if not config.pipeline.run_dir:
         return "pipeline.run_dir is empty: name a directory - at `$.pipeline.run_dir`"
+    gateway = config.gateway
+    for field in ("bind", "market_data"):
+        for i, endpoint in enumerate(getattr(gateway, field)):
+            where = f"at `$.gateway.{field}[{i}]`"
+            if not endpoint.startswith(("ipc://", "tcp://")):
+                return f"gateway.{field} endpoint {endpoint!r}: use ipc:// or tcp:// - {where}"
+            if endpoint.startswith("tcp://") and gateway.curve is None:
+                return (
+                    f"gateway.{field} endpoint {endpoint!r}: a tcp:// endpoint needs ZeroMQ "
+                    "CURVE ([gateway.curve] server_key and clients; tradepipe keys new "
+                    f"makes them) - {where}"
+                )
     problem = affinity.check_cpus(config.pipeline.cpus, affinity.allowed_cores())
     if problem is not None:
         return problem
