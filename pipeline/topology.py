@@ -9,6 +9,10 @@ The diagram is in ``docs/architecture.md`` ("Pipeline wiring").
     commands ring  ingest → persistence, risk, output (after persistence: the durable seq)
     checked ring   risk → matching, risk (after matching: how far matching has answered)
     events ring    matching → risk (settlement), output
+
+Each stage waits with the strategy its core suits (``waits``): ``backoff`` (spin, yield,
+park) on a core of its own under the CPU plan, ``park`` (a short spin, then park) on a
+core it shares with other stages, where polling would take the core from them.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline import affinity
 from pipeline.config import RunConfig
 from ringbuffer import ConsumerSpec, Ring
 from stages.ingest import stage as ingest_stage
@@ -136,6 +141,15 @@ class Topology:
         self.unlink()
 
     # --- the stages ---------------------------------------------------------------------
+    def waits(self, allowed: set[int] | None = None) -> dict[str, str]:
+        """Each stage's wait strategy: ``park`` where the CPU plan (the supervisor's, over
+        ``allowed``, default this process's cores) puts it on a core with another stage,
+        ``backoff`` where it has its core to itself."""
+        allowed = affinity.allowed_cores() if allowed is None else allowed
+        cores = affinity.plan_cores(self.config.pipeline.cpus, allowed)
+        sharing = {core: list(cores.values()).count(core) for core in cores.values()}
+        return {stage: "park" if sharing[core] > 1 else "backoff" for stage, core in cores.items()}
+
     def stage_calls(
         self, restart: RestartPoint | None = None, progress: str = "", release_log: str = ""
     ) -> dict[str, StageCall]:
@@ -148,6 +162,7 @@ class Topology:
             raise RuntimeError("Topology.stage_calls: create() the rings first")
         config = self.config
         engine, load, journal = config.engine, config.load, config.journal
+        wait = self.waits()
         calls = {
             "output": StageCall(
                 "output",
@@ -155,7 +170,9 @@ class Topology:
                 {
                     "commands_ring": names[COMMANDS],
                     "events_ring": names[EVENTS],
-                    "config": OutputConfig(progress=progress, release_log=release_log),
+                    "config": OutputConfig(
+                        progress=progress, release_log=release_log, wait=wait["output"]
+                    ),
                     "restart": restart,
                 },
             ),
@@ -170,6 +187,7 @@ class Topology:
                         fsync=journal.fsync,
                         fsync_interval_ms=journal.fsync_interval_ms,
                         segment_bytes=journal.segment_bytes,
+                        wait=wait["persistence"],
                     ),
                 },
             ),
@@ -179,7 +197,7 @@ class Topology:
                 {
                     "checked_ring": names[CHECKED],
                     "events_ring": names[EVENTS],
-                    "config": MatchingStageConfig(engine=engine),
+                    "config": MatchingStageConfig(engine=engine, wait=wait["matching"]),
                     "restart": restart,
                 },
             ),
@@ -190,7 +208,7 @@ class Topology:
                     "commands_ring": names[COMMANDS],
                     "checked_ring": names[CHECKED],
                     "events_ring": names[EVENTS],
-                    "config": RiskStageConfig(engine=engine),
+                    "config": RiskStageConfig(engine=engine, wait=wait["risk"]),
                     "restart": restart,
                 },
             ),
@@ -208,6 +226,7 @@ class Topology:
                         funding=load.funding,
                         rate=load.rate,
                         journal=journal.directory,
+                        wait=wait["ingest"],
                     ),
                     "restart": restart,
                 },

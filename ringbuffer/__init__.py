@@ -21,7 +21,7 @@ from ringbuffer.errors import (
 from ringbuffer.producer import Producer
 from ringbuffer.ring import ConsumerSpec, Ring
 from ringbuffer.segments import list_segments, remove_stale_segments, segment_name
-from ringbuffer.wait import Backoff, BusySpin, WaitStrategy, Yielding, wait_strategy
+from ringbuffer.wait import Backoff, BusySpin, Parking, WaitStrategy, Yielding, wait_strategy
 
 __all__ = [
     "AlertedError",
@@ -32,6 +32,7 @@ __all__ = [
     "ConsumerSpec",
     "EndOfStreamError",
     "LayoutMismatchError",
+    "Parking",
     "PeerDeadError",
     "Producer",
     "Ring",
