@@ -169,8 +169,10 @@ def measure_idle(seconds: float) -> float:
         thread = threading.Thread(target=drive)
         thread.start()
         try:
-            if not supervisor.ready.wait(READY_TIMEOUT):
-                raise RuntimeError("the pipeline's stages never registered")
+            deadline = time.monotonic() + READY_TIMEOUT
+            while not supervisor.ready.wait(0.1):
+                if not thread.is_alive() or time.monotonic() > deadline:  # failed to start
+                    raise RuntimeError("the pipeline's stages never registered")
             time.sleep(SETTLE)
             watched = descendants()
             before, started = cpu_of(watched), time.monotonic()
@@ -179,8 +181,8 @@ def measure_idle(seconds: float) -> float:
         finally:
             supervisor.request_stop()
             thread.join()
-    if "error" in outcome:
-        raise outcome["error"]
+            if "error" in outcome:
+                raise outcome["error"]
     pids = [stage.pid for stage in outcome["report"].stages.values()]
     if len(pids) != 5 or not all(pid in before and pid in after for pid in pids):
         raise RuntimeError("idle: the five stage processes did not run throughout")
