@@ -48,8 +48,13 @@ from stages.risk.engine import RiskEngine
 CONSUMER = "risk"
 #: how long risk waits for matching before it drains events again (seconds)
 CATCH_UP_TIMEOUT = 0.001
-#: risk's idle wait on the commands ring: between two, it drains matching's events
+#: risk's idle wait on the commands ring while matching still owes answers: between two,
+#: it drains matching's events (so matching never waits for room in the events ring)
 IDLE_TIMEOUT = 0.005
+#: the idle wait once matching answered everything and every event is in: nothing can
+#: arrive on the events ring before risk publishes again (an idle risk wakes 20 times a
+#: second, not 200: measured 4.2 % of a core idle with 5 ms waits)
+CAUGHT_UP_TIMEOUT = 0.05
 
 
 class RiskStageConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -179,9 +184,13 @@ class RiskStage:
         self.unsettled.clear()
 
     # --- the end ----------------------------------------------------------------------------
-    def idle(self) -> None:
+    def idle(self) -> float | None:
+        """Follow matching between commands; a longer wait once it owes nothing."""
         self._catch_up()
-        self._drain_events()
+        self._drain_events()  # after the catch-up: every event of what it answered is in
+        if self.answered.released >= self.checked_out.published:
+            return CAUGHT_UP_TIMEOUT
+        return None
 
     def finish(self) -> None:
         """End of the commands: take every answer in; settle if the last seq closed a window."""
