@@ -22,7 +22,7 @@ from stages.gateway.sessions import Gateway, Step
 from stages.gateway.symbols import SymbolTable
 from stages.ingest.admin import deposit
 from stages.ingest.synthetic import Stamper, SyntheticFlow
-from stages.records import CommandType, EventType
+from stages.records import COMMAND_DTYPE, CommandType, EventType
 from stages.risk.config import AssetConfig, InstrumentConfig, RiskConfig
 
 USD, BTC, ETH = 0, 1, 2
@@ -533,3 +533,30 @@ def test_random_flows_leave_the_gateway_agreeing_with_the_engine(actions):
 @given(actions=_ACTIONS)
 def test_random_flows_leave_the_gateway_agreeing_with_the_engine_long(actions):
     _run_flow(actions)
+
+
+def test_command_records_carry_each_field_of_the_request():
+    gateway = Gateway(SymbolTable.from_risk(CONFIG.risk))
+    gateway.on_message(A, P.Logon(account=5), 0.0)
+    request = P.NewOrder(
+        client_order_id="r", symbol="ETH-USD", side="sell", qty=2**63 - 1, price=2**62,
+        type="limit", tif="gtc", post_only=True, stp="decrement_and_cancel",
+    )  # fmt: skip
+    (record,) = gateway.on_message(A, request, 0.0).commands
+    assert record.dtype == COMMAND_DTYPE
+    expected = dict(
+        seq=0, ts_ingest=0, ts_risk=0, order_id=FIRST_ORDER_ID, price=2**62, qty=2**63 - 1,
+        account=5, symbol=2, kind=CommandType.NEW, side=1, order_type=0, tif=0, stp=4,
+        flags=1, reason=0, origin=0,
+    )  # fmt: skip
+    assert {name: int(record[name]) for name in expected} == expected
+    (replace,) = gateway.on_message(A, P.Replace(client_order_id="r", qty=3), 0.0).commands
+    assert (replace["kind"], replace["price"], replace["qty"]) == (CommandType.REPLACE, 2**62, 3)
+    (reduce,) = gateway.on_message(A, P.Reduce(client_order_id="r", by=2), 0.0).commands
+    assert (reduce["kind"], reduce["order_id"], reduce["qty"]) == (
+        CommandType.REDUCE,
+        FIRST_ORDER_ID,
+        2,
+    )
+    commands = gateway.on_message(A, P.Cancel(client_order_id="r"), 0.0).commands
+    assert commands.flags.writeable  # ingest stamps them in place

@@ -10,59 +10,52 @@ as events.
 
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 
 from stages.gateway.orders import Order
 from stages.gateway.protocol import ORDER_TYPES, SIDES, STPS, TIFS, NewOrder
 from stages.records import COMMAND_DTYPE, CommandFlag, CommandOrigin, CommandType
 
+#: one record as ``struct`` packs it: seq, ts_ingest, ts_risk, order_id, price, qty, account,
+#: symbol, kind, side, order_type, tif, stp, flags, reason, origin, 2 pad bytes. Packing is
+#: ~0.3 µs where setting eleven fields of a numpy record is ~5 µs, per request.
+_RECORD = struct.Struct("<qqqqqqIHBBBBBBBB2x")
+assert _RECORD.size == COMMAND_DTYPE.itemsize
+_SOURCE = int(CommandOrigin.SOURCE)
+
+
+def _records(packed: bytes) -> np.ndarray:
+    """Packed records as a writable COMMAND_DTYPE batch (ingest stamps it in place)."""
+    return np.frombuffer(bytearray(packed), dtype=COMMAND_DTYPE)
+
+
+def _pack(kind: int, order: Order, price: int = 0, qty: int = 0, *codes: int) -> bytes:
+    side, order_type, tif, stp, flags = codes or (0, 0, 0, 0, 0)
+    return _RECORD.pack(
+        0, 0, 0, order.order_id, price, qty, order.account, order.symbol, kind,
+        side, order_type, tif, stp, flags, 0, _SOURCE,
+    )  # fmt: skip
+
 
 def new_order(order: Order, request: NewOrder) -> np.ndarray:
     """The NEW of ``order`` as ``request`` asked for it."""
-    record = np.zeros(1, dtype=COMMAND_DTYPE)
-    record["kind"] = CommandType.NEW
-    record["order_id"] = order.order_id
-    record["account"] = order.account
-    record["symbol"] = order.symbol
-    record["side"] = SIDES[request.side]
-    record["order_type"] = ORDER_TYPES[request.type]
-    record["tif"] = TIFS[request.tif]
-    record["stp"] = STPS[request.stp]
-    record["flags"] = CommandFlag.POST_ONLY if request.post_only else 0
-    record["price"] = request.price
-    record["qty"] = request.qty
-    record["origin"] = CommandOrigin.SOURCE
-    return record
+    flags = CommandFlag.POST_ONLY if request.post_only else 0
+    codes = (SIDES[request.side], ORDER_TYPES[request.type], TIFS[request.tif], STPS[request.stp])
+    return _records(_pack(CommandType.NEW, order, request.price, request.qty, *codes, flags))
 
 
 def cancels(orders: list[Order]) -> np.ndarray:
     """One CANCEL per order (a cancel, a mass cancel, a cancel on disconnect)."""
-    records = np.zeros(len(orders), dtype=COMMAND_DTYPE)
-    records["kind"] = CommandType.CANCEL
-    records["order_id"] = [o.order_id for o in orders]
-    records["account"] = [o.account for o in orders]
-    records["symbol"] = [o.symbol for o in orders]
-    records["origin"] = CommandOrigin.SOURCE
-    return records
+    return _records(b"".join(_pack(CommandType.CANCEL, o) for o in orders))
 
 
 def replace(order: Order, price: int, qty: int) -> np.ndarray:
     """REPLACE ``order`` to ``price`` with ``qty`` open in total."""
-    return _amend(order, CommandType.REPLACE, price, qty)
+    return _records(_pack(CommandType.REPLACE, order, price, qty))
 
 
 def reduce(order: Order, by: int) -> np.ndarray:
     """REDUCE ``order``'s open quantity by ``by``."""
-    return _amend(order, CommandType.REDUCE, 0, by)
-
-
-def _amend(order: Order, kind: CommandType, price: int, qty: int) -> np.ndarray:
-    record = np.zeros(1, dtype=COMMAND_DTYPE)
-    record["kind"] = kind
-    record["order_id"] = order.order_id
-    record["account"] = order.account
-    record["symbol"] = order.symbol
-    record["price"] = price
-    record["qty"] = qty
-    record["origin"] = CommandOrigin.SOURCE
-    return record
+    return _records(_pack(CommandType.REDUCE, order, 0, by))

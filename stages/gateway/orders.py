@@ -59,7 +59,7 @@ class OrderIds:
         return self.next_id - 1
 
 
-@dataclass
+@dataclass(slots=True)
 class Order:
     """One order the gateway sent, as its reports describe it."""
 

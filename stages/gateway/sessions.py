@@ -115,7 +115,8 @@ class Step:
     ended: list[bytes] = field(default_factory=list)
     must_send: bool = False
     _undo: list[Callable[[], None]] = field(default_factory=list, repr=False)
-    _busy: Outgoing | None = field(default=None, repr=False)
+    #: the session and request a ``busy`` answers (built only if the ring is full)
+    _request: tuple[Session, Message] | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -235,12 +236,16 @@ class Gateway:
 
     def busy(self, step: Step) -> Step:
         """The ring refused ``step``'s records: undo what ``on_frame`` did and answer Busy."""
-        if step.must_send or step._busy is None:
+        if step.must_send or step._request is None:
             raise ValueError("the cancels of an ending session cannot be refused: queue them")
         for undo in reversed(step._undo):
             undo()
+        step._undo, (session, request) = [], step._request
+        step._request = None  # undone once only
         self.counters["busy"] += 1
-        return Step(replies=[step._busy])
+        cid = getattr(request, "client_order_id", None)
+        busy = Busy(ref_kind=request.kind, client_order_id=cid)
+        return Step(replies=[Outgoing(session.identity, busy, session.codec)])
 
     # --- events ------------------------------------------------------------------------------
     def on_events(self, events: np.ndarray) -> list[Outgoing]:
@@ -462,12 +467,7 @@ class Gateway:
         records: np.ndarray,
         undo: list[Callable[[], None]],
     ) -> Step:
-        busy = Busy(
-            ref_kind=request.kind, client_order_id=getattr(request, "client_order_id", None)
-        )
-        return Step(
-            commands=records, _undo=undo, _busy=Outgoing(session.identity, busy, session.codec)
-        )
+        return Step(commands=records, _undo=undo, _request=(session, request))
 
     def _reject_session(self, session: Session, path: str, text: str, request: Message) -> Step:
         return self._reject(session.identity, session.codec, path, text, request)
