@@ -202,11 +202,17 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize("codec", CODECS, ids=lambda c: c.value)
-@pytest.mark.parametrize("fields, path, text", BAD, ids=[f"{b[1]}-{i}" for i, b in enumerate(BAD)])
+def _bad_cases():
+    """Each bad frame in both codecs, but for numbers msgpack cannot even encode (> 64 bits)."""
+    for i, (fields, path, text) in enumerate(BAD):
+        for codec in CODECS:
+            huge = any(isinstance(v, int) and v >= 2**64 for v in fields.values())
+            if not (huge and codec is Codec.MSGPACK):
+                yield pytest.param(codec, fields, path, text, id=f"{path}-{i}-{codec.value}")
+
+
+@pytest.mark.parametrize("codec, fields, path, text", list(_bad_cases()))
 def test_each_bad_field_is_named(codec, fields, path, text):
-    if codec is Codec.MSGPACK and any(isinstance(v, int) and v >= 2**64 for v in fields.values()):
-        pytest.skip("msgpack cannot even encode an integer beyond 64 bits")
     frame = (msgspec.msgpack if codec is Codec.MSGPACK else msgspec.json).encode(fields)
     with pytest.raises(ProtocolError) as err:
         codec.decode_request(frame)
