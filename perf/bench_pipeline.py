@@ -86,7 +86,8 @@ def figures(commands: int, seconds: float, latency: HdrHistogram, cpu: float | N
         "p50_us": latency.get_value_at_percentile(50) / 1e3,
         "p99_us": latency.get_value_at_percentile(99) / 1e3,
         "p999_us": latency.get_value_at_percentile(99.9) / 1e3,
-        "cpu_pct": None if cpu is None else 100.0 * cpu / seconds,
+        # CPU times come in clock ticks: a tiny run's difference may round below zero
+        "cpu_pct": None if cpu is None else 100.0 * max(0.0, cpu) / seconds,
     }
 
 
