@@ -35,10 +35,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 #: the stages, in pipeline order (the order of the default plan's table)
 STAGES = ("ingest", "risk", "matching", "persistence", "output")
+#: stages that run only in some configurations, and the stage whose core they share by
+#: default: the order gateway (``load.source = "gateway"``) feeds ingest, which is light
+COMPANIONS = {"gateway": "ingest"}
 #: the SCHED_FIFO priority of a real-time stage: above every normal process, below the
 #: kernel's own real-time threads (which run at 50 and up)
 REALTIME_PRIORITY = 10
@@ -60,11 +63,17 @@ class CpuPlan:
     cores: dict[str, int]
     realtime: bool = False  # SCHED_FIFO at REALTIME_PRIORITY, on a core of its own only
     nice: int | None = None  # None: left as inherited
+    companions: dict[str, int] = field(default_factory=dict)  # COMPANIONS' cores
+
+    def core(self, stage: str) -> int:
+        """``stage``'s core (a companion stage's too)."""
+        return self.cores[stage] if stage in self.cores else self.companions[stage]
 
     def sharing(self, stage: str) -> list[str]:
         """The other stages on ``stage``'s core."""
-        core = self.cores[stage]
-        return [s for s, c in self.cores.items() if c == core and s != stage]
+        core = self.core(stage)
+        everyone = {**self.cores, **self.companions}
+        return [s for s, c in everyone.items() if c == core and s != stage]
 
 
 def allowed_cores() -> set[int]:
@@ -101,7 +110,9 @@ def plan(
     """The ``CpuPlan`` of a ``[pipeline]`` section over ``allowed`` (default: this
     process's cores)."""
     allowed = allowed_cores() if allowed is None else set(allowed)
-    return CpuPlan(plan_cores(cpus, allowed), realtime, nice)
+    cores = plan_cores(cpus, allowed)
+    companions = {stage: cpus.get(stage, cores[beside]) for stage, beside in COMPANIONS.items()}
+    return CpuPlan(cores, realtime, nice, companions)
 
 
 def _ranges(cores: Iterable[int]) -> str:
@@ -125,10 +136,10 @@ def check_cpus(
         host_cores = os.cpu_count() or 0
     for stage, core in cpus.items():
         where = f"- at `$.pipeline.cpus.{stage}`"
-        if stage not in STAGES:
+        if stage not in STAGES and stage not in COMPANIONS:
             return (
                 f"pipeline.cpus names an unknown stage {stage!r}: the stages are "
-                f"{', '.join(STAGES)} {where}"
+                f"{', '.join((*STAGES, *COMPANIONS))} {where}"
             )
         if core >= host_cores:
             return (
@@ -154,7 +165,7 @@ def apply(cpu_plan: CpuPlan, stage: str) -> str | None:
     stage that spins would starve its neighbour, so it is not raised).
     """
     warnings: list[str] = []
-    core = cpu_plan.cores[stage]
+    core = cpu_plan.core(stage)
     try:
         os.sched_setaffinity(0, {core})
     except OSError as error:

@@ -80,20 +80,17 @@ class CurveConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class GatewayConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The order-entry gateway and the market-data feed (``docs/gateway.md``).
 
-    It runs when ``enabled`` or when ``load.source`` is ``gateway``. Endpoints left empty
-    are Unix sockets in the run directory (``gateway.sock``, ``market-data.sock``); a
-    ``tcp://`` endpoint is refused unless ``curve`` is configured.
+    It runs when ``load.source`` is ``gateway`` (then its clients are the only source, and
+    the run goes on until stopped). Endpoints left empty are Unix sockets in the run
+    directory (``gateway.sock``, ``market-data.sock``); a ``tcp://`` endpoint is refused
+    unless ``curve`` is configured.
     """
 
-    enabled: bool = False
     bind: list[str] = []  # order entry (ROUTER)
     market_data: list[str] = []  # market data (PUB), a topic per symbol
     depth: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 10  # levels per side published
     snapshot_every_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 1.0
     curve: CurveConfig | None = None
-
-    def runs(self, load: LoadConfig) -> bool:
-        return self.enabled or load.source == "gateway"
 
 
 class PipelineConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -31,28 +31,34 @@ from stages.engine import Engine
 from stages.output.stage import read_progress, trim_release_log
 from stages.persistence.journal_reader import JournalReader
 from stages.persistence.recovery import replay_journal
-from stages.records import CommandOrigin
+from stages.records import CommandOrigin, CommandType
 from stages.restart import RestartPoint
 
 
 @dataclass(frozen=True)
 class JournalTally:
-    """The journal's last seq and how many of its commands came from the load source."""
+    """The journal's last seq, how many of its commands came from the load source, and the
+    highest order id a NEW used (a restarted gateway allocates above it)."""
 
     end: int
     source: int
+    max_order_id: int
 
 
 def tally_journal(directory: Path) -> JournalTally:
-    """One pass over the journal: its end and its ``CommandOrigin.SOURCE`` commands."""
-    end = source = 0
+    """One pass over the journal: its end, its ``CommandOrigin.SOURCE`` commands, its
+    highest new order id."""
+    end = source = max_order_id = 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a torn tail: the writer reopened cuts it off
         with JournalReader(directory) as reader:
             for batch in reader.batches():
                 end = int(batch["seq"][-1])
                 source += int(np.count_nonzero(batch["origin"] == CommandOrigin.SOURCE))
-    return JournalTally(end, source)
+                new = batch["order_id"][batch["kind"] == CommandType.NEW]
+                if len(new):
+                    max_order_id = max(max_order_id, int(new.max()))
+    return JournalTally(end, source, max_order_id)
 
 
 def _state_before(config: RunConfig, journal: Path, seq: int, snapshots: Path | None) -> Engine:
@@ -123,4 +129,5 @@ def plan_restart(
         journal_end=tally.end,
         source_taken=tally.source,
         released_of_first=released,
+        max_order_id=tally.max_order_id,
     )

@@ -124,6 +124,22 @@ class Producer(Role):
         self._next = first + n
         return self._views(first, n)
 
+    def try_claim_exactly(self, n: int) -> tuple[np.ndarray, ...]:
+        """Claim ``n`` slots if ``n`` are free now, else none: () without waiting.
+
+        For a source that cannot wait and must not split what it sends (a gateway answers
+        "busy" instead: nothing half-sent, nothing lost silently).
+        """
+        if not 0 < n <= self._capacity:
+            raise ValueError(f"claim of {n} slots: must be 1..{self._capacity} (the capacity)")
+        first = self._next
+        if self._gate + self._capacity - first + 1 < n:
+            self._gate = self._read_gate()
+            if self._gate + self._capacity - first + 1 < n:
+                return ()
+        self._next = first + n
+        return self._views(first, n)
+
     def publish(self) -> None:
         """Make every claimed slot visible to consumers (one release store of the cursor)."""
         self._cursor.publish(self._next - 1)

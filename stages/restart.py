@@ -31,6 +31,7 @@ class RestartPoint(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     journal_end: int  # the last seq the journal holds (ingest re-sends state_seq+1 ..)
     source_taken: int  # commands of the load source the journal holds (origin SOURCE)
     released_of_first: int = 0  # answers of command state_seq + 1 already released
+    max_order_id: int = 0  # the highest order id a NEW command of the journal used
 
     def engine(self) -> Engine:
         """The state at ``state_seq`` (each stage takes its own part)."""

@@ -69,7 +69,9 @@ def test_named_stages_go_where_the_config_says_and_the_rest_avoid_their_cores() 
 @pytest.mark.timeout(30)
 def test_plan_carries_priority_and_says_who_shares_a_core() -> None:
     cpu_plan = plan({}, realtime=True, nice=-5, allowed={0, 1, 2, 3})
-    assert cpu_plan == CpuPlan({ING: 0, RSK: 1, MAT: 2, PER: 3, OUT: 3}, realtime=True, nice=-5)
+    assert cpu_plan == CpuPlan(
+        {ING: 0, RSK: 1, MAT: 2, PER: 3, OUT: 3}, realtime=True, nice=-5, companions={"gateway": 0}
+    )
     assert cpu_plan.sharing(PER) == [OUT] and cpu_plan.sharing(RSK) == []
     assert set(plan({}).cores.values()) <= os.sched_getaffinity(0)
 
@@ -80,7 +82,7 @@ def test_check_cpus() -> None:
     assert check_cpus({ING: 0, RSK: 1}, {0, 1}, host_cores=2) is None
     assert check_cpus({"rsik": 0}, {0, 1}, host_cores=2) == (
         "pipeline.cpus names an unknown stage 'rsik': the stages are ingest, risk, matching, "
-        "persistence, output - at `$.pipeline.cpus.rsik`"
+        "persistence, output, gateway - at `$.pipeline.cpus.rsik`"
     )
     assert check_cpus({RSK: 2}, {0, 1}, host_cores=2) == (
         "pipeline.cpus.risk = 2: this host has no core 2 (it has 2: 0-1); name one of 0-1 "

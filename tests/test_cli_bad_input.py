@@ -185,7 +185,7 @@ RUN_CASES: list[Case] = [
         "run-pipeline-unknown-stage",
         "[pipeline]\ncpus = { rsik = 0 }\n",
         r"pipeline\.cpus names an unknown stage 'rsik': the stages are ingest, risk, matching, "
-        r"persistence, output - at `\$\.pipeline\.cpus\.rsik`",
+        r"persistence, output, gateway - at `\$\.pipeline\.cpus\.rsik`",
     ),
     _bad_config(
         "run-pipeline-negative-core",

@@ -1,0 +1,318 @@
+"""The gateway stage process: clients' orders into the pipeline, their reports and the market
+back out.
+
+Sockets (ZeroMQ) and rings:
+
+* order entry: a ROUTER bound on every ``bind`` endpoint. Each frame goes to the
+  ``Gateway`` domain core (``stages.gateway.sessions``) with the connection's identity and,
+  under CURVE, the accounts its key may trade; the command records of the returned ``Step``
+  go into the **orders ring** (producer; ingest is its consumer) with one all-or-nothing
+  claim: a full ring is answered ``Busy`` at once (``Gateway.busy`` undoes the step), never
+  waited on and never dropped. Cancels of an ending session (logout, heartbeat lapse with
+  cancel on disconnect) cannot be refused: they wait in a queue for room.
+* released answers: a PULL bound on ``reports`` where the output stage PUSHes every batch of
+  events it released (only durable answers: output waits for persistence); they become
+  execution reports for the sessions owning the orders (``Gateway.on_events``) and market
+  data (``stages.marketdata.DepthBuilder``): incremental depth, trades and best bid/offer
+  on a PUB bound on every ``market_data`` endpoint, topic per symbol, a full snapshot of
+  every symbol every ``snapshot_every_s``.
+* CURVE: with a server key, every ROUTER and PUB endpoint is a CURVE server and a ZAP
+  handler admits only the authorised client keys; each connection's accounts come from its
+  key (ZeroMQ's ``User-Id`` of each frame), so one key cannot act for another account.
+
+The loop waits on both sockets at once (``zmq.Poller``), so a report leaves as soon as it
+is released and an order enters as soon as it arrives; between rounds it answers the
+control plane, sends heartbeats and expires silent sessions. A ``stop`` finishes the orders
+ring (ingest drains and ends, and the end flows down to output) and refuses new requests;
+the gateway keeps sending reports until output says it is done (an empty frame), then exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections import deque
+from typing import Any
+
+import msgspec
+import numpy as np
+import zmq
+
+from ringbuffer import Ring, wait_strategy
+from ringbuffer.records import copy_records
+from stages.engine import EngineConfig
+from stages.gateway.sessions import Gateway, Outgoing, Step
+from stages.gateway.symbols import SymbolTable
+from stages.loop import ControlChannel, LoopCounters, StageResult, request_kind, ring_positions
+from stages.marketdata.builder import DepthBuilder
+from stages.marketdata.messages import encode as encode_market_data
+from stages.marketdata.messages import topic
+from stages.records import COMMAND_DTYPE, EVENT_DTYPE
+from stages.restart import RestartPoint
+
+#: the longest the loop waits for a frame before it answers control and expires sessions (ms)
+IDLE_MS = 50
+#: frames taken from one socket per round, so neither side starves the other
+ROUND = 256
+#: how often silent sessions are looked for (seconds)
+EXPIRE_EVERY = 0.1
+
+
+class GatewayStageConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Where the gateway listens and publishes (plain values: it crosses into the process)."""
+
+    engine: EngineConfig
+    bind: list[str]
+    market_data: list[str]
+    reports: str  # the PULL endpoint output pushes released answers to
+    depth: int = 10
+    snapshot_every_s: float = 1.0
+    server_public: str = ""  # z85 CURVE key pair of the server ("": no CURVE)
+    server_secret: str = ""
+    clients: dict[str, list[int]] = {}  # authorised client public keys (z85) -> accounts
+    wait: str = "backoff"
+
+
+class _Keys:
+    """The ZAP callback: admits the authorised client keys only."""
+
+    def __init__(self, clients: dict[str, list[int]]) -> None:
+        self.clients = clients
+
+    def callback(self, domain: str, key: bytes) -> bool:
+        return key.decode("ascii", "replace") in self.clients
+
+
+class GatewayProcess:
+    """The gateway's sockets, its ``Gateway`` core and its producer of the orders ring."""
+
+    def __init__(
+        self,
+        config: GatewayStageConfig,
+        orders: Any,
+        capacity: int,
+        restart: RestartPoint | None,
+        context: zmq.Context,
+    ) -> None:
+        self.config = config
+        self.orders = orders  # Producer of the orders ring
+        engine = config.engine
+        self.gateway = Gateway(
+            SymbolTable.from_risk(engine.risk), max_accounts=engine.risk.max_accounts
+        )
+        symbols = [instrument.symbol for instrument in engine.risk.instruments]
+        if restart is not None:
+            state = restart.engine()
+            self.gateway.resume_order_ids(restart.max_order_id)
+            self.depth = DepthBuilder.from_resting(
+                state.matching.resting_orders(), config.depth, epoch=restart.state_seq
+            )
+        else:
+            self.depth = DepthBuilder(levels=config.depth)
+        self.symbols = symbols
+        self.pending: deque[np.ndarray] = deque()  # must-send cancels waiting for room
+        self.stopping = False  # no new requests; the orders ring finishes once pending is out
+        self.finished = False  # the orders ring is finished
+        self.reports_done = False
+        self.capacity = capacity
+        self.counters = {"requests": 0, "report_batches": 0, "md_messages": 0}
+        self.auth = None
+        self.router = context.socket(zmq.ROUTER)
+        self.pub = context.socket(zmq.PUB)
+        self.pull = context.socket(zmq.PULL)
+        for socket in (self.router, self.pub, self.pull):
+            socket.setsockopt(zmq.LINGER, 0)
+        self.router.setsockopt(zmq.ROUTER_MANDATORY, 0)  # a client gone: drop its reply
+        self.router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a reconnecting identity takes over
+        if config.server_secret:
+            self._curve(context)
+        for endpoint in config.bind:
+            self.router.bind(endpoint)
+        for endpoint in config.market_data:
+            self.pub.bind(endpoint)
+        self.pull.bind(config.reports)
+        self.poller = zmq.Poller()
+        self.poller.register(self.router, zmq.POLLIN)
+        self.poller.register(self.pull, zmq.POLLIN)
+        self._next_expire = 0.0
+        self._next_snapshot = 0.0
+
+    def _curve(self, context: zmq.Context) -> None:
+        from zmq.auth.thread import ThreadAuthenticator
+
+        self.auth = ThreadAuthenticator(context)
+        self.auth.start()
+        self.auth.configure_curve_callback("*", credentials_provider=_Keys(self.config.clients))
+        for socket in (self.router, self.pub):
+            socket.curve_secretkey = self.config.server_secret.encode()
+            socket.curve_publickey = self.config.server_public.encode()
+            socket.curve_server = True
+
+    # --- one round ---------------------------------------------------------------------------
+    def round(self, timeout_ms: int) -> None:
+        """Wait up to ``timeout_ms`` for a frame on either socket, then take what is there."""
+        ready = dict(self.poller.poll(0 if self.pending else timeout_ms))
+        now = time.monotonic()
+        if self.pull in ready:
+            self._take_reports()
+        if self.router in ready:
+            self._take_requests(now)
+        if self.pending:
+            self._send_pending()
+        if now >= self._next_expire:
+            self._next_expire = now + EXPIRE_EVERY
+            self._do(self.gateway.expire(now))
+        if now >= self._next_snapshot:
+            self._next_snapshot = now + self.config.snapshot_every_s
+            for symbol in self.symbols:
+                self._publish(self.depth.snapshot(symbol))
+
+    def _take_requests(self, now: float) -> None:
+        router, gateway = self.router, self.gateway
+        clients = self.config.clients
+        for _ in range(ROUND):
+            try:
+                frames = router.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            if len(frames) != 2:
+                continue  # a client sends one frame per message; anything else is not one
+            identity, frame = frames[0].bytes, frames[1]
+            allowed = None
+            if clients:
+                allowed = clients.get(frame.get("User-Id"), ())
+            self.counters["requests"] += 1
+            if self.stopping:
+                self._refuse_stopping(identity, frame.bytes)
+                continue
+            self._do(gateway.on_frame(identity, frame.bytes, now, allowed))
+
+    def _refuse_stopping(self, identity: bytes, frame: bytes) -> None:
+        from stages.gateway.codec import sniff
+        from stages.gateway.protocol import BusinessReject
+
+        codec = sniff(frame)
+        reject = BusinessReject(field="$", text="the gateway is stopping: no new requests")
+        self._send(Outgoing(identity, reject, codec))
+
+    def _do(self, step: Step) -> None:
+        """Send a step's records into the orders ring (all or none), then its replies."""
+        commands = step.commands
+        if len(commands) and (self.pending or not self._offer(commands)):
+            if step.must_send:  # queued, in chunks the ring can take
+                for start in range(0, len(commands), self.capacity):
+                    self.pending.append(commands[start : start + self.capacity].copy())
+            else:
+                step = self.gateway.busy(step)
+        for reply in step.replies:
+            self._send(reply)
+
+    def _offer(self, commands: np.ndarray) -> bool:
+        if self.finished or len(commands) > self.capacity:
+            return False
+        slots = self.orders.try_claim_exactly(len(commands))
+        if not slots:
+            return False
+        done = 0
+        for view in slots:
+            copy_records(view, commands[done : done + len(view)])
+            done += len(view)
+        self.orders.publish()
+        return True
+
+    def _send_pending(self) -> None:
+        while self.pending and self._offer(self.pending[0]):
+            self.pending.popleft()
+
+    def _send(self, outgoing: Outgoing) -> None:
+        # a client that does not read loses the frame here: its reports stay in its log
+        with contextlib.suppress(zmq.Again):
+            self.router.send_multipart([outgoing.identity, outgoing.frame()], zmq.NOBLOCK)
+
+    def _take_reports(self) -> None:
+        for _ in range(ROUND):
+            try:
+                frames = self.pull.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if not frames[0]:
+                self.reports_done = True  # output finished: every answer is here
+                return
+            events = np.frombuffer(frames[0], dtype=EVENT_DTYPE)
+            released = int.from_bytes(frames[1], "little") if len(frames) > 1 else 0
+            self.counters["report_batches"] += 1
+            for outgoing in self.gateway.on_events(events[released:]):
+                self._send(outgoing)
+            for message in self.depth.process(events):
+                self._publish(message)
+
+    def _publish(self, message: Any) -> None:
+        self.counters["md_messages"] += 1
+        self.pub.send_multipart([topic(message.symbol), encode_market_data(message)])
+
+    def close(self) -> None:
+        for socket in (self.router, self.pub, self.pull):
+            socket.close()
+        if self.auth is not None:
+            self.auth.stop()
+
+
+def run(
+    orders_ring: str,
+    config: GatewayStageConfig,
+    control: ControlChannel | None = None,
+    restart: RestartPoint | None = None,
+) -> StageResult:
+    """Run the gateway until a stop, then until output has sent its last answers."""
+    ring = Ring.attach(orders_ring, COMMAND_DTYPE)
+    context = zmq.Context()
+    process = None
+    counters = LoopCounters(state="running")
+    try:
+        orders = ring.producer(wait_strategy(config.wait))
+        process = GatewayProcess(config, orders, ring.capacity, restart, context)
+        last_beat = time.monotonic()
+        while not process.reports_done:
+            started = time.perf_counter_ns()
+            process.round(IDLE_MS)
+            counters.busy_ns += time.perf_counter_ns() - started
+            counters.batches += 1
+            if control is not None:
+                for request in control.poll():
+                    kind = request_kind(request)
+                    if kind == "status":
+                        control.reply(request, _status(process, counters, ring))
+                    elif kind == "stop":
+                        process.stopping = True
+                        counters.state = "draining"
+                        control.reply(request, {"stopping": True})
+                    else:
+                        control.reply(request, {"error": f"the gateway does not handle {kind!r}"})
+            if process.stopping and not process.pending and not process.finished:
+                process.finished = True
+                orders.finish()  # ingest drains the orders ring and ends; the end flows on
+            now = time.monotonic()
+            if now - last_beat >= 0.1:
+                last_beat = now
+                orders.heartbeat()
+        counters.state = "stopped"
+        counters.records = process.counters["requests"]
+        details = {**process.counters, **process.gateway.counters}
+        orders.close()
+        return StageResult("gateway", counters, "stop", details)
+    finally:
+        if process is not None:
+            process.close()
+        context.term()
+        ring.close()
+
+
+def _status(process: GatewayProcess, counters: LoopCounters, ring: Ring) -> dict[str, Any]:
+    return {
+        **counters.as_dict(),
+        "records": process.counters["requests"],
+        "sessions": len(process.gateway.sessions),
+        **process.counters,
+        **{f"gateway_{k}": v for k, v in process.gateway.counters.items()},
+        "rings": ring_positions({"orders": ring}),
+    }
