@@ -24,9 +24,12 @@ The order map makes the builder depend on having seen every event since the book
 empty; a publisher started later seeds it with ``from_resting`` (matching's
 ``resting_orders()``, e.g. from a snapshot of the engine).
 
-Cost: one pass of plain Python over the events that can change a book (the others are
-dropped first with one numpy mask), a dict lookup or two per event, then O(N) per touched
-symbol for the top-N diff. ``perf/bench_market_data.py`` measures it.
+How, for speed: the events that can change a book are picked with one numpy mask; the
+per-event work (the open orders by id, what each event does to a level) is one compiled
+call (``order_map.py``) that returns level deltas; numpy nets them per level, and Python
+touches each changed level once, then diffs the top N of each symbol whose visible prices
+changed. Python work per batch is thus per level and per symbol touched, not per event.
+``perf/bench_market_data.py`` measures it.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from .messages import (
     Trades,
     TradeTick,
 )
+from .order_map import OrderMap
 
 _ACCEPTED = int(EventType.ACCEPTED)
 _TRADE = int(EventType.TRADE)
@@ -56,15 +60,13 @@ _REPLACED = int(EventType.REPLACED)
 _HALTED = int(EventType.HALTED)
 _RESUMED = int(EventType.RESUMED)
 _TAKER = int(EventFlag.TAKER)
-#: the events that take qty off an order
-_TAKES = frozenset((_TRADE, _CANCELLED))
 #: the event kinds that change a book or a symbol's status; every other kind is skipped
 BOOK_EVENTS = np.array(
     [_ACCEPTED, _TRADE, _CANCELLED, _REPLACED, _HALTED, _RESUMED], dtype=EVENT_DTYPE["kind"]
 )
 _SIDES = (Side.BUY, Side.SELL)
-#: the event fields the builder reads, in the order its loop unpacks them
-_COLUMNS = ("seq", "ts_ingest", "order_id", "price", "qty", "symbol", "kind", "side", "flags")
+#: the fields of a TRADE event a public trade is made of, as the loop unpacks them
+_TRADE_COLUMNS = ("symbol", "price", "qty", "side", "ts_ingest", "seq")
 
 
 class InconsistentEvents(ValueError):
@@ -96,30 +98,22 @@ class _SideLevels:
         self.hi: float = _INF
         self.sent: list[tuple[int, int, int]] = []  # the top N subscribers hold, best first
 
-    def add(self, price: int, qty: int) -> None:
-        """An order of ``qty`` rests at ``price``."""
+    def change(self, price: int, qty: int, count: int) -> None:
+        """The level at ``price`` gains ``qty`` and ``count`` orders (net of one batch;
+        negative: loses them); a level left without orders goes."""
         level = self.levels.get(price)
         if level is None:
-            self.levels[price] = [qty, 1]
+            if count <= 0 or qty <= 0:
+                raise InconsistentEvents(f"{-qty} taken off price {price}, where nothing rests")
+            self.levels[price] = [qty, count]
             insort(self.prices, price)
         else:
             level[0] += qty
-            level[1] += 1
-        if self.lo <= price <= self.hi:
-            self.dirty = True
-
-    def take(self, price: int, qty: int, leaves: bool) -> None:
-        """``qty`` of an order resting at ``price`` is gone; ``leaves``: all of the order."""
-        level = self.levels.get(price)
-        if level is None:
-            raise InconsistentEvents(f"no level at price {price} to take {qty} from")
-        level[0] -= qty
-        if leaves:
-            level[1] -= 1
-            if level[1] == 0:
-                if level[0] != 0:
+            level[1] += count
+            if level[1] <= 0:
+                if level[1] < 0 or level[0] != 0:
                     raise InconsistentEvents(
-                        f"the last order left price {price} with {level[0]} still counted"
+                        f"price {price} left with {level[0]} qty in {level[1]} orders"
                     )
                 del self.levels[price]
                 del self.prices[bisect_left(self.prices, price)]
@@ -196,10 +190,12 @@ class DepthBuilder:
         self.levels = levels
         self.epoch = epoch
         self._symbols: dict[int, _Symbol] = {}
-        # open orders: id -> [side levels, price, open qty, resting?]
-        self._orders: dict[int, list] = {}
-        self._pending: list[int] = []  # orders of the current command not resting yet
-        self.unknown_orders = 0  # events about orders the builder never saw open
+        self._orders = OrderMap()  # open orders by id, compiled: events -> level deltas
+
+    @property
+    def unknown_orders(self) -> int:
+        """Events about orders the builder never saw open (it started late, unseeded)."""
+        return self._orders.unknown_orders
 
     @classmethod
     def from_resting(cls, rows: np.ndarray, levels: int = 10, epoch: int = 0) -> DepthBuilder:
@@ -209,10 +205,13 @@ class DepthBuilder:
         The messages start at sequence 1 with a new epoch: subscribers take a snapshot.
         """
         builder = cls(levels, epoch)
-        for symbol, side, price, oid, _account, qty, *_ in np.asarray(rows).tolist():
-            levels_of_side = builder._symbol(symbol).sides[side]
-            levels_of_side.add(price, qty)
-            builder._orders[oid] = [levels_of_side, price, qty, True]
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1, 8)
+        accepted = np.zeros(len(rows), dtype=EVENT_DTYPE)  # each order opens and rests
+        accepted["seq"] = np.arange(1, len(rows) + 1)
+        accepted["kind"] = _ACCEPTED
+        accepted["symbol"], accepted["side"], accepted["price"] = rows[:, 0], rows[:, 1], rows[:, 2]
+        accepted["order_id"], accepted["qty"] = rows[:, 3], rows[:, 5]
+        builder._apply_deltas(builder._orders.deltas(accepted))
         for state in builder._symbols.values():
             for side in state.sides:
                 side.publish(levels)
@@ -238,73 +237,52 @@ class DepthBuilder:
         ``Depth`` (if a level of the top N changed), ``BBO`` (if it changed), ``Status``
         (if halted / resumed); each takes the symbol's next sequence number.
         """
-        events = events[np.isin(events["kind"], BOOK_EVENTS)]
+        kind = events["kind"]
+        events = events[np.isin(kind, BOOK_EVENTS)]
         if len(events) == 0:
             return []
-        orders = self._orders
-        symbols = self._symbols
-        pending = self._pending
-        current = -1
-        columns = [events[name].tolist() for name in _COLUMNS]
-        for seq, ts, oid, price, qty, symbol, kind, side, flags in zip(*columns, strict=True):
-            if seq != current:
-                if pending:
-                    self._rest_pending()
-                current = seq
-            if kind in _TAKES:
-                if flags & _TAKER:  # only a TRADE has it: the public trade, once per pair
-                    (symbols.get(symbol) or self._symbol(symbol)).trades.append(
-                        TradeTick(price, qty, _SIDES[side], ts, seq)
-                    )
-                order = orders.get(oid)
-                if order is None:
-                    self.unknown_orders += 1
-                    continue
-                left = order[2] - qty
-                if order[3]:
-                    order[0].take(order[1], qty, left <= 0)
-                if left <= 0:
-                    del orders[oid]
-                else:
-                    order[2] = left
-            elif kind == _ACCEPTED:
-                state = symbols.get(symbol) or self._symbol(symbol)
-                orders[oid] = [state.sides[side], price, qty, False]
-                pending.append(oid)
-            elif kind == _REPLACED:
-                order = orders.get(oid)
-                if order is None:
-                    self.unknown_orders += 1
-                    continue
-                if order[3]:
-                    order[0].take(order[1], order[2], True)
-                    order[3] = False
-                order[1], order[2] = price, qty
-                pending.append(oid)
-            else:  # HALTED / RESUMED
-                self._symbol(symbol).halted = kind == _HALTED
-        # a batch ends with whole commands (matching writes them whole), so what is
-        # pending now rests; were a command cut, its later events still find the order
-        if pending:
-            self._rest_pending()
+        kind = events["kind"]
+        self._apply_deltas(self._orders.deltas(events))
+        # the public trades: the TAKER event of each pair
+        taker = (kind == _TRADE) & ((events["flags"] & _TAKER) != 0)
+        if taker.any():
+            trades = events[taker]
+            columns = [trades[name].tolist() for name in _TRADE_COLUMNS]
+            for symbol, price, qty, side, ts, seq in zip(*columns, strict=True):
+                self._symbol(symbol).trades.append(TradeTick(price, qty, _SIDES[side], ts, seq))
+        status = (kind == _HALTED) | (kind == _RESUMED)
+        if status.any():
+            for symbol, k in zip(
+                events["symbol"][status].tolist(), kind[status].tolist(), strict=True
+            ):
+                self._symbol(symbol).halted = k == _HALTED
         # the symbols the batch named, ascending, with the seq of each one's last event
-        backwards = events["symbol"][::-1]
-        touched, last = np.unique(backwards, return_index=True)
+        touched, last = np.unique(events["symbol"][::-1], return_index=True)
         cmd_seqs = events["seq"][::-1][last]
         messages: list[Message] = []
         for symbol, cmd_seq in zip(touched.tolist(), cmd_seqs.tolist(), strict=True):
             self._messages(self._symbol(symbol), cmd_seq, messages)
         return messages
 
-    def _rest_pending(self) -> None:
-        """What is left of the current command's orders rests at their prices."""
-        orders = self._orders
-        for oid in self._pending:
-            order = orders.get(oid)
-            if order is not None and not order[3]:
-                order[0].add(order[1], order[2])
-                order[3] = True
-        self._pending.clear()
+    def _apply_deltas(self, deltas: np.ndarray) -> None:
+        """Net the (slot, price, Δqty, Δcount) rows per level and change each level once."""
+        if len(deltas) == 0:
+            return
+        deltas = deltas[np.lexsort((deltas[:, 1], deltas[:, 0]))]
+        slot, price = deltas[:, 0], deltas[:, 1]
+        starts = np.flatnonzero(
+            np.concatenate(([True], (slot[1:] != slot[:-1]) | (price[1:] != price[:-1])))
+        )
+        qty = np.add.reduceat(deltas[:, 2], starts)
+        count = np.add.reduceat(deltas[:, 3], starts)
+        moved = (qty != 0) | (count != 0)
+        symbols = self._symbols
+        for s, p, q, c in zip(
+            slot[starts][moved].tolist(), price[starts][moved].tolist(),
+            qty[moved].tolist(), count[moved].tolist(), strict=True,
+        ):  # fmt: skip
+            state = symbols.get(s >> 1) or self._symbol(s >> 1)
+            state.sides[s & 1].change(p, q, c)
 
     def _messages(self, state: _Symbol, cmd_seq: int, out: list[Message]) -> None:
         """Append the symbol's messages for the batch just applied."""
