@@ -14,6 +14,9 @@ again after a restart are not timed), and a check
 that every command is answered once, in order: event seqs never go back and never skip a
 command.
 
+With an order gateway (``load.source = "gateway"``) every released batch also goes to it
+(``GatewaySink``): execution reports for its clients and market data.
+
 How far it released, for a restart: after each batch the seq of the last answer released
 and how many answers of that seq left so far go to the ``progress`` file (16 bytes written
 in place with one ``pwrite``: a process killed at any instant leaves either the old or the
@@ -28,11 +31,13 @@ import contextlib
 import os
 import struct
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import numpy as np
+import zmq
 
 from ringbuffer import Consumer, Ring, WaitTimeoutError, wait_strategy
 from stages.latency import HopLatency
@@ -51,6 +56,33 @@ class OutputConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     wait: str = "backoff"
     progress: str = ""  # the progress file ("": none is kept)
     release_log: str = ""  # append every released answer here (EVENT_DTYPE records)
+    reports: str = ""  # the gateway's endpoint for released answers ("": no gateway)
+
+
+class GatewaySink:
+    """Hands every released batch to the gateway (a PUSH to its PULL, one frame per batch,
+    plus how many answers at its front a restart says already left: the gateway applies
+    them to its market-data books but does not report them again). A slow gateway holds
+    output up (a blocking send): back-pressure, never a dropped answer. ``close`` sends the
+    end (an empty frame) and lingers until it is delivered."""
+
+    LINGER_MS = 5000
+
+    def __init__(self, endpoint: str) -> None:
+        self.context = zmq.Context()
+        self.socket = self.context.socket(zmq.PUSH)
+        self.socket.setsockopt(zmq.LINGER, self.LINGER_MS)
+        self.socket.connect(endpoint)
+
+    def __call__(self, events: np.ndarray, dropped: int) -> None:
+        self.socket.send_multipart([events.tobytes(), dropped.to_bytes(8, "little")])
+
+    def finish(self) -> None:
+        self.socket.send(b"")
+
+    def close(self) -> None:
+        self.socket.close()
+        self.context.term()
 
 
 def trim_release_log(path: str | os.PathLike[str], seq: int, count: int) -> int:
@@ -88,8 +120,10 @@ class Releaser:
         restart: RestartPoint | None = None,
         progress: str = "",
         release_log: str = "",
+        sink: Callable[[np.ndarray, int], None] | None = None,
     ) -> None:
         self.durable_in = durable_in
+        self.sink = sink
         self.durable_seq = 0
         self.outcomes = Outcomes()
         resent = restart.journal_end if restart is not None else 0
@@ -132,8 +166,12 @@ class Releaser:
             while self.durable_seq < need:
                 with contextlib.suppress(WaitTimeoutError):
                     self._follow_durable(True)
+            full, dropped = view, 0
             if self.skip:
                 view = self._drop_released(view)
+                dropped = len(full) - len(view)
+            if self.sink is not None:
+                self.sink(full, dropped)
             if len(view):
                 self._release(view)
 
@@ -224,7 +262,8 @@ def run(
     try:
         events_in = events.consumer(CONSUMER, wait_strategy(config.wait))
         durable_in = commands.consumer(CONSUMER, wait_strategy(config.wait))
-        releaser = Releaser(durable_in, restart, config.progress, config.release_log)
+        sink = GatewaySink(config.reports) if config.reports else None
+        releaser = Releaser(durable_in, restart, config.progress, config.release_log, sink)
 
         def status() -> dict[str, Any]:
             return {
@@ -233,7 +272,12 @@ def run(
             }
 
         loop = StageLoop(
-            events_in, releaser.handle, control=control, idle=releaser.idle, status=status
+            events_in,
+            releaser.handle,
+            control=control,
+            idle=releaser.idle,
+            status=status,
+            finish=sink.finish if sink is not None else None,
         )
         stopped_by = loop.run()
         details = releaser.details()
@@ -243,5 +287,7 @@ def run(
     finally:
         if releaser is not None:
             releaser.close()
+            if releaser.sink is not None:
+                releaser.sink.close()
         commands.close()
         events.close()
