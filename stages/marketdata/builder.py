@@ -135,10 +135,10 @@ class _SideLevels:
         if top == sent:
             return None
         side = Side.BUY if self.high_best else Side.SELL
-        now = {p: (q, c) for p, q, c in top}
-        updates = [LevelUpdate(side, p, 0, 0) for p, _, _ in sent if p not in now]
-        before = {p: (q, c) for p, q, c in sent}
-        updates += [LevelUpdate(side, p, q, c) for p, q, c in top if before.get(p) != (q, c)]
+        shown = {p for p, _, _ in top}
+        updates = [LevelUpdate(side, p, 0, 0) for p, _, _ in sent if p not in shown]
+        unchanged = set(sent)  # (price, qty, count) rows subscribers already hold
+        updates += [LevelUpdate(side, *row) for row in top if row not in unchanged]
         self.sent = top
         self.set_view(n)
         return updates
