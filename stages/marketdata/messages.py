@@ -16,6 +16,9 @@ Each update message (``Depth``, ``Trades``, ``BBO``, ``Status``) carries:
 * ``cmd_seq``: the matching engine's command seq of the last event the message reflects,
   so a client can line the market up with its own execution reports.
 
+The Structs are ``gc=False``: they hold ints and tuples of such Structs, never a cycle, so
+the garbage collector need not track the thousands a busy batch creates.
+
 ``Snapshot`` carries the same ``epoch`` / ``symbol`` and the ``seq`` it is valid at (the
 book after applying every message up to and including that seq); it takes no number.
 """
@@ -32,7 +35,7 @@ from stages.records import Side
 TOPIC_PREFIX = b"md."
 
 
-class Level(msgspec.Struct, frozen=True, array_like=True):
+class Level(msgspec.Struct, frozen=True, array_like=True, gc=False):
     """One price level of a snapshot: total open qty and number of orders at ``price``."""
 
     price: int
@@ -40,7 +43,7 @@ class Level(msgspec.Struct, frozen=True, array_like=True):
     count: int
 
 
-class LevelUpdate(msgspec.Struct, frozen=True, array_like=True):
+class LevelUpdate(msgspec.Struct, frozen=True, array_like=True, gc=False):
     """The new state of one level of the top N: ``qty == 0`` means it left the top N
     (emptied, or pushed below the N-th level); ``count`` is its number of orders."""
 
@@ -50,7 +53,7 @@ class LevelUpdate(msgspec.Struct, frozen=True, array_like=True):
     count: int
 
 
-class TradeTick(msgspec.Struct, frozen=True, array_like=True):
+class TradeTick(msgspec.Struct, frozen=True, array_like=True, gc=False):
     """One trade as the public sees it: no order ids and no accounts.
 
     ``price`` is the resting order's price, ``side`` the aggressor's side, ``ts`` the
@@ -65,7 +68,7 @@ class TradeTick(msgspec.Struct, frozen=True, array_like=True):
     cmd_seq: int
 
 
-class Depth(msgspec.Struct, frozen=True, array_like=True, tag="depth"):
+class Depth(msgspec.Struct, frozen=True, array_like=True, gc=False, tag="depth"):
     """Incremental update of the top N levels of both sides (only the levels that changed)."""
 
     epoch: int
@@ -75,7 +78,7 @@ class Depth(msgspec.Struct, frozen=True, array_like=True, tag="depth"):
     updates: tuple[LevelUpdate, ...]
 
 
-class Trades(msgspec.Struct, frozen=True, array_like=True, tag="trades"):
+class Trades(msgspec.Struct, frozen=True, array_like=True, gc=False, tag="trades"):
     """The trades of one released batch in this symbol, in the order they happened."""
 
     epoch: int
@@ -85,7 +88,7 @@ class Trades(msgspec.Struct, frozen=True, array_like=True, tag="trades"):
     trades: tuple[TradeTick, ...]
 
 
-class BBO(msgspec.Struct, frozen=True, array_like=True, tag="bbo"):
+class BBO(msgspec.Struct, frozen=True, array_like=True, gc=False, tag="bbo"):
     """Best bid and offer after the batch, sent when either changed (price 0 = side empty)."""
 
     epoch: int
@@ -98,7 +101,7 @@ class BBO(msgspec.Struct, frozen=True, array_like=True, tag="bbo"):
     ask_qty: int
 
 
-class Status(msgspec.Struct, frozen=True, array_like=True, tag="status"):
+class Status(msgspec.Struct, frozen=True, array_like=True, gc=False, tag="status"):
     """Trading halted or resumed in the symbol (sent when it changed)."""
 
     epoch: int
@@ -108,7 +111,7 @@ class Status(msgspec.Struct, frozen=True, array_like=True, tag="status"):
     halted: bool
 
 
-class Snapshot(msgspec.Struct, frozen=True, array_like=True, tag="snapshot"):
+class Snapshot(msgspec.Struct, frozen=True, array_like=True, gc=False, tag="snapshot"):
     """The whole top ``levels`` of both sides, best first, valid at message ``seq``."""
 
     epoch: int
