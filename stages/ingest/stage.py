@@ -16,7 +16,9 @@ What ``IngestInput`` hands the loop, in this order:
 2. admin commands from the control plane (``tradepipe halt``, ``deposit``, ...): stamped
    when they arrive (the reply names their seq), marked ``CommandOrigin.CONTROL``;
 3. the load source: the seeded synthetic flow (``CommandStream``), every account funded
-   first, then ``orders`` orders, paced at ``rate`` commands/s if one is set (``Pacer``).
+   first, then ``orders`` orders, paced at ``rate`` commands/s if one is set (``Pacer``);
+   or, with an order gateway, the funding deposits and then the clients' orders from the
+   gateway's orders ring, stamped as they come, in the gateway's order.
 
 At the source's end the commands ring is finished, and every stage downstream drains.
 """
@@ -30,7 +32,8 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from ringbuffer import EndOfStreamError, Ring, WaitTimeoutError, wait_strategy
+from ringbuffer import Consumer, EndOfStreamError, Ring, WaitTimeoutError, wait_strategy
+from ringbuffer.records import clone_records, concat_records
 from stages.engine import EngineConfig
 from stages.ingest import admin
 from stages.ingest.pacing import Pacer
@@ -121,8 +124,14 @@ class IngestInput:
     source has nothing due within ``timeout``; ``EndOfStreamError`` once all is handed out.
     """
 
-    def __init__(self, config: IngestConfig, restart: RestartPoint | None) -> None:
+    def __init__(
+        self,
+        config: IngestConfig,
+        restart: RestartPoint | None,
+        orders: Consumer | None = None,
+    ) -> None:
         engine = config.engine
+        self.orders = orders  # the gateway's orders ring: the source, instead of the stream
         self.max_accounts = engine.risk.max_accounts
         self.batch = config.batch
         self.stream = CommandStream(config)
@@ -162,6 +171,11 @@ class IngestInput:
             return batch.copy()
         if self.admin:
             return self.admin.popleft()
+        if self.orders is not None:  # the funding deposits first, then the clients
+            funding = self.stream.take(limit)
+            if funding is not None:
+                return self.stamper.stamp(funding)
+            return self._from_gateway(limit, timeout)
         n = limit
         if self.pacer is not None:
             due = self.pacer.due()
@@ -175,6 +189,14 @@ class IngestInput:
             raise EndOfStreamError("the load source: every command was sent")
         if self.pacer is not None:
             self.pacer.take(len(batch))
+        return self.stamper.stamp(batch)
+
+    def _from_gateway(self, limit: int, timeout: float | None) -> np.ndarray:
+        """The clients' orders the gateway put in the orders ring, in its order, stamped.
+        The ring's end (the gateway stopped) is the end of the stream."""
+        views = self.orders.wait(limit, 0.05 if timeout is None else timeout)
+        batch = concat_records(views) if len(views) > 1 else clone_records(views[0])
+        self.orders.release()
         return self.stamper.stamp(batch)
 
     def wait(self, limit: int | None = None, timeout: float | None = None) -> Views:
@@ -221,8 +243,12 @@ def run(
     config: IngestConfig | None = None,
     control: ControlChannel | None = None,
     restart: RestartPoint | None = None,
+    orders_ring: str = "",
 ) -> StageResult:
     """Run the ingest stage: publish the configured load to ``commands_ring``, then finish it.
+
+    With ``orders_ring`` (the gateway's) its source is that ring instead of the synthetic
+    load, until the gateway finishes it.
 
     ``commands_ring`` is the segment name (``pipeline.topology``); this process becomes its
     producer. Returns the loop's counters and ``last_seq``, ``source_taken``, ``refused``
@@ -230,9 +256,11 @@ def run(
     """
     config = config if config is not None else IngestConfig()
     ring = Ring.attach(commands_ring, COMMAND_DTYPE)
+    orders = Ring.attach(orders_ring, COMMAND_DTYPE) if orders_ring else None
     try:
         producer = ring.producer(wait_strategy(config.wait))
-        source = IngestInput(config, restart)
+        orders_in = orders.consumer("ingest", wait_strategy(config.wait)) if orders else None
+        source = IngestInput(config, restart, orders_in)
 
         def publish(views: Views) -> None:
             """Hot: claim, byte copy, one publish per batch (per ring-sized chunk)."""
@@ -279,3 +307,5 @@ def run(
         return StageResult("ingest", loop.counters, stopped_by, details)
     finally:
         ring.close()
+        if orders is not None:
+            orders.close()
