@@ -67,6 +67,9 @@ MANIFEST = "pipeline.json"
 #: ``pipeline.supervisor``) and the state a stage restart starts from. A supervisor that
 #: creates another file there adds it here.
 PROGRESS_FILE = "output.progress"
+GATEWAY_SOCKET = "gateway.sock"  # clients → the order gateway (the default endpoint)
+MARKET_DATA_SOCKET = "market-data.sock"  # the market-data feed (the default endpoint)
+REPORTS_SOCKET = "reports.sock"  # output → the gateway: released answers
 RESTART_STATE = "restart-{number}.state"
 RUN_FILES = (
     MANIFEST,
@@ -75,6 +78,9 @@ RUN_FILES = (
     f".{MANIFEST}.*.partial",
     PROGRESS_FILE,
     RESTART_STATE.format(number="*"),
+    GATEWAY_SOCKET,
+    MARKET_DATA_SOCKET,
+    REPORTS_SOCKET,
 )
 #: A Unix socket path holds at most 107 bytes (``sun_path`` is 108 with its NUL).
 MAX_IPC_PATH = 107
@@ -135,6 +141,9 @@ class PipelineManifest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # creates them), so that what a dead supervisor left is removed exactly, even after
     # its pid was reused; absent in manifests of supervisors that do not list them
     rings: tuple[str, ...] = ()
+    # the order gateway's endpoints (ROUTER) and the market-data feed's (PUB), when it runs
+    gateway: tuple[str, ...] = ()
+    market_data: tuple[str, ...] = ()
 
 
 def prepare_run_dir(path: str | Path) -> Path:
@@ -440,6 +449,8 @@ class ControlServer:
         client_handler: Handler | None = None,
         context: zmq.Context | None = None,
         rings: Iterable[str] = (),
+        gateway: Iterable[str] = (),
+        market_data: Iterable[str] = (),
     ) -> None:
         self.run_dir = prepare_run_dir(run_dir)
         try:
@@ -473,7 +484,15 @@ class ControlServer:
         self._poller.register(self._control, zmq.POLLIN)
         self._poller.register(self._client, zmq.POLLIN)
         pid = os.getpid()
-        self.manifest = PipelineManifest(pid, process_start_ms(pid), control, client, tuple(rings))
+        self.manifest = PipelineManifest(
+            pid,
+            process_start_ms(pid),
+            control,
+            client,
+            tuple(rings),
+            tuple(gateway),
+            tuple(market_data),
+        )
         write_manifest(self.run_dir, self.manifest)
 
     # heartbeats and registration

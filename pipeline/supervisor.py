@@ -67,7 +67,7 @@ from pipeline.control import (
 from pipeline.exitcodes import CommandError, ExitStatus
 from pipeline.inprocess import ReplayCheck
 from pipeline.restart import plan_restart
-from pipeline.topology import COMMANDS, STAGES, Topology
+from pipeline.topology import COMMANDS, Topology, gateway_endpoints
 from ringbuffer import segment_name
 from stages.engine import Engine
 from stages.loop import StageResult
@@ -233,7 +233,7 @@ def _stage_main(
             results.send(("warning", name, warning))
         control = StageControl(endpoint, name)
         try:
-            result = entry(**kwargs, control=LoopChannel(control, core=cpu_plan.cores[name]))
+            result = entry(**kwargs, control=LoopChannel(control, core=cpu_plan.core(name)))
         finally:
             control.close()
         times = os.times()
@@ -320,6 +320,9 @@ class Supervisor:
     ) -> None:
         self.config = config
         self.release_log = release_log
+        #: the stages, in start order (consumers first; the source, ingest or the gateway,
+        #: last)
+        self.stages = Topology(config).stage_names
         self.max_restarts = max_restarts
         self.restart_window = restart_window
         self.tag = tag or f"tp{os.getpid()}"
@@ -355,11 +358,14 @@ class Supervisor:
                 ExitStatus.USAGE,
             )
         rings = [segment_name(f"{self.tag}-{plan.role}") for plan in Topology(config).plans()]
+        endpoints = gateway_endpoints(config)
         server = ControlServer(
             config.pipeline.run_dir,
             stale_after=self.stale_after,
             client_handler=self._client,
             rings=rings,
+            gateway=endpoints.bind if endpoints else (),
+            market_data=endpoints.market_data if endpoints else (),
         )
         self._server = server
         run_dir = server.run_dir
@@ -411,7 +417,7 @@ class Supervisor:
         self._processes = processes
         self._topology = topology
         self._first_seq = restart.state_seq + 1 if restart is not None else 1
-        for stage in STAGES:
+        for stage in self.stages:
             server.forget(stage)  # a restarted stage registers again
         try:
             topology.create()
@@ -516,7 +522,8 @@ class Supervisor:
         register_deadline = time.monotonic() + self.register_timeout
         last_beat = 0.0
         exited: dict[str, float] = {}  # stages gone with exit code 0, not yet reported
-        while len(collected) < len(STAGES):
+        stages = self.stages
+        while len(collected) < len(stages):
             server.poll(WATCH_EVERY)
             self._follow()
             while True:
@@ -542,7 +549,7 @@ class Supervisor:
                 if time.monotonic() - exited[name] > KILL_TIMEOUT:
                     self._fail(name, 0, "it exited without reporting a result")
             if not registered:
-                if all(stage in server.stages for stage in STAGES):
+                if all(stage in server.stages for stage in stages):
                     registered = True
                     if self._failed_at is not None:  # a restarted pipeline is running
                         back = time.monotonic() - self._failed_at
@@ -553,7 +560,7 @@ class Supervisor:
                         self._ready_ns = time.perf_counter_ns()
                         self.ready.set()
                 elif time.monotonic() > register_deadline:
-                    missing = [s for s in STAGES if s not in server.stages]
+                    missing = [s for s in stages if s not in server.stages]
                     self._reap(processes)
                     raise CommandError(
                         f"stage(s) {', '.join(missing)} did not register on the control "
@@ -568,11 +575,12 @@ class Supervisor:
             if now - last_beat >= 0.25:
                 last_beat = now
                 server.send_heartbeats()
-            if self._stop.is_set() and not self._stop_sent and "ingest" not in collected:
+            first = stages[-1]  # the source: the gateway if it runs, else ingest
+            if self._stop.is_set() and not self._stop_sent and first not in collected:
                 self._stop_sent = True
                 self.report.stopped = True
                 with contextlib.suppress(CommandError):
-                    server.request("ingest", m.Stop(), REQUEST_TIMEOUT)
+                    server.request(first, m.Stop(), REQUEST_TIMEOUT)
         return collected
 
     @staticmethod
@@ -703,12 +711,12 @@ class Supervisor:
         report.gaps = int(output.details["gaps"]) + int(output.details["out_of_order"])
         journal_dir = Path(config.journal.directory).expanduser()
         report.journal_bytes = sum(p.stat().st_size for p in list_segments(journal_dir))
-        for name in STAGES:
+        for name in self.stages:
             result = results[name]
             report.stages[name] = StageReport(
                 name,
                 processes[name].pid,
-                cpu_plan.cores[name],
+                cpu_plan.core(name),
                 result.counters.records,
                 result.counters.batches,
                 result.counters.busy_ns,

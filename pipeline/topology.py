@@ -9,6 +9,8 @@ The diagram is in ``docs/architecture.md`` ("Pipeline wiring").
     commands ring  ingest → persistence, risk, output (after persistence: the durable seq)
     checked ring   risk → matching, risk (after matching: how far matching has answered)
     events ring    matching → risk (settlement), output
+    orders ring    gateway → ingest (with load.source = "gateway"; output hands the
+                   released answers back to the gateway over a socket in the run dir)
 
 Each stage waits with the strategy its core suits (``waits``): ``backoff`` (spin, yield,
 park) on a core of its own under the CPU plan, ``park`` (a short spin, then park) on a
@@ -19,13 +21,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from pipeline import affinity
 from pipeline.config import RunConfig
+from pipeline.control import GATEWAY_SOCKET, MARKET_DATA_SOCKET, REPORTS_SOCKET, ipc_endpoint
 from ringbuffer import ConsumerSpec, Ring
+from stages.gateway import stage as gateway_stage
+from stages.gateway.stage import GatewayStageConfig
 from stages.ingest import stage as ingest_stage
 from stages.ingest.stage import IngestConfig
 from stages.matching import stage as matching_stage
@@ -39,7 +45,7 @@ from stages.restart import RestartPoint
 from stages.risk import stage as risk_stage
 from stages.risk.stage import RiskStageConfig
 
-COMMANDS, CHECKED, EVENTS = "commands", "checked", "events"
+COMMANDS, CHECKED, EVENTS, ORDERS = "commands", "checked", "events", "orders"
 #: the stages, in the order a supervisor starts them (consumers before their producers)
 STAGES = ("output", "persistence", "matching", "risk", "ingest")
 
@@ -84,7 +90,7 @@ class Topology:
         batch = self.config.load.batch
         default = max(1 << 14, _pow2_at_least(4 * batch))
         cap = {COMMANDS: default, CHECKED: default, EVENTS: 4 * default, **self.capacities}
-        return [
+        plans = [
             RingPlan(
                 COMMANDS,
                 COMMAND_DTYPE,
@@ -108,6 +114,21 @@ class Topology:
                 (ConsumerSpec("risk"), ConsumerSpec("output")),
             ),
         ]
+        if self.gateway:  # clients' orders, unsequenced, into ingest
+            plans.append(
+                RingPlan(ORDERS, COMMAND_DTYPE, cap.get(ORDERS, default), (ConsumerSpec("ingest"),))
+            )
+        return plans
+
+    @property
+    def gateway(self) -> bool:
+        """Whether the order gateway runs (``load.source = "gateway"``)."""
+        return self.config.load.source == "gateway"
+
+    @property
+    def stage_names(self) -> tuple[str, ...]:
+        """The stages of this pipeline in start order: consumers first, the source last."""
+        return (*STAGES, "gateway") if self.gateway else STAGES
 
     # --- lifecycle ----------------------------------------------------------------------
     def create(self) -> dict[str, str]:
@@ -158,8 +179,9 @@ class Topology:
         keeps its release position in, ``release_log`` the file it appends every answer it
         releases to (``stages.output.stage``; "" for none)."""
         names = self.names
-        if set(names) != {COMMANDS, CHECKED, EVENTS}:
+        if set(names) != {plan.role for plan in self.plans()}:
             raise RuntimeError("Topology.stage_calls: create() the rings first")
+        endpoints = gateway_endpoints(self.config)
         config = self.config
         engine, load, journal = config.engine, config.load, config.journal
         wait = self.waits()
@@ -171,7 +193,10 @@ class Topology:
                     "commands_ring": names[COMMANDS],
                     "events_ring": names[EVENTS],
                     "config": OutputConfig(
-                        progress=progress, release_log=release_log, wait=wait["output"]
+                        progress=progress,
+                        release_log=release_log,
+                        wait=wait["output"],
+                        reports=endpoints.reports if endpoints else "",
                     ),
                     "restart": restart,
                 },
@@ -219,7 +244,7 @@ class Topology:
                     "commands_ring": names[COMMANDS],
                     "config": IngestConfig(
                         engine=engine,
-                        orders=load.orders,
+                        orders=0 if endpoints else load.orders,  # the gateway: clients only
                         batch=load.batch,
                         accounts=load.accounts,
                         seed=load.seed,
@@ -229,7 +254,72 @@ class Topology:
                         wait=wait["ingest"],
                     ),
                     "restart": restart,
+                    **({"orders_ring": names[ORDERS]} if endpoints else {}),
                 },
             ),
         }
-        return {name: calls[name] for name in STAGES}
+        if endpoints is not None:
+            calls["gateway"] = StageCall(
+                "gateway",
+                gateway_stage.run,
+                {
+                    "orders_ring": names[ORDERS],
+                    "config": _gateway_config(config, endpoints, wait.get("ingest", "park")),
+                    "restart": restart,
+                },
+            )
+        return {name: calls[name] for name in self.stage_names}
+
+
+@dataclass(frozen=True)
+class GatewayEndpoints:
+    """Where the gateway listens (``bind``), publishes (``market_data``) and takes the
+    released answers from output (``reports``, always a socket in the run directory)."""
+
+    bind: tuple[str, ...]
+    market_data: tuple[str, ...]
+    reports: str
+
+
+def gateway_endpoints(config: RunConfig) -> GatewayEndpoints | None:
+    """The gateway's endpoints for ``config`` (None: no gateway runs): those ``[gateway]``
+    names, else Unix sockets in the run directory."""
+    if config.load.source != "gateway":
+        return None
+    run_dir = Path(config.pipeline.run_dir).expanduser().absolute()
+    gateway = config.gateway
+    return GatewayEndpoints(
+        tuple(gateway.bind) or (ipc_endpoint(run_dir, GATEWAY_SOCKET),),
+        tuple(gateway.market_data) or (ipc_endpoint(run_dir, MARKET_DATA_SOCKET),),
+        ipc_endpoint(run_dir, REPORTS_SOCKET),
+    )
+
+
+def _gateway_config(
+    config: RunConfig, endpoints: GatewayEndpoints, wait: str
+) -> GatewayStageConfig:
+    """The gateway stage's config, CURVE keys read now (a bad key file fails the start)."""
+    gateway = config.gateway
+    public = secret = ""
+    clients: dict[str, list[int]] = {}
+    if gateway.curve is not None:
+        from pipeline import keys  # only with CURVE: reads key files
+
+        public_key, secret_key = keys.load_server_key(gateway.curve.server_key)
+        public, secret = public_key.decode(), secret_key.decode()
+        clients = {
+            key: list(accounts)
+            for key, accounts in keys.load_clients(gateway.curve.clients).items()
+        }
+    return GatewayStageConfig(
+        engine=config.engine,
+        bind=list(endpoints.bind),
+        market_data=list(endpoints.market_data),
+        reports=endpoints.reports,
+        depth=gateway.depth,
+        snapshot_every_s=gateway.snapshot_every_s,
+        server_public=public,
+        server_secret=secret,
+        clients=clients,
+        wait=wait,
+    )
