@@ -68,6 +68,8 @@ BATCH = 1024
 READY_TIMEOUT = 150.0  # seconds for the supervisor's spawned stages to register
 SETTLE = 1.0  # seconds after the start before idle CPU is sampled
 FIELDS = ("orders_per_s", "p50_us", "p99_us", "p999_us", "cpu_pct")
+#: what the supervisor restarted during a timed run (its figures then include the restart)
+RESTARTS: list[str] = []
 
 
 def run_config(directory: Path, orders: int, fsync: str, rate: float) -> RunConfig:
@@ -146,6 +148,9 @@ def run_tradepipe(orders: int, fsync: str, rate: float) -> dict:
             sampler.done.set()
             sampler.join()
     check_answers("tradepipe", report.commands, report.answered, report.gaps)
+    for restart in getattr(report, "restarts", []):
+        harness.progress(f"warning: the supervisor restarted a stage during the run: {restart}")
+        RESTARTS.append(restart)
     stages = report.stages.values()
     cpu = None
     if all(s.pid in sampler.at_ready and getattr(s, "cpu_seconds", 0) for s in stages):
@@ -316,6 +321,11 @@ def main(argv: list[str] | None = None) -> int:
             }  # fmt: skip
             text = ", ".join(f"{v:.2f}x {k[9:]}'s" for k, v in ratios[key].items() if v)
             notes.append(f"latency, fsync {fsync}: tradepipe p99 = {text}")
+    if RESTARTS:
+        notes.append(
+            f"warning: {len(RESTARTS)} tradepipe run(s) restarted a stage, their figures "
+            f"include it; the first: {RESTARTS[0]}"
+        )
     notes += [
         f"idle: a tradepipe pipeline offered {IDLE_RATE:g} commands/s uses {idle:.1f} % of a "
         "core (its five stage processes)",
