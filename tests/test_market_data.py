@@ -372,11 +372,13 @@ def test_topics_match_by_prefix_only_their_own_symbol():
 
 
 # ---------------------------------------------------------------- against the engine
-def assert_books_follow(cmds, cuts, levels, late_at, drop_at, emit_book_top=True):
+def assert_books_follow(
+    cmds, cuts, levels, late_at, drop_at, emit_book_top=True, order_capacity=1 << 12
+):
     """From the start, a late joiner, and a book that lost a message all hold the engine's
     depth after every batch (the last once a snapshot repaired it)."""
     engine = MatchingEngine(SPECS, emit_book_top=emit_book_top)
-    builder = DepthBuilder(levels)
+    builder = DepthBuilder(levels, order_capacity=order_capacity)
     symbols = [s.symbol for s in SPECS]
     first = {s: LocalBook(s) for s in symbols}
     late = {s: LocalBook(s) for s in symbols}
@@ -423,12 +425,13 @@ def assert_books_follow(cmds, cuts, levels, late_at, drop_at, emit_book_top=True
     late_at=st.integers(0, 20),
     drop_at=st.integers(0, 20),
     emit_book_top=st.booleans(),
+    order_capacity=st.sampled_from([16, 1 << 12]),
 )
 def test_local_books_hold_the_engines_depth_after_random_flows(
-    seed, n, cuts, levels, late_at, drop_at, emit_book_top
+    seed, n, cuts, levels, late_at, drop_at, emit_book_top, order_capacity
 ):
     cmds = to_commands(random_stream(seed, n, odd_rate=0.05))
-    assert_books_follow(cmds, cuts, levels, late_at, drop_at, emit_book_top)
+    assert_books_follow(cmds, cuts, levels, late_at, drop_at, emit_book_top, order_capacity)
 
 
 @pytest.mark.slow
@@ -471,6 +474,32 @@ def test_event_batches_cut_inside_a_command_still_end_at_the_engines_depth(seed,
     for symbol, book in books.items():
         assert book.depth() == engine_depth(engine, symbol, levels)
     assert builder.unknown_orders == 0
+
+
+def test_the_order_map_grows_and_many_orders_opened_by_one_seq_still_rest():
+    """A builder that starts with room for 16 orders follows thousands; events that open
+    more orders in one seq than the pending list holds (matching never does) rest them."""
+    engine = MatchingEngine([SymbolSpec(1)])
+    cmds = np.zeros(3000, dtype=COMMAND_DTYPE)
+    cmds["seq"] = np.arange(1, 3001)
+    cmds["kind"], cmds["order_id"], cmds["account"], cmds["symbol"] = 1, cmds["seq"], 1, 1
+    cmds["side"] = cmds["seq"] % 2
+    cmds["price"] = np.where(cmds["side"] == 0, 1000 - cmds["seq"] % 97, 2000 + cmds["seq"] % 89)
+    cmds["qty"] = 1 + cmds["seq"] % 7
+    events = engine.process(cmds).copy()
+    builder = DepthBuilder(levels=1000, order_capacity=16)
+    books = {1: LocalBook(1)}
+    books[1].apply(builder.snapshot(1))
+    for a in range(0, len(events), 700):
+        for message in builder.process(events[a : a + 700]):
+            books[1].apply(message)
+    assert books[1].depth() == engine_depth(engine, 1, 1000)
+    one_seq = events.copy()
+    one_seq["seq"] = 1  # every order opened by the same seq: more than PENDING_MAX at once
+    other = DepthBuilder(levels=1000, order_capacity=16)
+    other.process(one_seq)
+    bids = [(x.price, x.qty, x.count) for x in other.snapshot(1).bids]
+    assert bids == engine_depth(engine, 1, 1000)[0]
 
 
 def test_a_builder_seeded_from_resting_orders_follows_from_there():

@@ -184,13 +184,17 @@ class DepthBuilder:
     events (however batched into the same batches) give the same messages, byte for byte.
     """
 
-    def __init__(self, levels: int = 10, epoch: int = 0) -> None:
+    def __init__(self, levels: int = 10, epoch: int = 0, order_capacity: int = 1 << 12) -> None:
+        """``levels``: N, the depth published per side; ``epoch``: this publisher run's
+        number (see ``messages.py``); ``order_capacity``: open orders held before the first
+        growth (the arrays double when full)."""
         if levels < 1:
             raise ValueError(f"DepthBuilder levels = {levels} is invalid: expected >= 1")
         self.levels = levels
         self.epoch = epoch
         self._symbols: dict[int, _Symbol] = {}
-        self._orders = OrderMap()  # open orders by id, compiled: events -> level deltas
+        # open orders by id, compiled: events -> level deltas
+        self._orders = OrderMap(order_capacity)
 
     @property
     def unknown_orders(self) -> int:
@@ -204,8 +208,8 @@ class DepthBuilder:
 
         The messages start at sequence 1 with a new epoch: subscribers take a snapshot.
         """
-        builder = cls(levels, epoch)
         rows = np.asarray(rows, dtype=np.int64).reshape(-1, 8)
+        builder = cls(levels, epoch, order_capacity=max(1 << 12, 2 * len(rows)))
         accepted = np.zeros(len(rows), dtype=EVENT_DTYPE)  # each order opens and rests
         accepted["seq"] = np.arange(1, len(rows) + 1)
         accepted["kind"] = _ACCEPTED

@@ -60,6 +60,18 @@ def _rest_pending(table, rows, pending, counters, out, n):
 
 
 @njit(cache=True, _nrt=False)
+def _pend(table, rows, pending, counters, out, n, order_id):
+    """Make ``order_id`` pending. Matching's events make one order pending per command, so
+    the list never fills; events made otherwise (many opened by one seq) rest the pending
+    ones early rather than write past the array (compiled code checks no bounds)."""
+    if counters[N_PENDING] == pending.shape[0]:
+        n = _rest_pending(table, rows, pending, counters, out, n)
+    pending[counters[N_PENDING]] = order_id
+    counters[N_PENDING] += 1
+    return n
+
+
+@njit(cache=True, _nrt=False)
 def level_deltas(seq, oid, price, qty, slot, kind, table, rows, free, pending, counters, out):
     """Apply the events (columns, book-changing kinds only) to the order state; write the
     level deltas to ``out`` (room for 2 per event + PENDING_MAX); return how many.
@@ -101,8 +113,7 @@ def level_deltas(seq, oid, price, qty, slot, kind, table, rows, free, pending, c
             rows[r, R_REST] = 0
             put(table, oid[i], r)
             counters[N_ORDERS] += 1
-            pending[counters[N_PENDING]] = oid[i]
-            counters[N_PENDING] += 1
+            n = _pend(table, rows, pending, counters, out, n, oid[i])
         elif k == _REPLACED:
             r = find(table, oid[i])
             if r < 0:
@@ -113,8 +124,7 @@ def level_deltas(seq, oid, price, qty, slot, kind, table, rows, free, pending, c
                 rows[r, R_REST] = 0
             rows[r, R_PRICE] = price[i]
             rows[r, R_QTY] = qty[i]
-            pending[counters[N_PENDING]] = oid[i]
-            counters[N_PENDING] += 1
+            n = _pend(table, rows, pending, counters, out, n, oid[i])
     if counters[N_PENDING] > 0:  # a batch ends between commands: the pending ones rest
         n = _rest_pending(table, rows, pending, counters, out, n)
     return n
