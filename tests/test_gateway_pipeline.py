@@ -1,0 +1,225 @@
+"""The order gateway as a stage of the real pipeline: clients over ZeroMQ get the reports of
+their own orders by client order id, the market-data feed rebuilds the engine's books, and
+a full orders ring is answered BUSY at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zmq
+
+from pipeline.config import (
+    JournalConfig,
+    LoadConfig,
+    PipelineConfig,
+    RunConfig,
+    SnapshotConfig,
+    default_engine,
+)
+from pipeline.control import find_pipeline
+from pipeline.supervisor import Supervisor
+from ringbuffer import ConsumerSpec, Ring
+from stages.engine import Engine
+from stages.gateway import protocol as p
+from stages.gateway.codec import Codec
+from stages.gateway.stage import GatewayProcess, GatewayStageConfig
+from stages.marketdata.local_book import LocalBook
+from stages.marketdata.messages import decode as decode_market_data
+from stages.persistence.recovery import replay_journal
+from stages.records import COMMAND_DTYPE
+
+READY_TIMEOUT = 150
+REPLY_MS = 10_000  # the longest a reply may take before the test fails (a bound)
+CODEC = Codec.MSGPACK
+
+
+def _config(root: Path) -> RunConfig:
+    return RunConfig(
+        engine=default_engine(),
+        load=LoadConfig(source="gateway", accounts=10),
+        journal=JournalConfig(directory=str(root / "journal")),
+        snapshots=SnapshotConfig(directory=str(root / "snapshots")),
+        pipeline=PipelineConfig(run_dir=str(root / "run")),
+    )
+
+
+@contextlib.contextmanager
+def running(supervisor: Supervisor):
+    """The pipeline in a thread; stopped (drained) and joined on exit; its report."""
+    outcome: dict[str, object] = {}
+
+    def drive() -> None:
+        try:
+            outcome["report"] = supervisor.run()
+        except BaseException as error:  # handed to the test
+            outcome["error"] = error
+
+    thread = threading.Thread(target=drive)
+    thread.start()
+    try:
+        assert supervisor.ready.wait(READY_TIMEOUT), "the stages never registered"
+        yield outcome
+    finally:
+        supervisor.request_stop()
+        thread.join(READY_TIMEOUT)
+        for process in supervisor._processes.values():
+            if process.is_alive():
+                process.kill()
+    assert not thread.is_alive()
+
+
+class Session:
+    """A bare DEALER client speaking the protocol (the library client is tested elsewhere)."""
+
+    def __init__(self, context: zmq.Context, endpoint: str, account: int) -> None:
+        self.socket = context.socket(zmq.DEALER)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        self.socket.connect(endpoint)
+        self.others: list[p.Message] = []
+        ack = self.ask(p.Logon(account=account))
+        assert isinstance(ack, p.LogonAck), ack
+
+    def send(self, message: p.Message) -> None:
+        self.socket.send(CODEC.encode_request(message))
+
+    def receive(self) -> p.Message:
+        assert self.socket.poll(REPLY_MS), "no reply from the gateway"
+        return CODEC.decode_reply(self.socket.recv())
+
+    def ask(self, message: p.Message) -> p.Message:
+        """Send ``message``; its reply (reports of other orders arriving first are kept in
+        ``others``)."""
+        self.send(message)
+        ref = getattr(message, "client_order_id", None)
+        while True:
+            reply = self.receive()
+            if ref is None or getattr(reply, "client_order_id", None) == ref:
+                return reply
+            self.others.append(reply)
+
+    def until(self, done) -> list[p.Message]:
+        """Receive until ``done(message)``; everything received."""
+        got = [self.receive()]
+        while not done(got[-1]):
+            got.append(self.receive())
+        return got
+
+
+@pytest.mark.timeout(300)
+def test_clients_get_their_own_reports_and_the_market_data_book_is_the_engines(tmp_path):
+    config = _config(tmp_path)
+    supervisor = Supervisor(config, tag="gw-e2e")
+    context = zmq.Context()
+    try:
+        with running(supervisor) as outcome:
+            manifest = find_pipeline(tmp_path / "run")
+            (endpoint,), (feed,) = manifest.gateway, manifest.market_data
+            md = context.socket(zmq.SUB)
+            md.setsockopt(zmq.LINGER, 0)
+            md.setsockopt(zmq.SUBSCRIBE, b"")
+            md.connect(feed)
+            alice, bob = Session(context, endpoint, 1), Session(context, endpoint, 2)
+            rng = np.random.default_rng(4)
+            for i in range(40):  # a book on both sides, from two accounts
+                side = "buy" if i % 2 else "sell"
+                price = 10_000 + (-1 if side == "buy" else 1) * int(rng.integers(1, 6))
+                who = alice if i % 4 < 2 else bob
+                reply = who.ask(p.NewOrder(f"o{i}", "BTC-USD", side, qty=3, price=price))
+                assert isinstance(reply, p.Accepted) and reply.client_order_id == f"o{i}"
+            cancelled = alice.ask(p.Cancel("o0"))
+            assert isinstance(cancelled, p.Cancelled) and cancelled.client_order_id == "o0"
+            foreign = bob.ask(p.Cancel("o1"))  # alice's: unknown to bob
+            assert isinstance(foreign, p.BusinessReject), foreign
+            assert foreign.field == "$.client_order_id"
+            # bob sweeps every ask: his trades and done; alice's maker trades go to her only
+            bob.send(p.NewOrder("take", "BTC-USD", "buy", qty=100, price=10_010, tif="ioc"))
+            mine = bob.until(lambda r: isinstance(r, p.Done) and r.client_order_id == "take")
+            assert {type(r) for r in mine} >= {p.Accepted, p.Trade, p.Done}
+            bobs = {"take", *(f"o{i}" for i in range(40) if i % 4 >= 2)}
+            assert {r.client_order_id for r in mine + bob.others} <= bobs  # his own only
+            assert any(isinstance(r, p.Trade) and r.liquidity == "maker" for r in mine)
+            rejected = alice.ask(p.NewOrder("bad", "BTC-USD", "buy", qty=3, price=-5))
+            assert isinstance(rejected, (p.Rejected, p.BusinessReject)), rejected
+            # a marker: an order whose market data tells the feed has caught up
+            alice.ask(p.NewOrder("last", "ETH-USD", "buy", qty=1, price=900))
+            alices = {f"o{i}" for i in range(40) if i % 4 < 2}
+            made = [r for r in alice.others if isinstance(r, p.Trade)]
+            assert made and all(r.liquidity == "maker" for r in made)  # bob took from her
+            assert {r.client_order_id for r in alice.others} <= alices
+            books = {1: LocalBook(1), 2: LocalBook(2)}
+            while True:
+                assert md.poll(REPLY_MS), "the market-data feed stopped"
+                message = decode_market_data(md.recv_multipart()[1])
+                books[message.symbol].apply(message)
+                if books[2].bbo[0] == 900 and not books[1].needs_snapshot:
+                    break
+        assert "error" not in outcome, outcome.get("error")
+        report = outcome["report"]
+        assert report.recovered, report.checks
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            engine = replay_journal(
+                config.journal.directory, None, lambda: Engine(config.engine)
+            ).state
+        for symbol, book in books.items():
+            bids, asks = engine.matching.depth(symbol, 10)
+            assert book.depth() == (
+                [tuple(row) for row in bids.tolist()],
+                [tuple(row) for row in asks.tolist()],
+            )
+    finally:
+        context.destroy(linger=0)
+
+
+def test_a_full_orders_ring_is_answered_busy_at_once_and_nothing_is_half_sent(tmp_path):
+    ring = Ring.create(f"gw-busy-{tmp_path.name[-8:]}", COMMAND_DTYPE, 4, (ConsumerSpec("ingest"),))
+    context = zmq.Context()
+    process = None
+    try:
+        orders = ring.producer()
+        config = GatewayStageConfig(
+            engine=default_engine(),
+            bind=[f"ipc://{tmp_path}/gw.sock"],
+            market_data=[f"ipc://{tmp_path}/md.sock"],
+            reports=f"ipc://{tmp_path}/reports.sock",
+        )
+        process = GatewayProcess(config, orders, ring.capacity, None, context)
+        client = context.socket(zmq.DEALER)
+        client.setsockopt(zmq.LINGER, 0)
+        client.connect(config.bind[0])
+
+        def ask(message: p.Message) -> p.Message:
+            client.send(CODEC.encode_request(message))
+            while not client.poll(0):
+                process.round(50)  # the gateway's loop, one round at a time
+            return CODEC.decode_reply(client.recv())
+
+        assert isinstance(ask(p.Logon(account=1)), p.LogonAck)
+        for i in range(4):  # nobody consumes: four orders fill the ring
+            client.send(CODEC.encode_request(p.NewOrder(f"o{i}", 1, "buy", qty=1, price=10)))
+        while orders.published < 3:
+            process.round(50)
+        busy = ask(p.NewOrder("o4", 1, "buy", qty=1, price=10))
+        assert isinstance(busy, p.Busy), busy
+        assert orders.published == 3  # the refused order took no slot
+        assert process.gateway.counters["busy"] == 1
+        # the refused client order id was undone: it may be sent again once there is room
+        consumer = ring.consumer("ingest")
+        consumer.take()
+        consumer.release()
+        process.round(0)
+        client.send(CODEC.encode_request(p.NewOrder("o4", 1, "buy", qty=1, price=10)))
+        while orders.published < 4:
+            process.round(50)
+    finally:
+        if process is not None:
+            process.close()
+        context.destroy(linger=0)
+        ring.close()
+        ring.unlink()
