@@ -9,7 +9,9 @@ Each update message (``Depth``, ``Trades``, ``BBO``, ``Status``) carries:
 
 * ``epoch``: which run of the publisher numbered it; a client that sees another epoch
   throws its book away and waits for a snapshot of the new one (sequence numbers start
-  again at 1 when a publisher restarts, so they alone cannot tell "old" from "new");
+  again at 1 when a publisher restarts, so they alone cannot tell "old" from "new"). It
+  must differ from every earlier run's: a restart counter or a start time, not something
+  two restarts from the same state would share;
 * ``symbol``: the symbol id;
 * ``seq``: the per-symbol message sequence number, +1 per message of that symbol, from 1;
   a client that sees a jump missed something and must resynchronise;
