@@ -141,6 +141,20 @@ def check_pipeline(data: dict) -> None:
     assert data["idle_cpu_pct"] >= 0
 
 
+def check_market_data(data: dict) -> None:
+    rows = data["results"]
+    assert {(r["case"], r["symbols"]) for r in rows} == {
+        (case, symbols) for case in ("build", "build+encode", "matching") for symbols in (1, 100)
+    }
+    for row in rows:
+        assert set(row) == {
+            "case", "symbols", "levels", "commands", "events", "messages", "events_per_s",
+            "us_per_event", "seconds_median", "x_matching_time",
+        }  # fmt: skip
+        assert positive(row["events_per_s"]) and positive(row["us_per_event"])
+    assert all(r["messages"] > 0 for r in rows if r["case"] != "matching")
+
+
 def check_recovery(data: dict) -> None:
     (row,) = data["results"]
     assert set(row) == {"stage", "orders", "answered_at_kill", "rebuild_s", "back_s"}
@@ -155,6 +169,7 @@ CHECKS = {
     "feeds": check_feeds,
     "pipeline": check_pipeline,
     "recovery": check_recovery,
+    "market_data": check_market_data,
 }
 
 
