@@ -101,10 +101,16 @@ class CommandStream:
         return True
 
     def take(self, n: int) -> np.ndarray | None:
-        """The next up to ``n`` commands (a fresh array), or None at the end."""
+        """The next up to ``n`` commands, or None at the end.
+
+        A view of the generated chunk, not a copy: each command is handed out once (the
+        chunk is replaced, never reused), so the caller may stamp it in place; numpy's
+        structured ``copy`` cost ~4 µs per take, a fifth of ingest's work per batch at
+        light load.
+        """
         if not self._refill():
             return None
-        out = self._chunk[self._at : self._at + n].copy()
+        out = self._chunk[self._at : self._at + n]
         self._at += len(out)
         self.taken += len(out)
         return out
@@ -215,7 +221,7 @@ class IngestInput:
         return queued
 
     def release(self) -> None:
-        """Nothing to give back: each batch is a fresh array."""
+        """Nothing to give back: each batch is handed out once (the ring holds a copy)."""
 
 
 def admin_command(request: object) -> np.ndarray:
