@@ -9,7 +9,7 @@ Issue 12's targets, measured the way the issue states them:
   and CPU seconds;
 * ``idle``: a pipeline with nothing to do (one command per 100 s offered): the CPU its
   five stage processes and the supervisor use over ``--idle-seconds``, in % of one core,
-  sampled from ``/proc/<pid>/stat`` after the start-up has settled;
+  sampled from ``/proc/<pid>/task/*/schedstat`` after the start-up has settled;
 * ``throughput``: an unpaced load under fsync ``batch``: commands per second.
 
 Every figure is the median of ``--runs`` runs (at least 3 for a figure to quote)::
@@ -25,6 +25,7 @@ not a benchmark with peers: ``bench_pipeline.py`` is that.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -49,7 +50,6 @@ from pipeline.supervisor import PipelineReport, Supervisor
 
 HOPS = ("ingest→risk", "ingest→durable", "ingest→match", "ingest→ack")
 STAGE_NAMES = ("ingest", "persistence", "risk", "matching", "output")
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def make_config(
@@ -89,11 +89,14 @@ def latency_figures(report: PipelineReport) -> dict[str, Any]:
     return figures
 
 
-def _cpu_ticks(pid: int) -> int:
-    """utime + stime of ``pid`` in clock ticks (``/proc/<pid>/stat`` fields 14, 15)."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return int(fields[11]) + int(fields[12])
+def _cpu_ns(pid: int) -> int:
+    """Time ``pid``'s threads have run on a CPU (ns, ``/proc/<pid>/schedstat``): exact,
+    where ``/proc/<pid>/stat``'s clock ticks (10 ms) are too coarse for an idle stage."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(FileNotFoundError):  # a thread that just ended
+            total += int((task / "schedstat").read_text().split()[0])
+    return total
 
 
 def idle_figures(root: Path, seconds: float, settle: float) -> dict[str, Any]:
@@ -115,12 +118,12 @@ def idle_figures(root: Path, seconds: float, settle: float) -> dict[str, Any]:
             raise RuntimeError("the stages never registered")
         time.sleep(settle)
         pids = {name: process.pid for name, process in supervisor._processes.items()}
-        before = {name: _cpu_ticks(pid) for name, pid in pids.items()}
+        before = {name: _cpu_ns(pid) for name, pid in pids.items()}
         self_before = resource.getrusage(resource.RUSAGE_SELF)
         began = time.monotonic()
         time.sleep(seconds)
         wall = time.monotonic() - began
-        after = {name: _cpu_ticks(pid) for name, pid in pids.items()}
+        after = {name: _cpu_ns(pid) for name, pid in pids.items()}
         self_after = resource.getrusage(resource.RUSAGE_SELF)
     finally:
         supervisor.request_stop()
@@ -129,7 +132,7 @@ def idle_figures(root: Path, seconds: float, settle: float) -> dict[str, Any]:
         raise outcome["error"]
     figures: dict[str, Any] = {}
     for name in pids:
-        figures[f"{name} cpu %"] = 100 * (after[name] - before[name]) / CLOCK_TICKS / wall
+        figures[f"{name} cpu %"] = 100 * (after[name] - before[name]) / 1e9 / wall
     figures["stages cpu %"] = sum(figures[f"{name} cpu %"] for name in pids)
     own = (self_after.ru_utime + self_after.ru_stime) - (
         self_before.ru_utime + self_before.ru_stime

@@ -180,7 +180,7 @@ class Backoff(WaitStrategy):
         yield_ns: int = 100_000,
         min_sleep_ns: int = 20_000,
         max_sleep_ns: int = 2_000_000,
-        max_park_ns: int = 20_000_000,
+        max_park_ns: int = 100_000_000,
     ) -> None:
         if not 0 <= spin_ns <= yield_ns:
             raise ValueError(f"need 0 <= spin_ns <= yield_ns, got {spin_ns}, {yield_ns}")

@@ -40,8 +40,10 @@ import numpy as np
 
 from ringbuffer import EndOfStreamError, Producer, Ring, WaitTimeoutError
 
-#: how long one wait lasts before the loop answers control and beats (seconds)
-IDLE_TIMEOUT = 0.05
+#: how long one wait lasts before the loop answers control and beats (seconds): an idle
+#: stage wakes this often (a control request waits at most this long; the supervisor's
+#: heartbeat check allows seconds)
+IDLE_TIMEOUT = 0.1
 #: how often a busy loop refreshes its output producers' heartbeats (ns)
 BEAT_NS = 100_000_000
 #: how often a busy loop reads its control channel (ns): a request waits at most this long
