@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zmq
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pipeline.config import (
     JournalConfig,
@@ -27,7 +29,7 @@ from pipeline.supervisor import Supervisor
 from ringbuffer import ConsumerSpec, Ring
 from stages.engine import Engine
 from stages.gateway import protocol as p
-from stages.gateway.codec import Codec
+from stages.gateway.codec import Codec, sniff
 from stages.gateway.stage import GatewayProcess, GatewayStageConfig
 from stages.marketdata.local_book import LocalBook
 from stages.marketdata.messages import decode as decode_market_data
@@ -223,3 +225,54 @@ def test_a_full_orders_ring_is_answered_busy_at_once_and_nothing_is_half_sent(tm
         context.destroy(linger=0)
         ring.close()
         ring.unlink()
+
+
+@contextlib.contextmanager
+def standalone_gateway(tmp_path: Path, capacity: int = 64):
+    """A ``GatewayProcess`` on a fresh orders ring, its loop driven by the test; a client
+    DEALER connected to it; everything closed and unlinked on exit."""
+    ring = Ring.create(
+        f"gw-solo-{tmp_path.name[-8:]}", COMMAND_DTYPE, capacity, (ConsumerSpec("ingest"),)
+    )
+    context = zmq.Context()
+    process = None
+    try:
+        config = GatewayStageConfig(
+            engine=default_engine(),
+            bind=[f"ipc://{tmp_path}/gw.sock"],
+            market_data=[f"ipc://{tmp_path}/md.sock"],
+            reports=f"ipc://{tmp_path}/reports.sock",
+        )
+        process = GatewayProcess(config, ring.producer(), ring.capacity, None, context)
+        client = context.socket(zmq.DEALER)
+        client.setsockopt(zmq.LINGER, 0)
+        client.connect(config.bind[0])
+
+        def exchange(frame: bytes) -> bytes:
+            client.send(frame)
+            while not client.poll(0):
+                process.round(50)
+            return client.recv()
+
+        yield process, exchange
+    finally:
+        if process is not None:
+            process.close()
+        context.destroy(linger=0)
+        ring.close()
+        ring.unlink()
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(frames=st.lists(st.binary(max_size=300), min_size=1, max_size=8))
+def test_garbage_frames_get_a_reject_each_and_the_gateway_serves_on(tmp_path, frames):
+    with standalone_gateway(tmp_path) as (process, exchange):
+        for frame in frames:  # each answered in the codec the frame looks like
+            reply = sniff(frame).decode_reply(exchange(frame))
+            assert isinstance(reply, p.BusinessReject), reply
+            assert reply.field.startswith("$")
+        ack = CODEC.decode_reply(exchange(CODEC.encode_request(p.Logon(account=5))))
+        assert isinstance(ack, p.LogonAck)  # still serving
+        assert process.orders.published == -1  # garbage never reached the ring
