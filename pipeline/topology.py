@@ -322,4 +322,6 @@ def _gateway_config(
         server_secret=secret,
         clients=clients,
         wait=wait,
+        journal_dir=config.journal.directory,  # the order-id log: restarts restore from it
+        id_log_fsync=config.journal.fsync != "never",
     )

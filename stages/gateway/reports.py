@@ -15,6 +15,9 @@ reports by the order's client order id, and move the gateway's copy of the order
 the account was sent, across its connections, so a client that reconnects names the last
 one it saw and gets the rest (``since``). The log keeps the latest ``capacity`` reports;
 asking for older ones says so (``gap``) and the client resynchronises from its open orders.
+After a restart an account's log starts empty at the last seq its gateway logged
+(``first_seq``, from ``stages.gateway.id_log``): seqs keep increasing across the restart,
+and asking for one from before it says ``gap`` (those reports are not held any more).
 """
 
 from __future__ import annotations
@@ -56,12 +59,13 @@ ORDER_EVENTS = frozenset(
 
 
 class ReportLog:
-    """One account's reports, numbered from 1, the latest ``capacity`` kept."""
+    """One account's reports, numbered from 1 (or after ``last_seq`` for an account restored
+    after a restart), the latest ``capacity`` kept."""
 
-    def __init__(self, capacity: int = REPORT_LOG_SIZE) -> None:
+    def __init__(self, capacity: int = REPORT_LOG_SIZE, last_seq: int = 0) -> None:
         if capacity < 1:
             raise ValueError(f"a report log keeps at least 1 report, not {capacity}")
-        self.last_seq = 0
+        self.last_seq = last_seq
         self._reports: deque[ExecutionReport] = deque(maxlen=capacity)
 
     @property
@@ -80,8 +84,10 @@ class ReportLog:
     ) -> tuple[list[ExecutionReport], bool, bool]:
         """The reports after ``seq`` (at most ``limit``), whether some of them were already
         dropped (a gap), and whether there are more after this page."""
-        if not self._reports or seq >= self.last_seq:
+        if seq >= self.last_seq:
             return [], False, False
+        if not self._reports:  # restored: what came before the restart is not held
+            return [], True, False
         first = self._reports[0].report_seq
         gap = seq + 1 < first
         start = max(seq + 1 - first, 0)
@@ -98,12 +104,20 @@ def event_rows(events: np.ndarray) -> list[tuple]:
     return events[mask].tolist() if not mask.all() else events.tolist()
 
 
-def apply_event(order: Order, row: tuple, log: ReportLog, symbols: SymbolTable) -> list:
-    """Move ``order`` along by one event of it and return its reports (already logged)."""
+def apply_event(
+    order: Order, row: tuple, log: ReportLog, symbols: SymbolTable, report: bool = True
+) -> list:
+    """Move ``order`` along by one event of it and return its reports (already logged).
+
+    ``report=False``: only move the order (an event whose reports left before a restart:
+    output hands it over again with the rest of its command's answers); nothing is logged.
+    """
     kind = row[F["kind"]]
     reports: list[ExecutionReport] = []
 
     def issue(cls, **fields) -> None:
+        if not report:
+            return
         reports.append(
             log.add(
                 cls(

@@ -39,12 +39,19 @@ than ``LAPSE_FACTOR`` × its interval ends it at the next ``expire(now)``, with,
 session asked for cancel on disconnect, one CANCEL per open order of the account, sent
 through the sequenced stream so they are journaled and replayed like any cancel. The
 gateway also says ``Heartbeat`` to each session every interval (``expire`` returns them).
+
+**Restarts.** A restarted pipeline gets a gateway rebuilt by ``Gateway.restore`` from the
+restart state's resting orders, the commands the pipeline sends again and the order-id log
+(``stages.gateway.id_log``, which the process keeps: ``Step.new_orders`` and
+``report_seqs()`` say what to note in it): every account's open and in-flight orders by
+client order id, and its report seqs continuing above the last one logged.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Container
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -81,7 +88,10 @@ from stages.gateway.reports import (
     event_rows,
 )
 from stages.gateway.symbols import SymbolTable
-from stages.records import COMMAND_DTYPE
+from stages.records import COMMAND_DTYPE, CommandType, Side
+
+if TYPE_CHECKING:
+    from stages.gateway.id_log import IdLogContents
 
 #: a session whose peer was silent for this many heartbeat intervals is ended
 LAPSE_FACTOR = 2.0
@@ -108,12 +118,15 @@ class Step:
 
     ``commands`` are unsequenced ``COMMAND_DTYPE`` records (ingest stamps them). With
     ``must_send`` they may not be refused BUSY (cancels of an ending session).
+    ``new_orders``: the orders whose NEW is among ``commands`` (for the order-id log, once
+    the ring took them).
     """
 
     replies: list[Outgoing] = field(default_factory=list)
     commands: np.ndarray = field(default_factory=lambda: _NO_COMMANDS)
     ended: list[bytes] = field(default_factory=list)
     must_send: bool = False
+    new_orders: list[Order] = field(default_factory=list)
     _undo: list[Callable[[], None]] = field(default_factory=list, repr=False)
     #: the session and request a ``busy`` answers (built only if the ring is full)
     _request: tuple[Session, Message] | None = field(default=None, repr=False)
@@ -168,6 +181,9 @@ class Gateway:
         self.sessions: dict[bytes, Session] = {}
         self.accounts: dict[int, Account] = {}
         self._orders: dict[int, Order] = {}  # by order id: open ones, and done ones in flight
+        self._reported: set[int] = set()  # accounts whose report seq grew (``report_seqs``)
+        #: what ``restore`` found (empty for a gateway that was not restored)
+        self.restored: dict[str, int | str] = {}
         self.counters: dict[str, int] = dict.fromkeys(
             (
                 "frames",
@@ -181,6 +197,141 @@ class Gateway:
             ),
             0,
         )
+
+    # --- restart -----------------------------------------------------------------------------
+    @classmethod
+    def restore(
+        cls,
+        symbols: SymbolTable,
+        *,
+        resting: np.ndarray,
+        id_log: IdLogContents | None,
+        resent: np.ndarray | None = None,
+        max_accounts: int | None = None,
+        next_order_id: int = FIRST_ORDER_ID,
+        report_log_size: int = REPORT_LOG_SIZE,
+        reports_page: int = REPORTS_PAGE,
+    ) -> Gateway:
+        """A gateway for a pipeline restarted after a crash (``docs/gateway.md``, Restarts).
+
+        ``resting``: the restart state's resting orders (``MatchingEngine.resting_orders()``
+        rows: symbol, side, price, order id, account, open qty, ...); ``resent``: the
+        journaled commands after the restart's seq, which the pipeline sends again (their
+        answers come back through ``on_events``); ``id_log``: what ``read_id_log`` found
+        (None: no log, or not one: nothing is restored, ``restored["id_log"]`` says so).
+
+        Every order of the log that rests gets its client order id back, open and
+        acknowledged with the engine's price and open quantity; every NEW sent again is
+        pending (its ACCEPTED/REJECTED lands by client order id), and every CANCEL, REPLACE,
+        REDUCE sent again awaits its answer, so a REJECTED is told apart as before. The rest
+        of the log (orders done before the restart's seq, or whose NEW never reached the
+        journal) is forgotten: nothing of them will be answered. Each account's report log
+        continues above the last seq the log holds. ``filled_qty`` of a restored order is
+        what of its quantity is no longer open (fills, and any reduce before the restart).
+        """
+        gateway = cls(
+            symbols,
+            max_accounts=max_accounts,
+            next_order_id=next_order_id,
+            report_log_size=report_log_size,
+            reports_page=reports_page,
+        )
+        restored: dict[str, int | str] = dict.fromkeys(
+            ("open", "in_flight", "forgotten", "not_in_log"), 0
+        )
+        gateway.restored = restored
+        if id_log is None:
+            restored["id_log"] = "absent or not an id log: no order known by client order id"
+            restored["not_in_log"] = len(resting)
+            return gateway
+        restored["id_log"] = f"{len(id_log.orders)} orders"
+        gateway.resume_order_ids(id_log.highest_order_id)
+        for account, seq in id_log.report_seqs.items():
+            if 0 < account < gateway.max_accounts:
+                gateway._account(account).log = ReportLog(report_log_size, seq)
+        found: list[Order] = []
+        for symbol, side, price, order_id, account, leaves in resting[:, :6].tolist():
+            logged = id_log.orders.get(order_id)
+            if logged is None or logged.account != account:
+                restored["not_in_log"] += 1  # not the gateway's (or its log lost it)
+                continue
+            qty = max(logged.qty, leaves)
+            found.append(
+                Order(
+                    client_order_id=logged.client_order_id,
+                    order_id=order_id,
+                    account=account,
+                    symbol=symbol,
+                    side=_SIDE_NAMES[side],
+                    price=price,
+                    qty=qty,
+                    leaves_qty=leaves,
+                    filled_qty=qty - leaves,
+                    accepted=True,
+                )
+            )
+        restored["open"] = len(found)
+        by_id = {order.order_id: order for order in found}
+        if resent is not None and len(resent):
+            in_flight = _REQUESTS_SENT_AGAIN
+            for kind, order_id, account, symbol, price, qty in zip(
+                resent["kind"].tolist(),
+                resent["order_id"].tolist(),
+                resent["account"].tolist(),
+                resent["symbol"].tolist(),
+                resent["price"].tolist(),
+                resent["qty"].tolist(),
+                strict=True,
+            ):
+                if kind == CommandType.NEW:
+                    logged = id_log.orders.get(order_id)
+                    if logged is None or logged.account != account or order_id in by_id:
+                        continue
+                    order = Order(
+                        client_order_id=logged.client_order_id,
+                        order_id=order_id,
+                        account=account,
+                        symbol=symbol,
+                        side=logged.side,  # type: ignore[arg-type]
+                        price=price,
+                        qty=qty,
+                        leaves_qty=qty,
+                    )
+                    order.pending.append("new")
+                    by_id[order_id] = order
+                    restored["in_flight"] += 1
+                elif kind in in_flight:
+                    order = by_id.get(order_id)
+                    if order is not None and order.account == account:
+                        order.pending.append(in_flight[kind])
+        for order in sorted(by_id.values(), key=lambda o: o.order_id):  # oldest first
+            gateway._account(order.account).orders.add(order)
+            gateway._orders[order.order_id] = order
+        restored["forgotten"] = len(id_log.orders) - len(by_id)
+        return gateway
+
+    def id_log_state(self) -> tuple[list[Order], dict[int, int]]:
+        """What a new order-id log must hold for this gateway to be restored again: the
+        orders it still knows (open, or with requests in flight), oldest first, and every
+        account's last report seq."""
+        orders = sorted(self._orders.values(), key=lambda o: o.order_id)
+        seqs = {a: acc.log.last_seq for a, acc in self.accounts.items() if acc.log.last_seq}
+        return orders, seqs
+
+    def report_seqs(self) -> dict[int, int]:
+        """The last report seq of every account that was reported to since the last call
+        (for the order-id log: the process writes them before it sends those reports)."""
+        seqs = {a: self.accounts[a].log.last_seq for a in self._reported}
+        self._reported.clear()
+        return seqs
+
+    def _account(self, account: int) -> Account:
+        """The account's state, created empty on first use."""
+        state = self.accounts.get(account)
+        if state is None:
+            state = Account(account, AccountOrders(), ReportLog(self.report_log_size))
+            self.accounts[account] = state
+        return state
 
     # --- order ids ---------------------------------------------------------------------------
     def resume_order_ids(self, highest_seen: int) -> None:
@@ -248,30 +399,42 @@ class Gateway:
         return Step(replies=[Outgoing(session.identity, busy, session.codec)])
 
     # --- events ------------------------------------------------------------------------------
-    def on_events(self, events: np.ndarray) -> list[Outgoing]:
+    def on_events(self, events: np.ndarray, already_reported: int = 0) -> list[Outgoing]:
         """The reports of a released event batch, for the sessions owning the orders.
 
         Reports are logged whether or not the owner is connected (``ReportsSince``).
+        ``already_reported``: the first so many events were reported before a restart
+        (output hands them over again with the rest of their command's answers): they move
+        the orders along and report nothing.
         """
         out: list[Outgoing] = []
+        if already_reported:
+            self._apply(event_rows(events[:already_reported]), report=False)
+            events = events[already_reported:]
+        self._apply(event_rows(events), report=True, out=out)
+        return out
+
+    def _apply(self, rows: list[tuple], *, report: bool, out: list[Outgoing] | None = None) -> None:
         orders = self._orders
-        for row in event_rows(events):
+        for row in rows:
             order = orders.get(row[_ORDER_ID])
             if order is None or order.account != row[_ACCOUNT]:
                 continue  # not an order this gateway sent
             account = self.accounts[order.account]
-            reports = apply_event(order, row, account.log, self.symbols)
-            self.counters["reports"] += len(reports)
+            reports = apply_event(order, row, account.log, self.symbols, report)
             if order.done:
                 account.orders.close(order)
                 if not order.pending:
                     del orders[order.order_id]
+            if not reports or out is None:
+                continue
+            self.counters["reports"] += len(reports)
+            self._reported.add(order.account)
             session = account.session
             if session is None:
                 self.counters["reports_unsent"] += len(reports)
                 continue
             out.extend(Outgoing(session.identity, r, session.codec) for r in reports)
-        return out
 
     # --- time --------------------------------------------------------------------------------
     def expire(self, now: float) -> Step:
@@ -319,10 +482,7 @@ class Gateway:
             text = f"these credentials may not trade account {logon.account}"
             return self._reject(identity, codec, "$.account", text, logon)
         step = Step()
-        account = self.accounts.get(logon.account)
-        if account is None:
-            account = Account(logon.account, AccountOrders(), ReportLog(self.report_log_size))
-            self.accounts[logon.account] = account
+        account = self._account(logon.account)
         if account.session is not None:  # a takeover: the account carries on
             self._end(account.session, "superseded", step, notify=True, cancel=False)
         session = Session(
@@ -398,7 +558,9 @@ class Gateway:
             del self._orders[order.order_id]
             self.counters["orders"] -= 1
 
-        return self._sent(session, request, commands.new_order(order, request), [undo])
+        step = self._sent(session, request, commands.new_order(order, request), [undo])
+        step.new_orders.append(order)
+        return step
 
     def _amend(self, session: Session, account: Account, request: Message, what: str) -> Step:
         order = account.orders.find(request.client_order_id)  # type: ignore[attr-defined]
@@ -499,6 +661,15 @@ _HANDLERS: dict[type, Callable[[Gateway, Session, Account, Message], Step]] = {
     OpenOrders: Gateway._open_orders,
     ReportsSince: Gateway._reports_since,
 }  # type: ignore[dict-item]
+
+
+_SIDE_NAMES: dict[int, str] = {Side.BUY: "buy", Side.SELL: "sell"}
+#: the requests about an existing order, by command kind, as its pending FIFO names them
+_REQUESTS_SENT_AGAIN: dict[int, str] = {
+    CommandType.CANCEL: "cancel",
+    CommandType.REPLACE: "replace",
+    CommandType.REDUCE: "reduce",
+}
 
 
 def _concat(a: np.ndarray, b: np.ndarray) -> np.ndarray:

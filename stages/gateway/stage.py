@@ -20,6 +20,13 @@ Sockets (ZeroMQ) and rings:
   handler admits only the authorised client keys; each connection's accounts come from its
   key (ZeroMQ's ``User-Id`` of each frame), so one key cannot act for another account.
 
+The order-id log (``stages.gateway.id_log``, in ``journal_dir``): the NEWs a round claimed
+slots for are written (one write, fsynced with ``id_log_fsync``) before the round publishes
+them into the orders ring, and the accounts' report seqs before the round's reports are
+sent. After a crash the restarted gateway is ``Gateway.restore``d from the restart state's
+resting orders, the journaled commands after it (sent again by ingest) and that log, so
+clients find their orders by client order id again; it then starts a new, compact log.
+
 The loop waits on both sockets at once (``zmq.Poller``), so a report leaves as soon as it
 is released and an order enters as soon as it arrives; between rounds it answers the
 control plane, sends heartbeats and expires silent sessions. A ``stop`` finishes the orders
@@ -32,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import deque
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -41,12 +49,14 @@ import zmq
 from ringbuffer import Ring, wait_strategy
 from ringbuffer.records import copy_records
 from stages.engine import EngineConfig
+from stages.gateway.id_log import IdLog, read_id_log
 from stages.gateway.sessions import Gateway, Outgoing, Step
 from stages.gateway.symbols import SymbolTable
 from stages.loop import ControlChannel, LoopCounters, StageResult, request_kind, ring_positions
 from stages.marketdata.builder import DepthBuilder
 from stages.marketdata.messages import encode as encode_market_data
 from stages.marketdata.messages import topic
+from stages.persistence.journal_reader import JournalReader
 from stages.records import COMMAND_DTYPE, EVENT_DTYPE
 from stages.restart import RestartPoint
 
@@ -71,6 +81,11 @@ class GatewayStageConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True
     server_secret: str = ""
     clients: dict[str, list[int]] = {}  # authorised client public keys (z85) -> accounts
     wait: str = "backoff"
+    #: the journal's directory: the order-id log lives there (durable with it), and a
+    #: restart reads the commands sent again from it ("": no log, nothing restored)
+    journal_dir: str = ""
+    #: fsync each write of the order-id log (set unless the journal's fsync is "never")
+    id_log_fsync: bool = False
 
 
 class _Keys:
@@ -97,18 +112,34 @@ class GatewayProcess:
         self.config = config
         self.orders = orders  # Producer of the orders ring
         engine = config.engine
-        self.gateway = Gateway(
-            SymbolTable.from_risk(engine.risk), max_accounts=engine.risk.max_accounts
-        )
+        table = SymbolTable.from_risk(engine.risk)
         symbols = [instrument.symbol for instrument in engine.risk.instruments]
         if restart is not None:
             state = restart.engine()
-            self.gateway.resume_order_ids(restart.max_order_id)
-            self.depth = DepthBuilder.from_resting(
-                state.matching.resting_orders(), config.depth, epoch=restart.state_seq
+            resting = state.matching.resting_orders()
+            directory = config.journal_dir
+            self.gateway = Gateway.restore(
+                table,
+                resting=resting,
+                id_log=read_id_log(Path(directory).expanduser()) if directory else None,
+                resent=_resent(directory, restart) if directory else None,
+                max_accounts=engine.risk.max_accounts,
             )
+            self.gateway.resume_order_ids(restart.max_order_id)
+            self.depth = DepthBuilder.from_resting(resting, config.depth, epoch=restart.state_seq)
         else:
+            self.gateway = Gateway(table, max_accounts=engine.risk.max_accounts)
             self.depth = DepthBuilder(levels=config.depth)
+        self.id_log: IdLog | None = None
+        if config.journal_dir:  # a fresh run's new log, or the restored gateway's compact one
+            orders, seqs = self.gateway.id_log_state()
+            self.id_log = IdLog.start(
+                Path(config.journal_dir).expanduser(),
+                fsync=config.id_log_fsync,
+                orders=orders,
+                report_seqs=seqs,
+            )
+        self._claimed = False  # slots of the orders ring claimed, not yet published
         self.symbols = symbols
         self.pending: deque[np.ndarray] = deque()  # must-send cancels waiting for room
         self.stopping = False  # no new requests; the orders ring finishes once pending is out
@@ -166,6 +197,16 @@ class GatewayProcess:
             self._next_snapshot = now + self.config.snapshot_every_s
             for symbol in self.symbols:
                 self._publish(self.depth.snapshot(symbol))
+        self._publish_orders()
+
+    def _publish_orders(self) -> None:
+        """Publish the round's claimed records, their NEWs first written to the id log."""
+        if not self._claimed:
+            return
+        if self.id_log is not None:
+            self.id_log.flush()  # an order the engine can see is always in the log
+        self.orders.publish()
+        self._claimed = False
 
     def _take_requests(self, now: float) -> None:
         router, gateway = self.router, self.gateway
@@ -204,6 +245,8 @@ class GatewayProcess:
                     self.pending.append(commands[start : start + self.capacity].copy())
             else:
                 step = self.gateway.busy(step)
+        elif step.new_orders and self.id_log is not None:
+            self.id_log.add_orders(step.new_orders)  # written before the round publishes
         for reply in step.replies:
             self._send(reply)
 
@@ -217,7 +260,7 @@ class GatewayProcess:
         for view in slots:
             copy_records(view, commands[done : done + len(view)])
             done += len(view)
-        self.orders.publish()
+        self._claimed = True  # published at the end of the round (``_publish_orders``)
         return True
 
     def _send_pending(self) -> None:
@@ -230,21 +273,29 @@ class GatewayProcess:
             self.router.send_multipart([outgoing.identity, outgoing.frame()], zmq.NOBLOCK)
 
     def _take_reports(self) -> None:
+        reports: list[Outgoing] = []
         for _ in range(ROUND):
             try:
                 frames = self.pull.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
-                return
+                break
             if not frames[0]:
                 self.reports_done = True  # output finished: every answer is here
-                return
+                break
             events = np.frombuffer(frames[0], dtype=EVENT_DTYPE)
+            # the answers at its front a restart says already left: they move the orders
+            # along (and the books) but are not reported again
             released = int.from_bytes(frames[1], "little") if len(frames) > 1 else 0
             self.counters["report_batches"] += 1
-            for outgoing in self.gateway.on_events(events[released:]):
-                self._send(outgoing)
+            reports.extend(self.gateway.on_events(events, released))
             for message in self.depth.process(events):
                 self._publish(message)
+        seqs = self.gateway.report_seqs()
+        if seqs and self.id_log is not None:
+            self.id_log.note_report_seqs(seqs)
+            self.id_log.flush()  # no client sees a report seq the log does not hold
+        for outgoing in reports:
+            self._send(outgoing)
 
     def _publish(self, message: Any) -> None:
         self.counters["md_messages"] += 1
@@ -253,6 +304,8 @@ class GatewayProcess:
     def close(self) -> None:
         for socket in (self.router, self.pub, self.pull):
             socket.close()
+        if self.id_log is not None:
+            self.id_log.close()
         if self.auth is not None:
             self.auth.stop()
 
@@ -297,7 +350,7 @@ def run(
                 orders.heartbeat()
         counters.state = "stopped"
         counters.records = process.counters["requests"]
-        details = {**process.counters, **process.gateway.counters}
+        details = {**process.counters, **process.gateway.counters, **_restored(process)}
         orders.close()
         return StageResult("gateway", counters, "stop", details)
     finally:
@@ -314,5 +367,23 @@ def _status(process: GatewayProcess, counters: LoopCounters, ring: Ring) -> dict
         "sessions": len(process.gateway.sessions),
         **process.counters,
         **{f"gateway_{k}": v for k, v in process.gateway.counters.items()},
+        **_restored(process),
         "rings": ring_positions({"orders": ring}),
     }
+
+
+def _restored(process: GatewayProcess) -> dict[str, Any]:
+    """The id log's counters and what a restore found (``restored_*``), for status."""
+    figures: dict[str, Any] = dict(process.id_log.counters) if process.id_log else {}
+    figures.update({f"restored_{k}": v for k, v in process.gateway.restored.items()})
+    return figures
+
+
+def _resent(journal_dir: str, restart: RestartPoint) -> np.ndarray:
+    """The journaled commands after the restart's seq: ingest sends them again, and their
+    answers come back to the restored gateway (as ``stages.ingest.stage`` reads them)."""
+    if restart.journal_end <= restart.state_seq:
+        return np.zeros(0, dtype=COMMAND_DTYPE)
+    with JournalReader(Path(journal_dir).expanduser()) as reader:
+        batches = list(reader.batches(restart.state_seq + 1, restart.journal_end))
+    return np.concatenate(batches) if batches else np.zeros(0, dtype=COMMAND_DTYPE)

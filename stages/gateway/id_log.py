@@ -1,0 +1,261 @@
+"""The gateway's order-id log: what a restarted gateway needs that the journal cannot hold.
+
+A command record (``COMMAND_DTYPE``) has no room for the client's order id, so after a
+restart the engine's state says which order ids rest and the journal which were sent, but
+not which client order id each was, nor how far each account's report sequence went. This
+file keeps both, next to the journal (``ID_LOG_NAME`` in its directory: durable with it):
+
+* an ``ORDER`` record for every NEW the gateway sends (order id, account, symbol, side, the
+  NEW's quantity and the client order id as at most ``MAX_CLIENT_ORDER_ID`` UTF-8 bytes);
+* a ``REPORTS`` record of an account's last report seq, whenever it grew.
+
+**Order of writes.** ``flush()`` writes everything noted since the last one with one
+``write`` (one per gateway round, however many orders it took). The process flushes before
+it publishes the round's records into the orders ring, so every order the engine can see
+is in the log; and before it sends the round's reports, so a client never saw a report seq
+the log does not hold (a restarted account continues above it).
+
+**Durability.** With ``fsync`` (the stage sets it unless the journal's policy is
+``never``) each flush that wrote something is fsynced before the orders go on: a NEW is
+journaled (and fsynced per the journal's policy) only after it left the ring, so its
+mapping is durable at least as soon as the command. Without it a kill -9 loses nothing
+(the write is in the page cache) but a power cut may lose mappings of durable orders,
+which then stay unknown by client order id after a restart (they still trade and show in
+market data). The fsync runs only in rounds that sent a NEW or a report: group commit.
+
+**Reading.** Fixed-size checksummed records after a header record naming the format: a
+torn last record (a kill -9 in the middle of a write) and anything from the first record
+whose checksum fails (a zeroed or half-written block after a power cut) are ignored. A missing file or one that is not an id
+log reads as ``None``: nothing can be restored by client order id, and the caller says so.
+
+**Size.** One record per NEW: the log grows with the orders sent until the next restart,
+which writes a new log (temp file, fsync, rename) holding only the orders still open or in
+flight and the accounts' report seqs.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from stages.gateway.orders import Order
+from stages.gateway.protocol import MAX_CLIENT_ORDER_ID, SIDES
+
+#: the log's file name in the directory the stage is given (the journal's)
+ID_LOG_NAME = "gateway-orders.tpg"
+
+HEADER, ORDER, REPORTS = 0, 1, 2
+_MAGIC = b"tradepipe gateway order-id log v1"
+
+#: one record: ``value`` is the NEW's qty (``ORDER``) or the last report seq (``REPORTS``)
+ID_LOG_DTYPE = np.dtype(
+    [
+        ("kind", "u1"),
+        ("side", "u1"),
+        ("symbol", "<u2"),
+        ("account", "<u4"),
+        ("order_id", "<i8"),
+        ("value", "<i8"),
+        ("cid_len", "u1"),
+        ("pad", "V3"),
+        ("crc", "<u4"),  # zlib.crc32 of the record with this field 0
+        ("cid", f"S{MAX_CLIENT_ORDER_ID}"),
+    ]
+)
+assert ID_LOG_DTYPE.itemsize == 96
+
+_SIDE_NAMES = {int(code): name for name, code in SIDES.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedOrder:
+    """An order as its NEW was sent: enough to give it back its client order id."""
+
+    order_id: int
+    account: int
+    symbol: int
+    side: str
+    qty: int
+    client_order_id: str
+
+
+@dataclass
+class IdLogContents:
+    """What a log held: its orders by order id, the accounts' last report seqs, and how
+    many bytes at its end were not whole records (ignored)."""
+
+    orders: dict[int, LoggedOrder] = field(default_factory=dict)
+    report_seqs: dict[int, int] = field(default_factory=dict)
+    ignored_bytes: int = 0
+
+    @property
+    def highest_order_id(self) -> int:
+        return max(self.orders, default=0)
+
+
+def _header() -> np.ndarray:
+    record = np.zeros(1, dtype=ID_LOG_DTYPE)
+    record["kind"] = HEADER
+    record["cid"], record["cid_len"] = _MAGIC, len(_MAGIC)
+    return _sealed(record)
+
+
+def _checksums(records: np.ndarray) -> np.ndarray:
+    """Each record's crc32 with its ``crc`` field taken as 0."""
+    blank = records.copy()
+    blank["crc"] = 0
+    rows = blank.view(np.uint8).reshape(len(blank), ID_LOG_DTYPE.itemsize)
+    return np.array([zlib.crc32(row) for row in rows], dtype=np.uint32)
+
+
+def _sealed(records: np.ndarray) -> np.ndarray:
+    records["crc"] = _checksums(records)
+    return records
+
+
+def order_records(orders: list[Order]) -> np.ndarray:
+    """One ``ORDER`` record per order."""
+    records = np.zeros(len(orders), dtype=ID_LOG_DTYPE)
+    for i, order in enumerate(orders):
+        cid = order.client_order_id.encode("utf-8")[:MAX_CLIENT_ORDER_ID]
+        records[i] = (
+            ORDER, SIDES[order.side], order.symbol, order.account, order.order_id,
+            order.qty, len(cid), b"", 0, cid,
+        )  # fmt: skip
+    return _sealed(records)
+
+
+def report_records(report_seqs: dict[int, int]) -> np.ndarray:
+    """One ``REPORTS`` record per account."""
+    records = np.zeros(len(report_seqs), dtype=ID_LOG_DTYPE)
+    records["kind"] = REPORTS
+    records["account"] = list(report_seqs)
+    records["value"] = list(report_seqs.values())
+    return _sealed(records)
+
+
+def read_id_log(directory: str | os.PathLike[str]) -> IdLogContents | None:
+    """The log in ``directory``; None if there is none or the file is not an id log."""
+    path = Path(directory) / ID_LOG_NAME
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    size = ID_LOG_DTYPE.itemsize
+    whole = len(data) // size
+    if whole == 0:
+        return None
+    records = np.frombuffer(data, dtype=ID_LOG_DTYPE, count=whole)
+    head, records = records[:1], records[1:]
+    if (
+        head["kind"][0] != HEADER
+        or bytes(head["cid"][0][: head["cid_len"][0]]) != _MAGIC
+        or head["crc"][0] != _checksums(head)[0]
+    ):
+        return None
+    bad = np.flatnonzero(
+        (_checksums(records) != records["crc"])
+        | ((records["kind"] != ORDER) & (records["kind"] != REPORTS))
+    )
+    end = int(bad[0]) if len(bad) else len(records)
+    contents = IdLogContents(ignored_bytes=len(data) - (1 + end) * size)
+    for row in records[:end].tolist():
+        kind, side, symbol, account, order_id, value, cid_len, _, _, cid = row
+        if kind == ORDER:
+            contents.orders[order_id] = LoggedOrder(
+                order_id,
+                account,
+                symbol,
+                _SIDE_NAMES.get(side, "buy"),
+                value,
+                cid[:cid_len].decode("utf-8", "replace"),
+            )
+        else:
+            contents.report_seqs[account] = value
+    return contents
+
+
+class IdLog:
+    """The writer: a new log (``start``), then records noted and written by ``flush``."""
+
+    def __init__(self, path: Path, fd: int, fsync: bool) -> None:
+        self.path = path
+        self.fsync = fsync
+        self._fd = fd
+        self._orders: list[Order] = []
+        self._report_seqs: dict[int, int] = {}
+        self.counters = {"id_log_writes": 0, "id_log_records": 0}
+
+    @classmethod
+    def start(
+        cls,
+        directory: str | os.PathLike[str],
+        *,
+        fsync: bool,
+        orders: list[Order] = (),  # type: ignore[assignment]
+        report_seqs: dict[int, int] | None = None,
+    ) -> IdLog:
+        """A new log in ``directory`` holding ``orders`` and ``report_seqs`` (what a restored
+        gateway still needs), replacing any old one at once (temp file, fsync, rename), so
+        a crash while starting leaves the old log or the new, never a mix."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / ID_LOG_NAME
+        temp = directory / f".{ID_LOG_NAME}.{os.getpid()}.tmp"
+        body = np.concatenate(
+            (_header(), order_records(list(orders)), report_records(report_seqs or {}))
+        )
+        with open(temp, "wb") as file:
+            file.write(body.tobytes())
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temp, path)
+        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        return cls(path, fd, fsync)
+
+    def add_orders(self, orders: list[Order]) -> None:
+        """Note NEWs about to be sent (written by the next ``flush``)."""
+        self._orders.extend(orders)
+
+    def note_report_seqs(self, report_seqs: dict[int, int]) -> None:
+        """Note accounts' last report seqs (written by the next ``flush``)."""
+        self._report_seqs.update(report_seqs)
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self._orders or self._report_seqs)
+
+    def flush(self) -> int:
+        """Write what was noted with one ``write`` (fsynced with ``fsync``); records written."""
+        if not self.dirty:
+            return 0
+        parts = []
+        if self._orders:
+            parts.append(order_records(self._orders))
+        if self._report_seqs:
+            parts.append(report_records(self._report_seqs))
+        data = (np.concatenate(parts) if len(parts) > 1 else parts[0]).tobytes()
+        self._orders, self._report_seqs = [], {}
+        view = memoryview(data)
+        while view:  # a regular file writes everything at once; a signal may cut it short
+            view = view[os.write(self._fd, view) :]
+        if self.fsync:
+            os.fdatasync(self._fd)
+        records = len(data) // ID_LOG_DTYPE.itemsize
+        self.counters["id_log_writes"] += 1
+        self.counters["id_log_records"] += records
+        return records
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
