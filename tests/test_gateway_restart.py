@@ -8,16 +8,26 @@ answers all left), the state is the Engine replaying the journal up to it, and a
 Gateway is restored from that state's resting orders, the order-id log and the journaled
 commands after it, whose answers the restarted pipeline produces again (the ones already
 released are handed over marked as such, as output does).
+
+Last, the real pipeline: matching killed with SIGKILL under a client's resting orders, and
+the client, logged on again, cancels one by its client order id.
 """
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 import pytest
+import zmq
 
+from pipeline.control import PipelineClient, find_pipeline
+from pipeline.control_messages import Status
+from pipeline.supervisor import Supervisor
 from stages.engine import Engine
 from stages.gateway import protocol as P
 from stages.gateway.codec import Codec
@@ -28,6 +38,7 @@ from stages.gateway.symbols import SymbolTable
 from stages.ingest.admin import deposit
 from stages.ingest.synthetic import Stamper
 from stages.records import EVENT_DTYPE
+from tests.test_gateway_pipeline import READY_TIMEOUT, Session, _config, running
 from tests.test_gateway_sessions import BTC, CONFIG, ETH, FUNDED, USD, buy, kinds, sell
 
 A, B, A2, B2 = b"conn-a", b"conn-b", b"conn-a2", b"conn-b2"
@@ -372,3 +383,57 @@ def test_the_id_log_is_written_once_per_flush(tmp_path):
     assert contents.report_seqs == {1: 7}
     assert (tmp_path / ID_LOG_NAME).stat().st_size == 7 * ID_LOG_DTYPE.itemsize
     log.close()
+
+
+# --- in the real pipeline ----------------------------------------------------------------------
+
+
+@pytest.mark.timeout(300)
+def test_after_matching_is_killed_a_client_cancels_its_order_by_client_order_id(tmp_path):
+    """kill -9 matching under a client's resting orders: the pipeline restarts, the client
+    logs on again, finds its orders by client order id and cancels one."""
+    config = _config(tmp_path)
+    supervisor = Supervisor(config, tag="gw-restart")
+    context = zmq.Context()
+    try:
+        with running(supervisor) as outcome:
+            (endpoint,) = find_pipeline(tmp_path / "run").gateway
+            alice, bob = Session(context, endpoint, 1), Session(context, endpoint, 2)
+            assert isinstance(alice.ask(sell("o1", 5, 10_100)), P.Accepted)
+            assert isinstance(alice.ask(buy("o2", 3, 9_900)), P.Accepted)
+            bob.send(buy("b1", 2, 10_100))
+            bob.until(lambda r: isinstance(r, P.Done))
+            maker = alice.until(lambda r: isinstance(r, P.Trade))[-1]
+            assert (maker.client_order_id, maker.leaves_qty) == ("o1", 3)
+            seen = maker.report_seq
+            alice.socket.close()
+            bob.socket.close()
+
+            os.kill(supervisor._processes["matching"].pid, signal.SIGKILL)
+            deadline = time.monotonic() + READY_TIMEOUT
+            with PipelineClient(tmp_path / "run") as control:
+                while not any("processing again" in n for n in supervisor.report.restarts):
+                    assert time.monotonic() < deadline, "the pipeline never came back"
+                    control.request(Status(), 5.0)  # a round trip, not a sleep
+
+            again = Session(context, endpoint, 1)
+            again.send(P.ReportsSince(seq=seen))
+            reply = again.until(lambda r: isinstance(r, P.ReportsReply))[-1]
+            assert (reply.last_report_seq, reply.reports, reply.gap) == (seen, [], False)
+            again.send(P.OpenOrders())
+            listed = again.until(lambda r: isinstance(r, P.OpenOrdersReply))[-1]
+            assert {o.client_order_id: (o.price, o.leaves_qty) for o in listed.orders} == {
+                "o1": (10_100, 3),
+                "o2": (9_900, 3),
+            }
+            cancelled = again.ask(P.Cancel(client_order_id="o1"))
+            assert isinstance(cancelled, P.Cancelled), cancelled
+            assert cancelled.report_seq == seen + 1 and cancelled.leaves_qty == 0
+            done = again.until(lambda r: isinstance(r, P.Done))[-1]
+            assert (done.client_order_id, done.report_seq) == ("o1", seen + 2)
+        assert "error" not in outcome, outcome.get("error")
+        report = outcome["report"]
+        assert len(report.restarts) == 1 and "stage matching died" in report.restarts[0]
+        assert report.recovered, report.checks
+    finally:
+        context.destroy(linger=0)
