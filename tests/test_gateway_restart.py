@@ -60,8 +60,10 @@ class Pipeline:
         self.journal: list[np.ndarray] = list(journal)
         self.stamper = Stamper(int(self.journal[-1]["seq"][-1]) if self.journal else 0)
         self.gateway = gateway or Gateway(SYMBOLS, max_accounts=CONFIG.risk.max_accounts)
-        orders, seqs = self.gateway.id_log_state()
-        self.id_log = IdLog.start(directory, fsync=False, orders=orders, report_seqs=seqs)
+        orders, seqs, applied = self.gateway.id_log_state()
+        self.id_log = IdLog.start(
+            directory, fsync=False, orders=orders, report_seqs=seqs, applied=applied
+        )
         self.unreleased = np.zeros(0, dtype=EVENT_DTYPE)
         self.released: list[np.ndarray] = []
         self.inbox: dict[bytes, list[P.Message]] = defaultdict(list)
@@ -95,6 +97,7 @@ class Pipeline:
         self.released.append(events)
         out = self.gateway.on_events(events, already_reported)
         self.id_log.note_report_seqs(self.gateway.report_seqs())
+        self.id_log.note_applied(self.gateway.applied)
         self.id_log.flush()  # before the reports leave
         self.receive(out)
 
@@ -113,6 +116,12 @@ class Pipeline:
         return ack
 
     # --- the crash and the restart --------------------------------------------------------
+    def lose(self) -> None:
+        """Output released the waiting answers but the gateway never took them (it was
+        stopped with them still in its socket)."""
+        self.released.append(self.unreleased)
+        self.unreleased = self.unreleased[:0]
+
     def restart_point(self) -> tuple[int, int]:
         """(state_seq, answers of state_seq + 1 already released), as ``plan_restart``
         decides from output's progress: the last answer released and how many of its seq."""
@@ -138,6 +147,7 @@ class Pipeline:
             resting=state.matching.resting_orders(),
             id_log=read_id_log(self.directory) if id_log == "read" else id_log,
             resent=resent,
+            state_seq=state_seq,
             max_accounts=CONFIG.risk.max_accounts,
             next_order_id=int(commands["order_id"].max()) + 1,
         )
@@ -213,6 +223,7 @@ def test_a_restored_gateway_knows_its_orders_by_client_order_id(before):
         "in_flight": 2,  # b3 (its first two answers left before), a4
         "forgotten": 3,  # a3 and b1 done before; a5 never reached the journal
         "not_in_log": 0,
+        "missed_answers": 0,
     }
     after.send_again(resent, already)
     # nobody is logged on yet: the answers are logged by client order id for the accounts
@@ -265,6 +276,7 @@ def test_restored_counts(before):
         "in_flight": 1,  # a4
         "forgotten": 3,  # a3 and b1 done, a5 never journaled
         "not_in_log": 0,
+        "missed_answers": 0,
     }
 
 
@@ -282,6 +294,44 @@ def test_a_rejected_cancel_in_flight_is_the_cancels_after_the_restart(before):
     assert reply.reports[-1].request == "cancel"  # not the order's: a1 is done, not rejected
     assert open_by_cid(after, A2) == {"a2": (92, 3)}
     assert all(not o.pending for o in after.gateway._orders.values())
+
+
+def test_answers_the_old_gateway_never_took_are_a_gap(before):
+    pipe = before
+    seen = seqs(pipe.take(A))[-1]
+    pipe.send(B, buy("b3", 1, 100), release=False)  # a1's maker trade: A's report
+    pipe.lose()  # released by output, never taken by the gateway: it will not come again
+    pipe.send(A, buy("a4", 4, 95), release=False)
+    state_seq, already = pipe.restart_point()
+    after, resent = pipe.restart(state_seq)
+    assert after.gateway.restored["missed_answers"] == 1
+    after.send_again(resent, already)
+    ack = after.logon(A2, 1)
+    assert ack.last_report_seq == seen + 2  # one skipped, then a4's accepted
+    after.send(A2, P.ReportsSince(seq=seen))
+    (reply,) = after.take(A2)
+    assert reply.gap and kinds(reply.reports) == [("accepted", "a4")]
+    assert open_by_cid(after, A2) == {"a1": (100, 2), "a2": (92, 3), "a4": (95, 4)}
+
+
+def test_answers_the_old_gateway_took_are_not_reported_twice(before):
+    """Output had not counted the last batch as released (killed between handing it over
+    and writing its progress): it sends it again, the gateway's log says it took it."""
+    pipe = before
+    b_seq = pipe.gateway.accounts[2].log.last_seq
+    assert kinds(pipe.take(B))[-1] == ("accepted", "b2")
+    state_seq = int(pipe.journal[-1]["seq"][-1]) - 1  # b2's new is sent again
+    after, resent = pipe.restart(state_seq)
+    assert after.gateway.restored["missed_answers"] == 0
+    after.send_again(resent, 0)
+    ack = after.logon(B2, 2)
+    assert ack.last_report_seq == b_seq
+    after.send(B2, P.ReportsSince(seq=b_seq))
+    (reply,) = after.take(B2)
+    assert (reply.reports, reply.gap) == ([], False)
+    assert open_by_cid(after, B2) == {"b2": (110, 4)}
+    after.send(B2, P.Cancel(client_order_id="b2"))
+    assert seqs(after.take(B2)) == [b_seq + 1, b_seq + 2]
 
 
 def test_a_second_restart_restores_from_the_log_the_first_one_wrote(before):

@@ -7,7 +7,12 @@ file keeps both, next to the journal (``ID_LOG_NAME`` in its directory: durable 
 
 * an ``ORDER`` record for every NEW the gateway sends (order id, account, symbol, side, the
   NEW's quantity and the client order id as at most ``MAX_CLIENT_ORDER_ID`` UTF-8 bytes);
-* a ``REPORTS`` record of an account's last report seq, whenever it grew.
+* a ``REPORTS`` record of an account's last report seq, whenever it grew;
+* an ``APPLIED`` record of how far the released answers the gateway took went (the seq of
+  the last one and how many answers of that seq): after a restart the answers sent again
+  up to there are not reported again, those after are (output's own count of what it
+  released is a guess for the gateway: it may have sent a batch the gateway never took,
+  or the gateway may have taken one output had not counted yet).
 
 **Order of writes.** ``flush()`` writes everything noted since the last one with one
 ``write`` (one per gateway round, however many orders it took). The process flushes before
@@ -21,7 +26,8 @@ journaled (and fsynced per the journal's policy) only after it left the ring, so
 mapping is durable at least as soon as the command. Without it a kill -9 loses nothing
 (the write is in the page cache) but a power cut may lose mappings of durable orders,
 which then stay unknown by client order id after a restart (they still trade and show in
-market data). The fsync runs only in rounds that sent a NEW or a report: group commit.
+market data). The fsync runs only in rounds that sent a NEW or a report (group commit);
+an ``APPLIED`` record alone is not fsynced: losing it costs a spurious gap signal.
 
 **Reading.** Fixed-size checksummed records after a header record naming the format: a
 torn last record (a kill -9 in the middle of a write) and anything from the first record
@@ -48,10 +54,11 @@ from stages.gateway.protocol import MAX_CLIENT_ORDER_ID, SIDES
 #: the log's file name in the directory the stage is given (the journal's)
 ID_LOG_NAME = "gateway-orders.tpg"
 
-HEADER, ORDER, REPORTS = 0, 1, 2
+HEADER, ORDER, REPORTS, APPLIED = 0, 1, 2, 3
 _MAGIC = b"tradepipe gateway order-id log v1"
 
-#: one record: ``value`` is the NEW's qty (``ORDER``) or the last report seq (``REPORTS``)
+#: one record: ``value`` is the NEW's qty (``ORDER``), the last report seq (``REPORTS``) or
+#: the answers of seq ``order_id`` taken (``APPLIED``)
 ID_LOG_DTYPE = np.dtype(
     [
         ("kind", "u1"),
@@ -91,6 +98,8 @@ class IdLogContents:
     orders: dict[int, LoggedOrder] = field(default_factory=dict)
     report_seqs: dict[int, int] = field(default_factory=dict)
     ignored_bytes: int = 0
+    #: (seq, answers of it) of the last released answer the gateway took; None: unknown
+    applied: tuple[int, int] | None = None
 
     @property
     def highest_order_id(self) -> int:
@@ -138,6 +147,13 @@ def report_records(report_seqs: dict[int, int]) -> np.ndarray:
     return _sealed(records)
 
 
+def applied_record(applied: tuple[int, int]) -> np.ndarray:
+    """The ``APPLIED`` record of (seq, answers of it taken)."""
+    record = np.zeros(1, dtype=ID_LOG_DTYPE)
+    record["kind"], record["order_id"], record["value"] = APPLIED, applied[0], applied[1]
+    return _sealed(record)
+
+
 def read_id_log(directory: str | os.PathLike[str]) -> IdLogContents | None:
     """The log in ``directory``; None if there is none or the file is not an id log."""
     path = Path(directory) / ID_LOG_NAME
@@ -159,7 +175,7 @@ def read_id_log(directory: str | os.PathLike[str]) -> IdLogContents | None:
         return None
     bad = np.flatnonzero(
         (_checksums(records) != records["crc"])
-        | ((records["kind"] != ORDER) & (records["kind"] != REPORTS))
+        | ((records["kind"] < ORDER) | (records["kind"] > APPLIED))
     )
     end = int(bad[0]) if len(bad) else len(records)
     contents = IdLogContents(ignored_bytes=len(data) - (1 + end) * size)
@@ -174,8 +190,10 @@ def read_id_log(directory: str | os.PathLike[str]) -> IdLogContents | None:
                 value,
                 cid[:cid_len].decode("utf-8", "replace"),
             )
-        else:
+        elif kind == REPORTS:
             contents.report_seqs[account] = value
+        else:
+            contents.applied = (order_id, value)
     return contents
 
 
@@ -188,6 +206,7 @@ class IdLog:
         self._fd = fd
         self._orders: list[Order] = []
         self._report_seqs: dict[int, int] = {}
+        self._applied: tuple[int, int] | None = None
         self.counters = {"id_log_writes": 0, "id_log_records": 0}
 
     @classmethod
@@ -198,6 +217,7 @@ class IdLog:
         fsync: bool,
         orders: list[Order] = (),  # type: ignore[assignment]
         report_seqs: dict[int, int] | None = None,
+        applied: tuple[int, int] | None = None,
     ) -> IdLog:
         """A new log in ``directory`` holding ``orders`` and ``report_seqs`` (what a restored
         gateway still needs), replacing any old one at once (temp file, fsync, rename), so
@@ -206,9 +226,10 @@ class IdLog:
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / ID_LOG_NAME
         temp = directory / f".{ID_LOG_NAME}.{os.getpid()}.tmp"
-        body = np.concatenate(
-            (_header(), order_records(list(orders)), report_records(report_seqs or {}))
-        )
+        parts = [_header(), order_records(list(orders)), report_records(report_seqs or {})]
+        if applied is not None:
+            parts.append(applied_record(applied))
+        body = np.concatenate(parts)
         with open(temp, "wb") as file:
             file.write(body.tobytes())
             file.flush()
@@ -230,9 +251,14 @@ class IdLog:
         """Note accounts' last report seqs (written by the next ``flush``)."""
         self._report_seqs.update(report_seqs)
 
+    def note_applied(self, applied: tuple[int, int] | None) -> None:
+        """Note how far the gateway took the released answers (written by the next ``flush``)."""
+        if applied is not None:
+            self._applied = applied
+
     @property
     def dirty(self) -> bool:
-        return bool(self._orders or self._report_seqs)
+        return bool(self._orders or self._report_seqs or self._applied)
 
     def flush(self) -> int:
         """Write what was noted with one ``write`` (fsynced with ``fsync``); records written."""
@@ -243,12 +269,15 @@ class IdLog:
             parts.append(order_records(self._orders))
         if self._report_seqs:
             parts.append(report_records(self._report_seqs))
+        sync = self.fsync and bool(parts)  # not for an APPLIED record alone
+        if self._applied is not None:
+            parts.append(applied_record(self._applied))
         data = (np.concatenate(parts) if len(parts) > 1 else parts[0]).tobytes()
-        self._orders, self._report_seqs = [], {}
+        self._orders, self._report_seqs, self._applied = [], {}, None
         view = memoryview(data)
         while view:  # a regular file writes everything at once; a signal may cut it short
             view = view[os.write(self._fd, view) :]
-        if self.fsync:
+        if sync:
             os.fdatasync(self._fd)
         records = len(data) // ID_LOG_DTYPE.itemsize
         self.counters["id_log_writes"] += 1

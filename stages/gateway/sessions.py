@@ -182,6 +182,12 @@ class Gateway:
         self.accounts: dict[int, Account] = {}
         self._orders: dict[int, Order] = {}  # by order id: open ones, and done ones in flight
         self._reported: set[int] = set()  # accounts whose report seq grew (``report_seqs``)
+        #: (seq, answers of it) of the last released answer taken: how far ``on_events`` got
+        self.applied: tuple[int, int] | None = (0, 0)
+        #: after a restore: answers up to this point were reported before (and the count of
+        #: those of its seq seen again so far)
+        self._silent_until: tuple[int, int] | None = None
+        self._silent_seen = 0
         #: what ``restore`` found (empty for a gateway that was not restored)
         self.restored: dict[str, int | str] = {}
         self.counters: dict[str, int] = dict.fromkeys(
@@ -207,6 +213,7 @@ class Gateway:
         resting: np.ndarray,
         id_log: IdLogContents | None,
         resent: np.ndarray | None = None,
+        state_seq: int | None = None,
         max_accounts: int | None = None,
         next_order_id: int = FIRST_ORDER_ID,
         report_log_size: int = REPORT_LOG_SIZE,
@@ -218,7 +225,8 @@ class Gateway:
         rows: symbol, side, price, order id, account, open qty, ...); ``resent``: the
         journaled commands after the restart's seq, which the pipeline sends again (their
         answers come back through ``on_events``); ``id_log``: what ``read_id_log`` found
-        (None: no log, or not one: nothing is restored, ``restored["id_log"]`` says so).
+        (None: no log, or not one: nothing is restored, ``restored["id_log"]`` says so);
+        ``state_seq``: the restart's seq (the answers of commands up to it never come again).
 
         Every order of the log that rests gets its client order id back, open and
         acknowledged with the engine's price and open quantity; every NEW sent again is
@@ -228,6 +236,12 @@ class Gateway:
         journal) is forgotten: nothing of them will be answered. Each account's report log
         continues above the last seq the log holds. ``filled_qty`` of a restored order is
         what of its quantity is no longer open (fills, and any reduce before the restart).
+
+        The answers sent again are reported only after the point the log says the old
+        gateway had taken (``on_events`` then ignores output's ``already_reported``). If
+        that point is before ``state_seq``, the old gateway never took answers that will not
+        come again: every account's report seq skips one, so a client that asks
+        ``ReportsSince`` its last seq is told ``gap`` and resynchronises with ``OpenOrders``.
         """
         gateway = cls(
             symbols,
@@ -237,7 +251,7 @@ class Gateway:
             reports_page=reports_page,
         )
         restored: dict[str, int | str] = dict.fromkeys(
-            ("open", "in_flight", "forgotten", "not_in_log"), 0
+            ("open", "in_flight", "forgotten", "not_in_log", "missed_answers"), 0
         )
         gateway.restored = restored
         if id_log is None:
@@ -246,8 +260,16 @@ class Gateway:
             return gateway
         restored["id_log"] = f"{len(id_log.orders)} orders"
         gateway.resume_order_ids(id_log.highest_order_id)
-        for account, seq in id_log.report_seqs.items():
+        missed = 0  # 1: answers the old gateway never took will not come again
+        if id_log.applied is not None:
+            gateway.applied = gateway._silent_until = id_log.applied
+            if state_seq is not None and id_log.applied[0] < state_seq:
+                missed = 1
+        restored["missed_answers"] = missed
+        accounts = set(id_log.report_seqs) | {o.account for o in id_log.orders.values()}
+        for account in sorted(accounts):
             if 0 < account < gateway.max_accounts:
+                seq = id_log.report_seqs.get(account, 0) + missed
                 gateway._account(account).log = ReportLog(report_log_size, seq)
         found: list[Order] = []
         for symbol, side, price, order_id, account, leaves in resting[:, :6].tolist():
@@ -310,13 +332,13 @@ class Gateway:
         restored["forgotten"] = len(id_log.orders) - len(by_id)
         return gateway
 
-    def id_log_state(self) -> tuple[list[Order], dict[int, int]]:
+    def id_log_state(self) -> tuple[list[Order], dict[int, int], tuple[int, int] | None]:
         """What a new order-id log must hold for this gateway to be restored again: the
-        orders it still knows (open, or with requests in flight), oldest first, and every
-        account's last report seq."""
+        orders it still knows (open, or with requests in flight), oldest first, every
+        account's last report seq, and how far it took the released answers."""
         orders = sorted(self._orders.values(), key=lambda o: o.order_id)
         seqs = {a: acc.log.last_seq for a, acc in self.accounts.items() if acc.log.last_seq}
-        return orders, seqs
+        return orders, seqs, self.applied
 
     def report_seqs(self) -> dict[int, int]:
         """The last report seq of every account that was reported to since the last call
@@ -405,14 +427,38 @@ class Gateway:
         Reports are logged whether or not the owner is connected (``ReportsSince``).
         ``already_reported``: the first so many events were reported before a restart
         (output hands them over again with the rest of their command's answers): they move
-        the orders along and report nothing.
+        the orders along and report nothing. A gateway restored with a log that says how far
+        it got decides that itself instead (``restore``).
         """
         out: list[Outgoing] = []
+        if not len(events):
+            return out
+        if self._silent_until is not None:
+            already_reported = self._silence(events["seq"])
         if already_reported:
             self._apply(event_rows(events[:already_reported]), report=False)
-            events = events[already_reported:]
-        self._apply(event_rows(events), report=True, out=out)
+        self._apply(event_rows(events[already_reported:]), report=True, out=out)
+        self._advance(events["seq"])
         return out
+
+    def _silence(self, seqs: np.ndarray) -> int:
+        """How many events at the front of a batch the gateway took before its restart."""
+        until_seq, until_count = self._silent_until  # type: ignore[misc]
+        before = int(np.searchsorted(seqs, until_seq, "left"))
+        at = int(np.searchsorted(seqs, until_seq, "right")) - before
+        silent = before + min(at, max(until_count - self._silent_seen, 0))
+        self._silent_seen += at
+        if int(seqs[-1]) > until_seq:
+            self._silent_until = None  # past it: everything from now on is new
+        return silent
+
+    def _advance(self, seqs: np.ndarray) -> None:
+        """``applied`` after a batch: its last seq and how many of that seq came so far."""
+        last = int(seqs[-1])
+        count = len(seqs) - int(np.searchsorted(seqs, last, "left"))
+        if self.applied is not None and self.applied[0] == last and count == len(seqs):
+            count += self.applied[1]
+        self.applied = (last, count)
 
     def _apply(self, rows: list[tuple], *, report: bool, out: list[Outgoing] | None = None) -> None:
         orders = self._orders

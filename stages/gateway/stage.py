@@ -22,8 +22,8 @@ Sockets (ZeroMQ) and rings:
 
 The order-id log (``stages.gateway.id_log``, in ``journal_dir``): the NEWs a round claimed
 slots for are written (one write, fsynced with ``id_log_fsync``) before the round publishes
-them into the orders ring, and the accounts' report seqs before the round's reports are
-sent. After a crash the restarted gateway is ``Gateway.restore``d from the restart state's
+them into the orders ring, and the accounts' report seqs (and how far the released answers
+were taken) before the round's reports are sent. After a crash the restarted gateway is ``Gateway.restore``d from the restart state's
 resting orders, the journaled commands after it (sent again by ingest) and that log, so
 clients find their orders by client order id again; it then starts a new, compact log.
 
@@ -123,6 +123,7 @@ class GatewayProcess:
                 resting=resting,
                 id_log=read_id_log(Path(directory).expanduser()) if directory else None,
                 resent=_resent(directory, restart) if directory else None,
+                state_seq=restart.state_seq,
                 max_accounts=engine.risk.max_accounts,
             )
             self.gateway.resume_order_ids(restart.max_order_id)
@@ -132,12 +133,13 @@ class GatewayProcess:
             self.depth = DepthBuilder(levels=config.depth)
         self.id_log: IdLog | None = None
         if config.journal_dir:  # a fresh run's new log, or the restored gateway's compact one
-            orders, seqs = self.gateway.id_log_state()
+            orders, seqs, applied = self.gateway.id_log_state()
             self.id_log = IdLog.start(
                 Path(config.journal_dir).expanduser(),
                 fsync=config.id_log_fsync,
                 orders=orders,
                 report_seqs=seqs,
+                applied=applied,
             )
         self._claimed = False  # slots of the orders ring claimed, not yet published
         self.symbols = symbols
@@ -274,6 +276,7 @@ class GatewayProcess:
 
     def _take_reports(self) -> None:
         reports: list[Outgoing] = []
+        batches = 0
         for _ in range(ROUND):
             try:
                 frames = self.pull.recv_multipart(zmq.NOBLOCK)
@@ -287,12 +290,14 @@ class GatewayProcess:
             # along (and the books) but are not reported again
             released = int.from_bytes(frames[1], "little") if len(frames) > 1 else 0
             self.counters["report_batches"] += 1
+            batches += 1
             reports.extend(self.gateway.on_events(events, released))
             for message in self.depth.process(events):
                 self._publish(message)
         seqs = self.gateway.report_seqs()
-        if seqs and self.id_log is not None:
+        if batches and self.id_log is not None:
             self.id_log.note_report_seqs(seqs)
+            self.id_log.note_applied(self.gateway.applied)
             self.id_log.flush()  # no client sees a report seq the log does not hold
         for outgoing in reports:
             self._send(outgoing)
