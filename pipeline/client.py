@@ -37,6 +37,7 @@ Every socket has LINGER 0: closing never blocks on a gateway that went away.
 from __future__ import annotations
 
 import collections
+import math
 import os
 import secrets
 import time
@@ -182,6 +183,9 @@ class Client:
         self._socket = self._context.socket(zmq.DEALER)
         try:
             _secure(self._socket, curve)
+            # a report is never dropped on this side: no receive high-water mark (ZeroMQ
+            # drops what a full pipe cannot take, silently, on the sender's side too)
+            self._socket.rcvhwm = 0
             self._socket.connect(endpoint)
             self.ack = self._logon(logon, timeout, curve is not None)
         except BaseException:
@@ -391,7 +395,7 @@ class Client:
                     self._send(P.Heartbeat())
                     due = now + self.heartbeat_interval / 2
                 wait = due - now if wait is None else min(wait, due - now)
-            if self._socket.poll(None if wait is None else max(0, int(wait * 1000) + 1)):
+            if self._socket.poll(None if wait is None else math.ceil(max(0.0, wait) * 1000)):
                 frame = self._socket.recv()
                 try:
                     message = self.codec.decode_reply(frame)
@@ -433,8 +437,10 @@ class Update:
 class MarketData:
     """Local books of the market-data feed at ``endpoint`` (see the module docstring).
 
-    ``subscribe(symbols)`` by name (``"BTC-USD"``: the topic the publisher uses for a
-    symbol it has a name for) or by id (a symbol without a name); no symbols: every one.
+    ``subscribe(symbols)`` by name (``"BTC-USD"``) or by id; no symbols: every one. The
+    publisher sends a symbol under its name or its id (``stages.marketdata.topic``);
+    ``names`` (name → id, the venue's instruments) lets a subscription by either receive
+    both, and ``book("BTC-USD")`` find the book of id 1 before its first message.
     ``books()`` / ``book(symbol)`` are the books so far; ``updates()`` / ``poll()`` read
     the socket and apply what came.
     """
@@ -446,11 +452,12 @@ class MarketData:
         server_key: str | bytes | os.PathLike | None = None,
         keys: KeysArg = None,
         levels_kept: int = 50,
+        names: dict[str, int] | None = None,
         context: zmq.Context | None = None,
     ) -> None:
         self.endpoint = endpoint
         self._books: dict[int, LocalBook] = {}
-        self._names: dict[str, int] = {}
+        self._names: dict[str, int] = dict(names or {})
         self._trades_kept = levels_kept
         self.counters = collections.Counter[str]()
         curve = curve_options(keys, server_key)
@@ -464,9 +471,20 @@ class MarketData:
             raise
 
     def subscribe(self, symbols: Iterable[str | int] = ()) -> MarketData:
-        """Receive these symbols' messages (every symbol's if none is given)."""
-        symbols = list(symbols)
-        for prefix in [topic(s) for s in symbols] or [TOPIC_PREFIX]:
+        """Receive these symbols' messages (every symbol's if none is given).
+
+        A name whose id is known (``names``) is subscribed under both topics, and an id
+        whose name is known too: a publisher may send under either (``topic``).
+        """
+        prefixes = set()
+        ids = {ident: name for name, ident in self._names.items()}
+        for symbol in symbols:
+            prefixes.add(topic(symbol))
+            if isinstance(symbol, str) and symbol in self._names:
+                prefixes.add(topic(self._names[symbol]))
+            elif isinstance(symbol, int) and symbol in ids:
+                prefixes.add(topic(ids[symbol]))
+        for prefix in sorted(prefixes) or [TOPIC_PREFIX]:
             self._socket.setsockopt(zmq.SUBSCRIBE, prefix)
         return self
 
@@ -483,7 +501,7 @@ class MarketData:
 
     def poll(self, timeout: float | None = 0.0) -> Update | None:
         """Receive and apply one message within ``timeout`` seconds (None: forever)."""
-        wait = None if timeout is None else max(0, int(timeout * 1000))
+        wait = None if timeout is None else math.ceil(max(0.0, timeout) * 1000)
         if not self._socket.poll(wait):
             return None
         frames = self._socket.recv_multipart()

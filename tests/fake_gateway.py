@@ -54,6 +54,7 @@ FUNDED = (1, 2, 3)  # account 4 has nothing: its orders are rejected INSUFFICIEN
 ZAP_ENDPOINT = "inproc://zeromq.zap.01"
 POLL_MS = 5
 EXPIRE_EVERY = 0.02
+BATCH = 1024  # frames handled per engine batch at most
 
 
 class FakeGateway:
@@ -163,7 +164,7 @@ class FakeGateway:
                     socket.curve_server = True
                     socket.curve_publickey, socket.curve_secretkey = self.curve
                     socket.zap_domain = b"tradepipe"
-            router.router_mandatory = False
+            router.sndhwm = 0  # a ROUTER drops what a full pipe cannot take: never here
             router.bind(self.endpoint)
             publisher.bind(self.md_endpoint)
             self._router, self._publisher = router, publisher
@@ -193,7 +194,11 @@ class FakeGateway:
             if zap is not None and zap in ready:
                 self._zap(zap)
             if router in ready:
-                while router.poll(0):
+                # what waits is handled as one batch, as ingest batches a ring's records
+                batch: list[np.ndarray] = []
+                for _ in range(BATCH):
+                    if not router.poll(0):
+                        break
                     identity, frame = router.recv_multipart(copy=False)
                     allowed = None
                     if self.curve is not None:
@@ -203,7 +208,9 @@ class FakeGateway:
                     )
                     self._send(step.replies)
                     if len(step.commands):
-                        self._process(step.commands)
+                        batch.append(step.commands)
+                if batch:
+                    self._process(np.concatenate(batch))
             while not self._calls.empty():
                 fn, answer = self._calls.get()
                 try:
