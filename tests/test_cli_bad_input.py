@@ -1084,8 +1084,304 @@ ADMIN_CASES: list[Case] = [
 ]
 
 
+# --- tradepipe order / md / load / keys: the gateway's verbs ---------------------------------
+def _rd(tmp: Path) -> list[str]:
+    return ["--run-dir", str(tmp / "rd")]
+
+
+def _order(*argv: str) -> Callable[[Path], list[str]]:
+    return lambda tmp: ["order", *argv, *_rd(tmp)]
+
+
+def _load(*argv: str) -> Callable[[Path], list[str]]:
+    return lambda tmp: ["load", *argv, *_rd(tmp)]
+
+
+def _pipeline_without_gateway(tmp: Path) -> None:
+    """A live manifest (this process as its supervisor) naming no gateway endpoint."""
+    from pipeline.control import PipelineManifest, prepare_run_dir, write_manifest
+    from ringbuffer.peers import process_start_ms
+
+    run_dir = tmp / "rd"
+    prepare_run_dir(run_dir)
+    endpoint = f"ipc://{run_dir}/control.sock"
+    me = os.getpid()
+    write_manifest(run_dir, PipelineManifest(me, process_start_ms(me), endpoint, endpoint))
+
+
+def _keys_made(tmp: Path) -> None:
+    from pipeline.keys import new_keys
+
+    new_keys("alice", tmp, (1,))
+
+
+_NO_PIPELINE = r"no pipeline running \(no run directory .*rd\)"
+
+GATEWAY_CASES: list[Case] = [
+    *(
+        Case(
+            f"{name}-no-pipeline-running",
+            argv,
+            ExitStatus.FAILED,
+            _NO_PIPELINE,
+        )
+        for name, argv in (
+            ("order-buy", _order("buy", "BTC-USD", "1", "--price", "100")),
+            ("order-cancel", _order("cancel", "c1")),
+            ("md-watch", lambda tmp: ["md", "watch", "BTC-USD", "--once", *_rd(tmp)]),
+            ("load", _load("--clients", "2", "--rate", "100", "--duration", "1")),
+        )
+    ),
+    Case(
+        "order-pipeline-without-gateway",
+        _order("sell", "1", "1", "--price", "100"),
+        ExitStatus.FAILED,
+        r"the pipeline in .*rd runs no order-entry gateway \(start it with \[load\] source = "
+        r'"gateway" or \[gateway\] enabled = true\), or name one with --endpoint',
+        _pipeline_without_gateway,
+    ),
+    Case(
+        "order-no-gateway-at-endpoint",
+        lambda tmp: [
+            "order",
+            "buy",
+            "1",
+            "1",
+            "--price",
+            "5",
+            "--wait",
+            "0.2",
+            "--endpoint",
+            f"ipc://{tmp}/nobody.sock",
+        ],
+        ExitStatus.FAILED,
+        r"no answer to the logon from the gateway at ipc://.*nobody\.sock within 0\.2 s: is a "
+        r"pipeline with a gateway running there\?",
+    ),
+    *(
+        Case(
+            f"order-qty-{name}",
+            _order("buy", "BTC-USD", qty, "--price", "100"),
+            ExitStatus.USAGE,
+            message,
+        )
+        for name, qty, message in (
+            ("zero", "0", r"QTY 0 is invalid: Expected `int` >= 1$"),
+            ("negative", "-5", r"QTY -5 is invalid: Expected `int` >= 1$"),
+            (
+                "beyond-int64",
+                str(2**63),
+                r"QTY 9223372036854775808 is out of range: expected "
+                r"at most 9223372036854775807",
+            ),
+            ("huge", str(10**30), r"QTY 10+ is out of range"),
+            ("not-a-number", "ten", r"QTY 'ten' is not an integer"),
+        )
+    ),
+    Case(
+        "order-price-zero",
+        _order("buy", "BTC-USD", "1", "--price", "0"),
+        ExitStatus.USAGE,
+        r"--price 0 is invalid: a limit price is 1 or more",
+    ),
+    Case(
+        "order-symbol-id-beyond-uint16",
+        _order("buy", "70000", "1", "--price", "100"),
+        ExitStatus.USAGE,
+        r"SYMBOL '70000' is invalid: Expected `int` <= 65535",
+    ),
+    Case(
+        "order-symbol-name-too-long",
+        _order("buy", "X" * 40, "1", "--price", "100"),
+        ExitStatus.USAGE,
+        r"SYMBOL 'X+' is invalid: Expected `str` of length <= 32",
+    ),
+    Case(
+        "order-bad-tif",
+        _order("buy", "BTC-USD", "1", "--tif", "day"),
+        ExitStatus.USAGE,
+        r"argument --tif: invalid choice: 'day' \(choose from '?gtc'?, '?ioc'?, '?fok'?\)",
+    ),
+    Case(
+        "order-account-not-a-number",
+        _order("buy", "BTC-USD", "1", "--account", "alice"),
+        ExitStatus.USAGE,
+        r"--account 'alice' is not an integer",
+    ),
+    Case(
+        "order-account-zero",
+        _order("sell", "BTC-USD", "1", "--account", "0"),
+        ExitStatus.USAGE,
+        r"--account 0 is out of range: expected 1\.\.4294967295 \(0 is the fee account\)",
+    ),
+    Case(
+        "order-client-order-id-with-a-space",
+        _order("buy", "BTC-USD", "1", "--client-order-id", "my order"),
+        ExitStatus.USAGE,
+        r"CLORDID 'my order' is invalid: Expected `str` matching regex",
+    ),
+    Case(
+        "order-cancel-client-order-id-too-long",
+        _order("cancel", "c" * 65),
+        ExitStatus.USAGE,
+        r"CLORDID 'c+' is invalid: Expected `str` of length <= 64",
+    ),
+    Case(
+        "order-wait-zero",
+        _order("buy", "BTC-USD", "1", "--wait", "0"),
+        ExitStatus.USAGE,
+        r"--wait 0 is invalid: expected 0 < S <= 3600 seconds",
+    ),
+    Case(
+        "order-key-without-server-key",
+        _order("buy", "BTC-USD", "1", "--key", "alice.key_secret"),
+        ExitStatus.USAGE,
+        r"CURVE needs both --key and --server-key: --key given, --server-key not",
+        _keys_made,
+    ),
+    Case(
+        "order-key-file-missing",
+        _order("buy", "BTC-USD", "1", "--key", "nope.key_secret", "--server-key", "alice.key"),
+        ExitStatus.USAGE,
+        r"key file nope\.key_secret: cannot read it: No such file or directory",
+        _keys_made,
+    ),
+    Case(
+        "order-endpoint-not-zmq",
+        _order("buy", "BTC-USD", "1", "--endpoint", "http://x"),
+        ExitStatus.USAGE,
+        r"--endpoint 'http://x': use ipc://PATH or tcp://HOST:PORT",
+    ),
+    Case(
+        "order-without-qty",
+        lambda tmp: ["order", "buy", "BTC-USD"],
+        ExitStatus.USAGE,
+        r"the following arguments are required: QTY",
+    ),
+    Case(
+        "md-watch-symbol-with-a-dot",
+        lambda tmp: ["md", "watch", "BTC.USD", *_rd(tmp)],
+        ExitStatus.USAGE,
+        r"SYMBOL 'BTC\.USD': symbol name 'BTC\.USD' must be printable, without dots or spaces",
+    ),
+    Case(
+        "md-watch-levels-zero",
+        lambda tmp: ["md", "watch", "BTC-USD", "--levels", "0", *_rd(tmp)],
+        ExitStatus.USAGE,
+        r"--levels 0 is invalid: expected 1\.\.1000",
+    ),
+    Case(
+        "md-watch-pipeline-without-feed",
+        lambda tmp: ["md", "watch", "1", "--once", *_rd(tmp)],
+        ExitStatus.FAILED,
+        r"the pipeline in .*rd runs no market-data feed",
+        _pipeline_without_gateway,
+    ),
+    *(
+        Case(f"load-{name}", _load(*argv), ExitStatus.USAGE, message)
+        for name, argv, message in (
+            (
+                "zero-clients",
+                ("--clients", "0", "--rate", "100", "--duration", "1"),
+                r"--clients 0 is invalid: expected 1\.\.256",
+            ),
+            (
+                "too-many-clients",
+                ("--clients", "1000", "--rate", "100", "--duration", "1"),
+                r"--clients 1000 is invalid: expected 1\.\.256",
+            ),
+            (
+                "rate-zero",
+                ("--clients", "1", "--rate", "0", "--duration", "1"),
+                r"--rate 0 is invalid: expected 0\.001\.\.1e\+07",
+            ),
+            (
+                "rate-nan",
+                ("--clients", "1", "--rate", "nan", "--duration", "1"),
+                r"--rate nan is invalid",
+            ),
+            (
+                "duration-negative",
+                ("--clients", "1", "--rate", "10", "--duration", "-1"),
+                r"--duration -1 is invalid: expected 0\.001\.\.3600",
+            ),
+            (
+                "fewer-accounts-than-clients",
+                ("--clients", "3", "--rate", "10", "--duration", "1", "--accounts", "1,2"),
+                r"--accounts names 2 account\(s\) for 3 clients: each client needs its own",
+            ),
+            (
+                "accounts-not-numbers",
+                ("--clients", "1", "--rate", "10", "--duration", "1", "--accounts", "1,bob"),
+                r"--accounts '1,bob': 'bob' is not an account number",
+            ),
+        )
+    ),
+    Case(
+        "load-without-rate",
+        lambda tmp: ["load", "--clients", "1", "--duration", "1"],
+        ExitStatus.USAGE,
+        r"the following arguments are required: --rate",
+    ),
+    Case(
+        "keys-new-over-existing-files",
+        lambda tmp: ["keys", "new", "alice", "--accounts", "1", "--dir", str(tmp)],
+        ExitStatus.USAGE,
+        r"alice\.key already exists: keys are never overwritten",
+        _keys_made,
+    ),
+    Case(
+        "keys-new-client-without-accounts",
+        lambda tmp: ["keys", "new", "bob", "--dir", str(tmp)],
+        ExitStatus.USAGE,
+        r"a client key needs the accounts it may trade \(--accounts 1,2\)",
+    ),
+    Case(
+        "keys-new-server-with-accounts",
+        lambda tmp: ["keys", "new", "gw", "--server", "--accounts", "1", "--dir", str(tmp)],
+        ExitStatus.USAGE,
+        r"a server key trades no account: leave out --accounts with --server",
+    ),
+    Case(
+        "keys-new-bad-accounts",
+        lambda tmp: ["keys", "new", "bob", "--accounts", "1,0", "--dir", str(tmp)],
+        ExitStatus.USAGE,
+        r"accounts '1,0': account 0 is out of range 1\.\.4294967295",
+    ),
+    Case(
+        "keys-new-name-with-a-slash",
+        lambda tmp: ["keys", "new", "../bob", "--accounts", "1", "--dir", str(tmp)],
+        ExitStatus.USAGE,
+        r"key name '\.\./bob': use 1\.\.64 letters",
+    ),
+    Case(
+        "keys-new-missing-directory",
+        lambda tmp: ["keys", "new", "bob", "--accounts", "1", "--dir", str(tmp / "nope")],
+        ExitStatus.USAGE,
+        r"key directory .*nope does not exist: create it first or name another --dir",
+    ),
+    Case(
+        "keys-new-read-only-directory",
+        lambda tmp: ["keys", "new", "bob", "--accounts", "1", "--dir", str(tmp)],
+        ExitStatus.REFUSED,
+        r"cannot write keys in .*: [Pp]ermission denied",
+        None,
+        lambda tmp, monkeypatch: _fail_os_call("link", "bob.key_secret", errno.EACCES)(
+            tmp, monkeypatch
+        ),
+    ),
+]
+
+
 CASES = (
-    RUN_CASES + JOURNAL_CASES + REPLAY_CASES + FEED_CASES + CLEAN_CASES + VERB_CASES + ADMIN_CASES
+    RUN_CASES
+    + JOURNAL_CASES
+    + REPLAY_CASES
+    + FEED_CASES
+    + CLEAN_CASES
+    + VERB_CASES
+    + ADMIN_CASES
+    + GATEWAY_CASES
 )
 
 
