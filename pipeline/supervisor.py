@@ -66,6 +66,7 @@ from pipeline.control import (
 )
 from pipeline.exitcodes import CommandError, ExitStatus
 from pipeline.inprocess import ReplayCheck
+from pipeline.replica import ReplicaThread
 from pipeline.restart import plan_restart
 from pipeline.topology import COMMANDS, Topology, gateway_endpoints
 from ringbuffer import segment_name
@@ -373,12 +374,17 @@ class Supervisor:
         made: list[Path] = [progress]  # the files this run creates in run_dir
         restart: RestartPoint | None = None
         failures: list[float] = []  # when each restart happened (monotonic)
-        self._following = True
-        self._follower = JournalFollower(
-            config.journal.directory,
-            Engine(config.engine),
-            Snapshotter(store, snapshots.every_records),
+        self._durable = 0  # the durable seq, as the watch loop last read it
+        self._replica = ReplicaThread(
+            JournalFollower(
+                config.journal.directory,
+                Engine(config.engine),
+                Snapshotter(store, snapshots.every_records),
+            ),
+            lambda: self._durable,
+            self._warn,
         )
+        self._replica.start()
         try:
             while True:
                 try:
@@ -397,6 +403,7 @@ class Supervisor:
                     restart = plan_restart(config, progress, restart, state_file, self.release_log)
                     self._note_restart(failure, restart, time.perf_counter() - began)
         finally:
+            self._replica.stop()
             server.close()
             for path in made:
                 with contextlib.suppress(FileNotFoundError):
@@ -465,14 +472,10 @@ class Supervisor:
         return self._first_seq + ring.consumer_cursor("persistence")
 
     def _follow(self) -> None:
-        """One step of the snapshot replica (bounded work: the watch loop stays prompt)."""
-        if not self._following:
-            return
-        try:
-            self._follower.advance(self._durable_seq())
-        except (SnapshotError, JournalError) as error:  # the run goes on without them
-            self._following = False
-            self._warn(f"periodic snapshots stopped, the run goes on: {error}")
+        """Tell the snapshot replica how far the journal is durable. Read here, in the
+        watch loop's thread, which alone maps and unmaps the rings (a restart replaces
+        them); the replica's thread only reads the number."""
+        self._durable = max(self._durable, self._durable_seq())
 
     def _warn(self, text: str) -> None:
         self.report.warnings.append(text)
@@ -658,7 +661,8 @@ class Supervisor:
             return self._sequence(message)
         if isinstance(message, m.Snapshot):
             try:
-                seq, path = self._follower.snapshot_now(self._durable_seq())
+                self._follow()
+                seq, path = self._replica.snapshot_now()
             except (SnapshotError, JournalError) as error:
                 return m.Refused(f"no snapshot taken: {error}")
             return m.Ack(f"snapshot of the state after seq {seq:,} saved as {path}")
@@ -729,7 +733,8 @@ class Supervisor:
             matching.details["matching_hash"],
             risk.details["unsettled"],
         )
-        report.snapshots = len(self._follower.snapshots)
+        self._replica.stop()  # the checks below replay the journal: no replica beside them
+        report.snapshots = len(self._replica.snapshots)
         snapshots = Path(config.snapshots.directory).expanduser()
         for label, directory in (
             ("newest snapshot + journal", snapshots if snapshots.is_dir() else None),
