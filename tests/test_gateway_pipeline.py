@@ -6,17 +6,23 @@ a full orders ring is answered BUSY at once.
 from __future__ import annotations
 
 import contextlib
+import socket
 import threading
 import warnings
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import pytest
 import zmq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pipeline import keys
+from pipeline.client import Client, LogonError, LogonTimeout
 from pipeline.config import (
+    CurveConfig,
+    GatewayConfig,
     JournalConfig,
     LoadConfig,
     PipelineConfig,
@@ -276,3 +282,39 @@ def test_garbage_frames_get_a_reject_each_and_the_gateway_serves_on(tmp_path, fr
         ack = CODEC.decode_reply(exchange(CODEC.encode_request(p.Logon(account=5))))
         assert isinstance(ack, p.LogonAck)  # still serving
         assert process.orders.published == -1  # garbage never reached the ring
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.timeout(300)
+def test_tcp_with_curve_admits_only_authorised_keys_and_each_for_its_own_accounts(tmp_path):
+    keydir, clients = tmp_path / "keys", tmp_path / "keys" / "clients"
+    clients.mkdir(parents=True)
+    server = keys.new_keys("server", keydir, server=True)
+    trader = keys.new_keys("trader", clients, accounts=[1])
+    stranger = keys.new_keys("stranger", keydir, accounts=[1])  # not authorised
+    port = _free_port()
+    config = msgspec.structs.replace(
+        _config(tmp_path),
+        gateway=GatewayConfig(
+            bind=[f"tcp://127.0.0.1:{port}"],
+            curve=CurveConfig(server_key=str(server.secret_file), clients=str(clients)),
+        ),
+    )
+    supervisor = Supervisor(config, tag="gw-curve")
+    with running(supervisor) as outcome:
+        endpoint = f"tcp://127.0.0.1:{port}"
+        with Client(endpoint, 1, keys=trader.secret_file, server_key=server.public_file) as client:
+            order = client.buy("BTC-USD", 2, price=9_000)
+            reply = client.next_report(timeout=REPLY_MS / 1000)
+            assert isinstance(reply, p.Accepted) and reply.client_order_id == order
+        with pytest.raises(LogonError, match="account 2"):  # its key trades account 1 only
+            Client(endpoint, 2, keys=trader.secret_file, server_key=server.public_file)
+        with pytest.raises(LogonTimeout):  # an unknown key never gets a message through
+            Client(endpoint, 1, keys=stranger.secret_file, server_key=server.public_file, timeout=3)
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["report"].recovered
