@@ -161,6 +161,22 @@ def check_recovery(data: dict) -> None:
     assert all(positive(row[k]) for k in ("orders", "answered_at_kill", "rebuild_s", "back_s"))
 
 
+def check_gateway(data: dict) -> None:
+    rows = data["results"]
+    assert [(r["case"], r["clients"]) for r in rows] == [
+        ("throughput", 1), ("throughput", 2), ("throughput", 4), ("rtt_10k", 1), ("rtt_50k", 2),
+        ("echo_rtt_10k", 1), ("echo_throughput", 1),
+    ]  # fmt: skip
+    for row in rows:
+        assert set(row) == {
+            "case", "clients", "orders_per_s", "rtt_p50_us", "rtt_p99_us", "rtt_p999_us",
+        }  # fmt: skip
+        assert all(positive(row[k]) for k in ("orders_per_s", "rtt_p50_us", "rtt_p99_us"))
+        assert positive(row["rtt_p999_us"])
+    assert set(data["ratios"]) == {"rtt_10k_p50_over_echo", "throughput_2_over_echo"}
+    assert all(positive(v) for v in data["ratios"].values())
+
+
 CHECKS = {
     "ring": check_ring,
     "matching": check_matching,
@@ -170,6 +186,7 @@ CHECKS = {
     "pipeline": check_pipeline,
     "recovery": check_recovery,
     "market_data": check_market_data,
+    "gateway": check_gateway,
 }
 
 
