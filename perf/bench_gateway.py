@@ -72,10 +72,10 @@ FRAME_SIZE = len(
 
 
 # ---------------------------------------------------------------- the pipeline
-def run_config(directory: Path) -> RunConfig:
+def run_config(directory: Path, fsync: str = "batch") -> RunConfig:
     return RunConfig(
         load=LoadConfig(source="gateway", accounts=ACCOUNTS),
-        journal=JournalConfig(directory=str(directory / "journal")),
+        journal=JournalConfig(directory=str(directory / "journal"), fsync=fsync),
         snapshots=SnapshotConfig(directory=str(directory / "snapshots")),
         pipeline=PipelineConfig(run_dir=str(directory / "run")),
     )
@@ -84,8 +84,8 @@ def run_config(directory: Path) -> RunConfig:
 class Pipeline:
     """A supervisor running in a thread; ``endpoint`` its gateway's order entry."""
 
-    def __init__(self, directory: Path) -> None:
-        self.config = run_config(directory)
+    def __init__(self, directory: Path, fsync: str = "batch") -> None:
+        self.config = run_config(directory, fsync)
         self.supervisor = Supervisor(self.config, tag="benchgw")
         self.outcome: dict[str, Any] = {}
         self.thread = threading.Thread(target=self._drive, name="supervisor")
@@ -264,13 +264,19 @@ def ratio(a: float | None, b: float | None) -> float | None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = harness.parser("gateway", __doc__, runs=1, full_runs=3)
+    parser.add_argument(
+        "--fsync",
+        choices=("batch", "interval", "never"),
+        default="batch",
+        help="the pipeline's journal fsync policy (default: batch, the targets' setting)",
+    )
     args = harness.parse(parser, argv)
     signal.signal(signal.SIGTERM, _interrupted)  # unwinds: the pipeline is stopped, joined
     duration = harness.by_mode(args, smoke=0.3, quick=2.0, full=5.0)
     with tempfile.TemporaryDirectory(prefix="tp-bgw-") as tmp:
         directory = Path(tmp)
         harness.progress("starting the pipeline with the gateway")
-        with Pipeline(directory) as pipeline:
+        with Pipeline(directory, args.fsync) as pipeline:
             if args.mode != "smoke":  # a first order through every stage, not timed
                 gateway_case(pipeline.endpoint, 1, 2_000.0, 0.5)
 
@@ -312,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         return "-" if value is None else f"{value:,.{digits}f}"
 
     harness.print_table(
-        "gateway: client processes -> ZeroMQ -> the pipeline (fsync per batch) -> reports",
+        f"gateway: client processes -> ZeroMQ -> the pipeline (fsync {args.fsync}) -> reports",
         [harness.Column("case", "<"), "clients", "orders/s", "p50 µs", "p99 µs", "p99.9 µs"],
         [
             (
@@ -330,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
             "targets: >= 150 k orders/s with 2 clients; at 10 k/s p50 <= 150 µs and <= 3x echo",
         ],
     )
-    return harness.finish(args, {"results": results, "ratios": ratios})
+    return harness.finish(args, {"results": results, "ratios": ratios, "fsync": args.fsync})
 
 
 if __name__ == "__main__":

@@ -175,6 +175,7 @@ def check_gateway(data: dict) -> None:
         assert positive(row["rtt_p999_us"])
     assert set(data["ratios"]) == {"rtt_10k_p50_over_echo", "throughput_2_over_echo"}
     assert all(positive(v) for v in data["ratios"].values())
+    assert data["fsync"] == "batch"
 
 
 CHECKS = {
