@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zmq
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pipeline.control import PipelineClient, find_pipeline
 from pipeline.control_messages import Status
@@ -121,6 +123,15 @@ class Pipeline:
         stopped with them still in its socket)."""
         self.released.append(self.unreleased)
         self.unreleased = self.unreleased[:0]
+
+    def release_through(self, seq: int) -> None:
+        """Hand the gateway every waiting answer of commands up to ``seq``."""
+        self.release(int(np.searchsorted(self.unreleased["seq"], seq, "right")))
+
+    def lose_some(self, count: int) -> None:
+        """Output released the next ``count`` answers; the gateway never took them."""
+        self.released.append(self.unreleased[:count])
+        self.unreleased = self.unreleased[count:]
 
     def restart_point(self) -> tuple[int, int]:
         """(state_seq, answers of state_seq + 1 already released), as ``plan_restart``
@@ -433,6 +444,115 @@ def test_the_id_log_is_written_once_per_flush(tmp_path):
     assert contents.report_seqs == {1: 7}
     assert (tmp_path / ID_LOG_NAME).stat().st_size == 7 * ID_LOG_DTYPE.itemsize
     log.close()
+
+
+# --- random flows, crashed anywhere ------------------------------------------------------------
+
+_FLOW = st.lists(
+    st.tuples(
+        st.integers(0, 2),  # which account
+        st.sampled_from(["new", "new", "new", "cancel", "replace", "reduce", "mass"]),
+        st.integers(0, 4),  # client order id
+        st.sampled_from(["buy", "sell"]),
+        st.integers(1, 5),  # qty
+        st.integers(97, 103),  # price
+        st.sampled_from(["gtc", "gtc", "ioc"]),
+    ),
+    min_size=1,
+    max_size=30,
+)
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    flow=_FLOW,
+    lag=st.integers(0, 4),  # answers of the last so many requests not released at the crash
+    partial=st.integers(0, 4),  # then this many more answers released...
+    lost=st.booleans(),  # ...and taken by the gateway, or not
+)
+def test_random_flows_crashed_anywhere_restore_the_engines_view(
+    tmp_path_factory, flow, lag, partial, lost
+):
+    _crash_anywhere(tmp_path_factory, flow, lag, partial, lost)
+
+
+@pytest.mark.slow
+@settings(
+    max_examples=1500,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(flow=_FLOW, lag=st.integers(0, 4), partial=st.integers(0, 4), lost=st.booleans())
+def test_random_flows_crashed_anywhere_restore_the_engines_view_long(
+    tmp_path_factory, flow, lag, partial, lost
+):
+    _crash_anywhere(tmp_path_factory, flow, lag, partial, lost)
+
+
+def _crash_anywhere(tmp_path_factory, flow, lag, partial, lost) -> None:
+    """Whatever was in flight, half-answered or never taken at the crash, the restored
+    gateway's open orders are the engine's by order id, nothing awaits an answer that will
+    not come, report seqs only go up, and every restored order can be cancelled by its
+    client order id."""
+    pipe = Pipeline(tmp_path_factory.mktemp("flow"))
+    pipe.fund()
+    identities = [b"s0", b"s1", b"s2"]
+    for i, identity in enumerate(identities):
+        pipe.logon(identity, i + 1)
+    for who, action, cid, side, qty, price, tif in flow:
+        name = f"c{cid}"
+        if action == "new":
+            request = P.NewOrder(name, 1, side, qty=qty, price=price, tif=tif)
+        elif action == "cancel":
+            request = P.Cancel(client_order_id=name)
+        elif action == "replace":
+            request = P.Replace(client_order_id=name, price=price)
+        elif action == "reduce":
+            request = P.Reduce(client_order_id=name, by=qty)
+        else:
+            request = P.MassCancel()
+        pipe.send(identities[who], request, release=False)
+        if len(pipe.journal) > lag:
+            pipe.release_through(int(pipe.journal[-1 - lag]["seq"][-1]))
+    (pipe.lose_some if lost else pipe.release)(min(partial, len(pipe.unreleased)))
+    seen = {
+        account: max(seqs(pipe.take(identity)), default=0)
+        for account, identity in enumerate(identities, 1)
+    }
+    logged = set(read_id_log(pipe.directory).orders)
+
+    state_seq, already = pipe.restart_point()
+    after, resent = pipe.restart(state_seq)
+    after.send_again(resent, already)
+    engine = {
+        int(r[3]): (int(r[0]), int(r[2]), int(r[4]), int(r[5]))
+        for r in after.engine.matching.resting_orders()
+        if int(r[3]) in logged
+    }
+    gateway = {
+        o.order_id: (o.symbol, o.price, o.account, o.leaves_qty)
+        for account in after.gateway.accounts.values()
+        for o in account.orders.orders()
+    }
+    assert gateway == engine
+    assert all(not o.pending for o in after.gateway._orders.values())
+    for account, state in after.gateway.accounts.items():
+        assert state.log.last_seq >= seen[account]
+        new = [r.report_seq for r in state.log._reports]
+        assert new == sorted(new) and all(seq > seen[account] for seq in new)
+    # each account logs on again and cancels everything it has by client order id
+    for account in (1, 2, 3):
+        identity = f"again-{account}".encode()
+        after.logon(identity, account)
+        for cid in list(open_by_cid(after, identity)):
+            after.send(identity, P.Cancel(client_order_id=cid))
+            assert kinds(after.take(identity))[-2:] == [("cancelled", cid), ("done", cid)]
+    assert not any(int(r[3]) in logged for r in after.engine.matching.resting_orders())
+    assert after.gateway._orders == {}
 
 
 # --- in the real pipeline ----------------------------------------------------------------------
