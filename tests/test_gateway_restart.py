@@ -345,6 +345,29 @@ def test_answers_the_old_gateway_took_are_not_reported_twice(before):
     assert seqs(after.take(B2)) == [b_seq + 1, b_seq + 2]
 
 
+def test_a_request_sent_after_its_order_was_done_is_still_answered_by_client_order_id(
+    before,
+):
+    pipe = before
+    pipe.take(A)
+    cancel = pipe.gateway.on_frame(A, Codec.MSGPACK.encode(P.Cancel(client_order_id="a2")), 0.0)
+    pipe.send(B, sell("b4", 3, 92))  # fills a2 before the cancel reaches the engine
+    pipe.id_log.flush()
+    pipe.sequence(cancel.commands)  # journaled; its answer not released at the crash
+    assert kinds(pipe.take(A)) == [("trade", "a2"), ("done", "a2")]
+    after, resent = pipe.restart(pipe.restart_point()[0])
+    assert after.gateway.restored["forgotten"] == 3  # a3, b1, b4 (a2 is awaited, not open)
+    after.send_again(resent, 0)
+    after.logon(A2, 1)
+    after.send(A2, P.ReportsSince(seq=0))
+    (reply,) = after.take(A2)
+    assert kinds(reply.reports) == [("rejected", "a2")]
+    assert (reply.reports[0].request, reply.reports[0].reason) == ("cancel", "UNKNOWN_ORDER")
+    assert after.gateway._orders.keys() == {
+        o.order_id for a in after.gateway.accounts.values() for o in a.orders.orders()
+    }
+
+
 def test_a_second_restart_restores_from_the_log_the_first_one_wrote(before):
     pipe = before
     after, resent = pipe.restart(pipe.restart_point()[0])

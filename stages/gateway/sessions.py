@@ -231,7 +231,8 @@ class Gateway:
         Every order of the log that rests gets its client order id back, open and
         acknowledged with the engine's price and open quantity; every NEW sent again is
         pending (its ACCEPTED/REJECTED lands by client order id), and every CANCEL, REPLACE,
-        REDUCE sent again awaits its answer, so a REJECTED is told apart as before. The rest
+        REDUCE sent again awaits its answer, so a REJECTED is told apart as before (also for
+        an order done before the restart's seq: its REJECTED reaches the owner). The rest
         of the log (orders done before the restart's seq, or whose NEW never reached the
         journal) is forgotten: nothing of them will be answered. Each account's report log
         continues above the last seq the log holds. ``filled_qty`` of a restored order is
@@ -324,10 +325,28 @@ class Gateway:
                     restored["in_flight"] += 1
                 elif kind in in_flight:
                     order = by_id.get(order_id)
+                    logged = id_log.orders.get(order_id)
+                    if order is None and logged is not None and logged.account == account:
+                        # done before the restart's seq, but a request about it was sent
+                        # after: its REJECTED still reaches the owner by client order id
+                        order = Order(
+                            client_order_id=logged.client_order_id,
+                            order_id=order_id,
+                            account=account,
+                            symbol=logged.symbol,
+                            side=logged.side,  # type: ignore[arg-type]
+                            price=0,
+                            qty=logged.qty,
+                            leaves_qty=0,
+                            accepted=True,
+                            done=True,
+                        )
+                        by_id[order_id] = order
                     if order is not None and order.account == account:
                         order.pending.append(in_flight[kind])
         for order in sorted(by_id.values(), key=lambda o: o.order_id):  # oldest first
-            gateway._account(order.account).orders.add(order)
+            if not order.done:
+                gateway._account(order.account).orders.add(order)
             gateway._orders[order.order_id] = order
         restored["forgotten"] = len(id_log.orders) - len(by_id)
         return gateway
