@@ -210,11 +210,12 @@ class Client:
                     f"{self.account}: {message.text} ({message.field})",
                     message,
                 )
-        hint = (
-            "is this key in the gateway's authorised clients, and the server key its own?"
-            if curve
-            else "is a pipeline with a gateway running there?"
-        )
+        if curve:
+            hint = "is this key in the gateway's authorised clients, and the server key its own?"
+        elif self.endpoint.startswith("tcp://"):
+            hint = "is a gateway running there? a tcp:// gateway needs CURVE keys and server_key"
+        else:
+            hint = "is a pipeline with a gateway running there?"
         raise LogonTimeout(
             f"no answer to the logon from the gateway at {self.endpoint} within {timeout:g} s: "
             + hint
