@@ -59,6 +59,16 @@ def test_fresh_removes_only_tradepipe_files_and_keeps_the_directories(tmp_path: 
     prepare_directories(config_for(journal, snapshots), fresh=False)  # nothing left to mix
 
 
+def test_fresh_removes_the_gateways_order_id_log_too(tmp_path: Path) -> None:
+    """A gateway run leaves its order-id log (and maybe a compaction's temp) beside the
+    journal: tradepipe's files, so --fresh removes them like the segments."""
+    journal, snapshots = previous_run(tmp_path)
+    (journal / "gateway-orders.tpg").write_bytes(b"log")
+    (journal / ".gateway-orders.tpg.4242.tmp").write_bytes(b"cut off")
+    prepare_directories(config_for(journal, snapshots), fresh=True)
+    assert [p.name for p in journal.iterdir()] == ["writer.lock"]
+
+
 @pytest.mark.parametrize("where", ["journal", "snapshots", "cwd"])
 def test_fresh_refuses_a_directory_holding_other_files(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str

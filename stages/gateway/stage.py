@@ -127,7 +127,9 @@ class GatewayProcess:
                 max_accounts=engine.risk.max_accounts,
             )
             self.gateway.resume_order_ids(restart.max_order_id)
-            self.depth = DepthBuilder.from_resting(resting, config.depth, epoch=restart.state_seq)
+            # an epoch no earlier run of this feed used (two restarts may start from one state)
+            epoch = time.time_ns()
+            self.depth = DepthBuilder.from_resting(resting, config.depth, epoch=epoch)
         else:
             self.gateway = Gateway(table, max_accounts=engine.risk.max_accounts)
             self.depth = DepthBuilder(levels=config.depth)

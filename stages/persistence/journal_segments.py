@@ -62,7 +62,8 @@ assert BLOCK_HEADER.size == 32
 SEGMENT_NAME = re.compile(r"^(\d{20})\.tpj$")
 _JOURNAL_FILE = re.compile(
     r"^(\d{20}\.tpj|\.\d{20}\.tpj\.tmp|writer\.lock|durable\.mark|\.durable\.mark\.tmp"
-    r"|initial-state\.tps|\.initial-state\.tps\.[\d-]+\.tmp)$"
+    r"|initial-state\.tps|\.initial-state\.tps\.[\d-]+\.tmp"
+    r"|gateway-orders\.tpg|\.gateway-orders\.tpg\.\d+\.tmp)$"  # the gateway's order-id log
 )
 
 
