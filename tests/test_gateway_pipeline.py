@@ -318,3 +318,26 @@ def test_tcp_with_curve_admits_only_authorised_keys_and_each_for_its_own_account
             Client(endpoint, 1, keys=stranger.secret_file, server_key=server.public_file, timeout=3)
     assert "error" not in outcome, outcome.get("error")
     assert outcome["report"].recovered
+
+
+@pytest.mark.timeout(300)
+def test_a_client_that_reads_late_still_gets_every_report(tmp_path):
+    """Thousands of reports queue for a client that does not read: a ROUTER drops what a
+    full pipe cannot take unless its send high-water mark is off; none may be dropped."""
+    supervisor = Supervisor(_config(tmp_path), tag="gw-late")
+    context = zmq.Context()
+    try:
+        with running(supervisor):
+            manifest = find_pipeline(tmp_path / "run")
+            session = Session(context, manifest.gateway[0], 4)
+            session.socket.setsockopt(zmq.RCVHWM, 0)
+            orders = 2500
+            for i in range(orders):  # resting buys far from the market: one Accepted each
+                session.send(p.NewOrder(f"q{i}", "BTC-USD", "buy", qty=1, price=100 + i % 50))
+            accepted = set()
+            while len(accepted) < orders:
+                reply = session.receive()
+                assert isinstance(reply, p.Accepted), reply
+                accepted.add(reply.client_order_id)
+    finally:
+        context.destroy(linger=0)

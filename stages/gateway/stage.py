@@ -145,6 +145,11 @@ class GatewayProcess:
             )
         self._claimed = False  # slots of the orders ring claimed, not yet published
         self.symbols = symbols
+        # a symbol's messages go out under its configured name, else its id (messages.topic)
+        self.topics = {
+            instrument.symbol: topic(instrument.name or instrument.symbol)
+            for instrument in engine.risk.instruments
+        }
         self.pending: deque[np.ndarray] = deque()  # must-send cancels waiting for room
         self.stopping = False  # no new requests; the orders ring finishes once pending is out
         self.finished = False  # the orders ring is finished
@@ -158,6 +163,9 @@ class GatewayProcess:
         for socket in (self.router, self.pub, self.pull):
             socket.setsockopt(zmq.LINGER, 0)
         self.router.setsockopt(zmq.ROUTER_MANDATORY, 0)  # a client gone: drop its reply
+        # no send high-water mark: a ROUTER silently drops what a full pipe cannot take, and
+        # a report may never be dropped; a client that does not read costs memory instead
+        self.router.setsockopt(zmq.SNDHWM, 0)
         self.router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a reconnecting identity takes over
         if config.server_secret:
             self._curve(context)
@@ -306,7 +314,7 @@ class GatewayProcess:
 
     def _publish(self, message: Any) -> None:
         self.counters["md_messages"] += 1
-        self.pub.send_multipart([topic(message.symbol), encode_market_data(message)])
+        self.pub.send_multipart([self.topics[message.symbol], encode_market_data(message)])
 
     def close(self) -> None:
         for socket in (self.router, self.pub, self.pull):
