@@ -55,7 +55,7 @@ import zmq
 
 from pipeline import control_messages as m
 from pipeline.exitcodes import REFUSED_ERRNOS, CommandError, ExitStatus
-from ringbuffer.peers import peer_state, process_start_ms
+from ringbuffer.peers import Process, peer_state, process_start_ms
 from ringbuffer.segments import SHM_DIR, creator_pid, scan_segments, unlink_segment
 
 CONTROL_SOCKET = "control.sock"  # stages ↔ supervisor
@@ -85,8 +85,12 @@ RUN_FILES = (
 #: A Unix socket path holds at most 107 bytes (``sun_path`` is 108 with its NUL).
 MAX_IPC_PATH = 107
 NO_REPLY = 0  # the request id of messages that are not answered
-#: seconds a stage waits for word from its supervisor (which beats every 0.25 s) before it
-#: takes it for gone: twenty beats missed. Only a supervisor that lives but hangs (stopped,
+#: how often (seconds) each side of the control plane says it is alive when it has nothing
+#: else to say: every wake-up costs an idle pipeline CPU, and a death is seen otherwise
+#: (exit codes, ``SUPERVISOR_CHECK_EVERY``); only a hang needs heartbeats
+HEARTBEAT_EVERY = 0.5
+#: seconds a stage waits for word from its supervisor (which beats every 0.5 s) before it
+#: takes it for gone: ten beats missed. Only a supervisor that lives but hangs (stopped,
 #: deadlocked, swapped out) needs it, since a dead one is seen within
 #: ``SUPERVISOR_CHECK_EVERY``; so it leaves a wide margin over the pauses of a busy
 #: supervisor on a crowded host (a status broadcast or a stop request waits up to 2 s; its
@@ -723,7 +727,7 @@ class StageControl:
         stage: str,
         handler: Handler | None = None,
         *,
-        heartbeat_every: float = 0.25,
+        heartbeat_every: float = HEARTBEAT_EVERY,
         clock: Clock = time.monotonic,
         context: zmq.Context | None = None,
     ) -> None:
@@ -913,6 +917,11 @@ class LoopChannel:
         self.check_every = check_every
         self.parent_pid = os.getppid()  # the supervisor, or the fork server it started
         self.supervisor = supervisor_of(control.endpoint)
+        self._supervisor_process = (
+            None
+            if self.supervisor is None
+            else Process(self.supervisor.supervisor_pid, self.supervisor.supervisor_start_ms)
+        )
         self._next_check = control.clock() + check_every
         self._process = psutil.Process()
         self._process.cpu_percent()  # the first reading starts the interval
@@ -931,8 +940,8 @@ class LoopChannel:
         control = self.control
         supervisor = self.supervisor
         gone = os.getppid() != self.parent_pid
-        if supervisor is not None and not gone:
-            gone = peer_state(supervisor.supervisor_pid, supervisor.supervisor_start_ms) is not None
+        if self._supervisor_process is not None and not gone:
+            gone = self._supervisor_process.state() is not None  # /proc, not psutil, each time
         if gone:
             pid = self.parent_pid if supervisor is None else supervisor.supervisor_pid
             raise SupervisorGoneError(

@@ -29,7 +29,7 @@ from stages.persistence.snapshots import SnapshotError
 #: the lowest scheduling priority (nice) the replica's thread asks for
 REPLICA_NICE = 19
 #: how long the replica waits when it has caught up (seconds)
-IDLE_WAIT = 0.05
+IDLE_WAIT = 0.25
 
 
 class ReplicaThread:

@@ -57,6 +57,7 @@ from pipeline import affinity
 from pipeline import control_messages as m
 from pipeline.config import RunConfig
 from pipeline.control import (
+    HEARTBEAT_EVERY,
     PROGRESS_FILE,
     RESTART_STATE,
     ControlServer,
@@ -88,7 +89,7 @@ REGISTER_TIMEOUT = 120.0
 #: first batches may compile numba kernels, and it does not beat while compiling.
 STALE_AFTER = 30.0
 #: how often the supervisor looks at its stages (seconds): a death is noticed this fast
-WATCH_EVERY = 0.05
+WATCH_EVERY = 0.1
 #: seconds a stage has to exit once it reported, and the others after a failure
 JOIN_TIMEOUT = 30.0
 KILL_TIMEOUT = 5.0
@@ -575,7 +576,7 @@ class Supervisor:
             if stale:
                 self._fail(stale[0], None, f"silent for more than {self.stale_after:g} s")
             now = time.monotonic()
-            if now - last_beat >= 0.25:
+            if now - last_beat >= HEARTBEAT_EVERY:
                 last_beat = now
                 server.send_heartbeats()
             first = stages[-1]  # the source: the gateway if it runs, else ingest

@@ -69,6 +69,38 @@ def proc_stat(pid: int) -> tuple[str, str] | None:
     return fields[0].decode(), fields[19].decode()
 
 
+class Process:
+    """A process named by (pid, start time in ms), whose liveness is checked cheaply.
+
+    ``state()`` is ``peer_state``: None while it runs, else why not. The first check asks
+    psutil; once psutil found it alive, a check reads ``/proc/<pid>/stat`` alone (the same
+    process has the same start ticks; a reused pid has others): ~10 µs instead of ~0.3 ms.
+    """
+
+    __slots__ = ("_ticks", "pid", "start_ms")
+
+    def __init__(self, pid: int, start_ms: int) -> None:
+        self.pid = pid
+        self.start_ms = start_ms
+        self._ticks: str | None = None  # /proc start ticks of the process psutil found alive
+
+    def state(self) -> str | None:
+        pid = self.pid
+        if self._ticks is not None:
+            now = proc_stat(pid)
+            if now is None:
+                return "exited"
+            if now[1] != self._ticks:
+                return "exited (pid reused)"
+            return "exited (zombie)" if now[0] == "Z" else None
+        before = proc_stat(pid)
+        why = peer_state(pid, self.start_ms)
+        after = proc_stat(pid) if why is None and before is not None else None
+        if after is not None and after[1] == before[1]:
+            self._ticks = before[1]  # the process psutil just checked
+        return why
+
+
 class PeerLine:
     """One role's peer line in a ring segment: ``role`` (``"producer"`` or
     ``"consumer 'name'"``) of ring ``ring_name``; ``line`` a one-element structured view
@@ -82,8 +114,7 @@ class PeerLine:
         self._line = line
         self.offset = offset
         self.role = role
-        #: (pid, pid_start, /proc start ticks) of the holder psutil last found alive
-        self._known: tuple[int, int, str] | None = None
+        self._known: Process | None = None  # the peer last found alive
 
     @property
     def pid(self) -> int:
@@ -171,19 +202,8 @@ class PeerLine:
             )
 
     def _state(self, pid: int, start_ms: int) -> str | None:
-        """``peer_state``, from ``/proc/<pid>/stat`` alone once psutil found this (pid,
-        start) alive: the same process has the same start ticks; a reused pid has others."""
+        """``peer_state``, cheaply once this (pid, start) was found alive (``Process``)."""
         known = self._known
-        if known is not None and known[0] == pid and known[1] == start_ms:
-            now = proc_stat(pid)
-            if now is None:
-                return "exited"
-            if now[1] != known[2]:
-                return "exited (pid reused)"
-            return "exited (zombie)" if now[0] == "Z" else None
-        before = proc_stat(pid)
-        why = peer_state(pid, start_ms)
-        after = proc_stat(pid) if why is None and before is not None else None
-        if after is not None and after[1] == before[1]:
-            self._known = (pid, start_ms, before[1])  # the process psutil just checked
-        return why
+        if known is None or known.pid != pid or known.start_ms != start_ms:
+            known = self._known = Process(pid, start_ms)
+        return known.state()
