@@ -657,7 +657,9 @@ class Supervisor:
             return m.PipelineStatus(os.getpid(), stages)
         if isinstance(message, m.Stop):
             self.request_stop()
-            return m.Ack("draining: ingest stops, the other stages finish what was sequenced")
+            return m.Ack(
+                f"draining: {self.stages[-1]} stops, the other stages finish what was sequenced"
+            )
         if isinstance(message, ADMIN_REQUESTS):
             return self._sequence(message)
         if isinstance(message, m.Snapshot):
