@@ -88,7 +88,7 @@ def one_run(orders: int, kill_after: int, stage: str, every: int) -> dict[str, f
                     )
                 answered = _answered(root / "run")
             journal_at_kill = answered
-            os.kill(supervisor._processes[stage].pid, signal.SIGKILL)
+            os.kill(supervisor.pids[stage], signal.SIGKILL)
         except BaseException:
             supervisor.request_stop()
             raise

@@ -117,7 +117,7 @@ def idle_figures(root: Path, seconds: float, settle: float) -> dict[str, Any]:
         if not supervisor.ready.wait(120):
             raise RuntimeError("the stages never registered")
         time.sleep(settle)
-        pids = {name: process.pid for name, process in supervisor._processes.items()}
+        pids = dict(supervisor.pids)
         before = {name: _cpu_ns(pid) for name, pid in pids.items()}
         self_before = resource.getrusage(resource.RUSAGE_SELF)
         began = time.monotonic()

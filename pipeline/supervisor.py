@@ -333,6 +333,8 @@ class Supervisor:
         self.on_warning = on_warning
         self.ready = threading.Event()
         self._collected: dict[str, StageResult] = {}
+        #: the pid of each stage of the pipeline running (or last run)
+        self.pids: dict[str, int] = {}
         self._failed_at: float | None = None  # when the last failure was seen
         self._stop = threading.Event()
         self._stop_sent = False
@@ -451,6 +453,7 @@ class Supervisor:
                 finally:
                     writer.close()  # the stage holds the only writing end
                 processes[call.name] = process
+                self.pids[call.name] = process.pid
             collected = self._watch(processes, results, cpu_plan, server)
             wall_ns = time.perf_counter_ns() - self._ready_ns  # from all registered
             for name, process in processes.items():
@@ -461,6 +464,9 @@ class Supervisor:
             return self.report
         finally:
             self._reap(processes)
+            for process in processes.values():  # its sentinel and pipes (a test runs many)
+                with contextlib.suppress(ValueError):  # still running: reaping failed, keep it
+                    process.close()
             results.close()
             topology.unlink()
 

@@ -6,6 +6,8 @@ a full orders ring is answered BUSY at once.
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import socket
 import threading
 import warnings
@@ -76,9 +78,9 @@ def running(supervisor: Supervisor):
     finally:
         supervisor.request_stop()
         thread.join(READY_TIMEOUT)
-        for process in supervisor._processes.values():
-            if process.is_alive():
-                process.kill()
+        for pid in supervisor.pids.values():  # the run failed to reap them: never leave any
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
     assert not thread.is_alive()
 
 

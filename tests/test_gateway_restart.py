@@ -602,7 +602,7 @@ def test_after_matching_is_killed_a_client_cancels_its_order_by_client_order_id(
             alice.socket.close()
             bob.socket.close()
 
-            os.kill(supervisor._processes["matching"].pid, signal.SIGKILL)
+            os.kill(supervisor.pids["matching"], signal.SIGKILL)
             deadline = time.monotonic() + READY_TIMEOUT
             with PipelineClient(tmp_path / "run") as control:
                 while not any("processing again" in n for n in supervisor.report.restarts):

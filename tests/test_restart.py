@@ -89,9 +89,9 @@ def running(supervisor: Supervisor):
         raise
     finally:
         thread.join(READY_TIMEOUT * 2)
-        for process in supervisor._processes.values():
-            if process.is_alive():
-                process.kill()
+        for pid in supervisor.pids.values():  # the run failed to reap them: never leave any
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
     assert not thread.is_alive()
 
 
@@ -100,7 +100,7 @@ def _kill_when_answering(supervisor: Supervisor, run_dir: Path, stage: str, afte
     deadline = time.monotonic() + PROGRESS_TIMEOUT
     while _answered(run_dir) < after:
         assert time.monotonic() < deadline, "the load never got going"
-    os.kill(supervisor._processes[stage].pid, signal.SIGKILL)
+    os.kill(supervisor.pids[stage], signal.SIGKILL)
 
 
 def _engine_answers(config: RunConfig) -> np.ndarray:

@@ -68,6 +68,14 @@ def _pipeline_status(run_dir: Path, supervisor: subprocess.Popen) -> dict[str, i
     raise AssertionError(f"the stages did not all register within {READY_TIMEOUT} s")
 
 
+def _readable(fd: int, deadline: float) -> bool:
+    """Whether ``fd`` (a pidfd: readable once its process exited) becomes readable before
+    ``deadline``. ``poll``, not ``select``: a test process may hold fds above 1023."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(max(0.0, deadline - time.monotonic()) * 1000))
+
+
 def _wait_exited(pids: set[int], timeout: float) -> set[int]:
     """Those of ``pids`` that exited within ``timeout`` (bounded wait; nothing is reaped,
     so a child of another process counts once it is a zombie)."""
@@ -80,7 +88,7 @@ def _wait_exited(pids: set[int], timeout: float) -> set[int]:
             exited.add(pid)
             continue
         try:
-            if select.select([fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
+            if _readable(fd, deadline):
                 exited.add(pid)
         finally:
             os.close(fd)
@@ -107,7 +115,7 @@ def _reap(pids: set[int], timeout: float) -> dict[int, int]:
             pass
         else:
             try:
-                select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+                _readable(fd, deadline)
             finally:
                 os.close(fd)
         try:
