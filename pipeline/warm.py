@@ -2,8 +2,9 @@
 
 The supervisor starts its stage processes from a ``multiprocessing`` fork server whose
 preload is this module. Importing it imports every stage (numpy, numba, pyzmq, the domain
-cores) and runs a tiny ``Engine`` pass, so numba has loaded the compiled kernels (validate,
-throttle, risk, matching) from its cache once, in the server. Each stage process is then a
+cores) and runs a tiny ``Engine`` pass and its events through the market-data builder, so numba has
+loaded the compiled kernels (validate, throttle, risk, matching, the gateway's order map)
+from its cache once, in the server. Each stage process is then a
 ``fork`` of that server: it starts with all of that in memory, in milliseconds, instead of
 a fresh interpreter importing and loading it all again (about 1.5 s of CPU per stage, five
 stages at once on a small host). That is what makes a restart after a crash take well
@@ -19,6 +20,7 @@ import pipeline.control
 import pipeline.topology
 from stages.engine import Engine, EngineConfig
 from stages.ingest.synthetic import Stamper, SyntheticFlow
+from stages.marketdata.builder import DepthBuilder
 from stages.risk.config import AssetConfig, InstrumentConfig, RiskConfig
 
 #: what a stage process needs: its control channel (pyzmq, psutil) and, through the
@@ -27,7 +29,8 @@ PRELOADED = (pipeline.control, pipeline.topology)
 
 
 def warm_kernels() -> None:
-    """One small batch through validate, throttle, risk, matching and settlement."""
+    """One small batch through validate, throttle, risk, matching and settlement, and its
+    events through the market-data builder."""
     config = EngineConfig(
         risk=RiskConfig(
             assets=[AssetConfig(0, "USD"), AssetConfig(1, "BTC")],
@@ -41,7 +44,8 @@ def warm_kernels() -> None:
     flow = SyntheticFlow([1], accounts=8, seed=1)
     stamper = Stamper()
     engine.process(stamper.stamp(flow.funding([0, 1], 10**9)))
-    engine.process(stamper.stamp(flow.next(200)))
+    events = engine.process(stamper.stamp(flow.next(200)))
+    DepthBuilder(levels=5).process(events)  # the gateway's market data (compiled order map)
     Engine.restore(engine.snapshot()).state_hash()
 
 
