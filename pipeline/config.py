@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from pipeline import affinity
+from pipeline import affinity, keys
 from pipeline.exitcodes import CommandError, ExitStatus, os_error_status
 from stages.engine import EngineConfig
 from stages.matching.symbols import SymbolSpec
@@ -234,6 +234,18 @@ def check_config(config: RunConfig) -> str | None:
                     "CURVE ([gateway.curve] server_key and clients; tradepipe keys new "
                     f"makes them) - {where}"
                 )
+            socket_dir = Path(endpoint.removeprefix("ipc://")).expanduser().parent
+            if endpoint.startswith("ipc://") and not socket_dir.is_dir():
+                return (
+                    f"gateway.{field} endpoint {endpoint!r}: directory {socket_dir} does not "
+                    f"exist - {where}"
+                )
+    if gateway.curve is not None:  # read now: a bad key file stops the run before it starts
+        for field, load in (("server_key", keys.load_server_key), ("clients", keys.load_clients)):
+            try:
+                load(getattr(gateway.curve, field))
+            except keys.KeyFileError as error:
+                return f"gateway.curve.{field}: {error} - at `$.gateway.curve.{field}`"
     problem = affinity.check_cpus(config.pipeline.cpus, affinity.allowed_cores())
     if problem is not None:
         return problem

@@ -424,6 +424,7 @@ class Supervisor:
         topology = Topology(self.config, tag=self.tag)
         processes: dict[str, multiprocessing.process.BaseProcess] = {}
         results = _Reports()
+        self._results = results
         self._processes = processes
         self._topology = topology
         self._first_seq = restart.state_seq + 1 if restart is not None else 1
@@ -631,13 +632,20 @@ class Supervisor:
     def _first_dead(
         self, stage: str, exitcode: int | None, why: str
     ) -> tuple[str, int | None, str]:
-        """The stage killed by a signal, if one was (looking for up to ``PEER_GRACE``
-        seconds: a peer noticed its death, so it is gone or going), else the one given."""
+        """The stage killed by a signal, or the one that reported an error of its own (not
+        a dead peer), if one did (looking for up to ``PEER_GRACE`` seconds: a peer noticed
+        its death, so it is gone or going), else the one given."""
         deadline = time.monotonic() + PEER_GRACE
         while True:
             for name, process in self._processes.items():
                 if name != stage and process.exitcode is not None and process.exitcode < 0:
                     return name, process.exitcode, ""
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    what, name, payload = self._results.get_nowait()
+                    if what == "error" and name != stage and "PeerDeadError" not in payload:
+                        self._processes[name].join(KILL_TIMEOUT)
+                        return name, self._processes[name].exitcode, _last_line(payload)
             if time.monotonic() >= deadline:
                 return stage, exitcode, why
             for process in self._processes.values():

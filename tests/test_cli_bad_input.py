@@ -188,6 +188,37 @@ RUN_CASES: list[Case] = [
         r"persistence, output, gateway - at `\$\.pipeline\.cpus\.rsik`",
     ),
     _bad_config(
+        "run-gateway-tcp-without-curve",
+        '[load]\nsource = "gateway"\n[gateway]\nbind = ["tcp://127.0.0.1:5555"]\n',
+        r"gateway\.bind endpoint 'tcp://127\.0\.0\.1:5555': a tcp:// endpoint needs ZeroMQ "
+        r"CURVE .* - at `\$\.gateway\.bind\[0\]`",
+    ),
+    _bad_config(
+        "run-gateway-endpoint-scheme",
+        '[gateway]\nmarket_data = ["http://x"]\n',
+        r"gateway\.market_data endpoint 'http://x': use ipc:// or tcp:// - at "
+        r"`\$\.gateway\.market_data\[0\]`",
+    ),
+    _bad_config(
+        "run-gateway-ipc-missing-directory",
+        '[gateway]\nbind = ["ipc:///no/such/dir/g.sock"]\n',
+        r"directory /no/such/dir does not exist - at `\$\.gateway\.bind\[0\]`",
+    ),
+    _bad_config(
+        "run-gateway-curve-missing-key",
+        '[gateway]\nbind = ["tcp://127.0.0.1:5555"]\n'
+        '[gateway.curve]\nserver_key = "no.key_secret"\nclients = "."\n',
+        r"gateway\.curve\.server_key: key file no\.key_secret: cannot read it: .* - at "
+        r"`\$\.gateway\.curve\.server_key`",
+    ),
+    Case(
+        "run-gateway-inprocess",
+        lambda tmp: ["run", str(tmp / "run.toml"), "--inprocess"],
+        ExitStatus.USAGE,
+        r'load\.source = "gateway" needs the stage processes: leave out --inprocess',
+        _config('[load]\nsource = "gateway"\n'),
+    ),
+    _bad_config(
         "run-pipeline-negative-core",
         "[pipeline]\ncpus = { risk = -1 }\n",
         r">= 0 - at `\$\.pipeline\.cpus\[\.\.\.\]`",

@@ -127,16 +127,30 @@ def run(args: argparse.Namespace) -> int:
         config = msgspec.structs.replace(
             config, load=msgspec.structs.replace(config.load, orders=args.orders)
         )
+    if args.inprocess and config.load.source == "gateway":
+        raise CommandError(
+            'load.source = "gateway" needs the stage processes: leave out --inprocess '
+            "(it runs the synthetic load only)"
+        )
     leftovers = [] if args.inprocess else _check_run_dir(config)
     with _run_errors():
         prepare_directories(config, args.fresh)
     to_file = not sys.stdout.isatty() and "COLUMNS" not in os.environ
     console = _Console(stderr=False, width=FILE_WIDTH if to_file else None)
-    how = "in this process" if args.inprocess else "through five stage processes"
+    symbols = len(config.engine.risk.instruments)
+    if config.load.source == "gateway":
+        load = (
+            f"the order gateway's clients ({config.load.accounts} funded accounts, {symbols} "
+            "symbols) through six stage processes, until tradepipe stop or Ctrl-C"
+        )
+    else:
+        how = "in this process" if args.inprocess else "through five stage processes"
+        load = (
+            f"{config.load.orders:,} synthetic orders from {config.load.accounts} accounts on "
+            f"{symbols} symbols {how}, batches of {config.load.batch}"
+        )
     console.print(
-        f"[bold]tradepipe run[/]: {config.load.orders:,} synthetic orders from "
-        f"{config.load.accounts} accounts on {len(config.engine.risk.instruments)} symbols "
-        f"{how}, batches of {config.load.batch}, journal in {config.journal.directory} "
+        f"[bold]tradepipe run[/]: {load}, journal in {config.journal.directory} "
         f"(fsync {config.journal.fsync})"
     )
     if leftovers:

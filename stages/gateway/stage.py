@@ -68,6 +68,17 @@ ROUND = 256
 EXPIRE_EVERY = 0.1
 
 
+class GatewayBindError(OSError):
+    """An endpoint the gateway cannot bind (in use, no such interface, no permission)."""
+
+
+def _bind(socket: zmq.Socket, endpoint: str) -> None:
+    try:
+        socket.bind(endpoint)
+    except zmq.ZMQError as error:
+        raise GatewayBindError(f"the gateway cannot listen on {endpoint}: {error}") from None
+
+
 class GatewayStageConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Where the gateway listens and publishes (plain values: it crosses into the process)."""
 
@@ -167,13 +178,19 @@ class GatewayProcess:
         # a report may never be dropped; a client that does not read costs memory instead
         self.router.setsockopt(zmq.SNDHWM, 0)
         self.router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a reconnecting identity takes over
-        if config.server_secret:
-            self._curve(context)
-        for endpoint in config.bind:
-            self.router.bind(endpoint)
-        for endpoint in config.market_data:
-            self.pub.bind(endpoint)
-        self.pull.bind(config.reports)
+        try:
+            if config.server_secret:
+                self._curve(context)
+            for socket, endpoints in (
+                (self.router, config.bind),
+                (self.pub, config.market_data),
+                (self.pull, [config.reports]),
+            ):
+                for endpoint in endpoints:
+                    _bind(socket, endpoint)
+        except BaseException:  # e.g. a port in use: close what was opened, then say it
+            self.close()
+            raise
         self.poller = zmq.Poller()
         self.poller.register(self.router, zmq.POLLIN)
         self.poller.register(self.pull, zmq.POLLIN)
@@ -317,12 +334,13 @@ class GatewayProcess:
         self.pub.send_multipart([self.topics[message.symbol], encode_market_data(message)])
 
     def close(self) -> None:
+        if self.auth is not None:  # first: its thread must not see its sockets vanish
+            self.auth.stop()
+            self.auth = None
         for socket in (self.router, self.pub, self.pull):
             socket.close()
         if self.id_log is not None:
             self.id_log.close()
-        if self.auth is not None:
-            self.auth.stop()
 
 
 def run(
@@ -371,7 +389,7 @@ def run(
     finally:
         if process is not None:
             process.close()
-        context.term()
+        context.destroy(linger=0)  # closes the sockets a failed start left open (term waits)
         ring.close()
 
 
