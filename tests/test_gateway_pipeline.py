@@ -6,10 +6,7 @@ a full orders ring is answered BUSY at once.
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import socket
-import threading
 import warnings
 from pathlib import Path
 
@@ -43,8 +40,8 @@ from stages.marketdata.local_book import LocalBook
 from stages.marketdata.messages import decode as decode_market_data
 from stages.persistence.recovery import replay_journal
 from stages.records import COMMAND_DTYPE
+from tests.supervised import running
 
-READY_TIMEOUT = 150
 REPLY_MS = 60_000  # the longest a reply may take before the test fails (a bound, not a timing)
 CODEC = Codec.MSGPACK
 
@@ -57,31 +54,6 @@ def _config(root: Path) -> RunConfig:
         snapshots=SnapshotConfig(directory=str(root / "snapshots")),
         pipeline=PipelineConfig(run_dir=str(root / "run")),
     )
-
-
-@contextlib.contextmanager
-def running(supervisor: Supervisor):
-    """The pipeline in a thread; stopped (drained) and joined on exit; its report."""
-    outcome: dict[str, object] = {}
-
-    def drive() -> None:
-        try:
-            outcome["report"] = supervisor.run()
-        except BaseException as error:  # handed to the test
-            outcome["error"] = error
-
-    thread = threading.Thread(target=drive)
-    thread.start()
-    try:
-        assert supervisor.ready.wait(READY_TIMEOUT), "the stages never registered"
-        yield outcome
-    finally:
-        supervisor.request_stop()
-        thread.join(READY_TIMEOUT)
-        for pid in supervisor.pids.values():  # the run failed to reap them: never leave any
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-    assert not thread.is_alive()
 
 
 def _order_of(message: p.Message) -> str | None:
@@ -132,7 +104,7 @@ def test_clients_get_their_own_reports_and_the_market_data_book_is_the_engines(t
     supervisor = Supervisor(config, tag="gw-e2e")
     context = zmq.Context()
     try:
-        with running(supervisor) as outcome:
+        with running(supervisor, stop_on_exit=True) as outcome:
             manifest = find_pipeline(tmp_path / "run")
             (endpoint,), (feed,) = manifest.gateway, manifest.market_data
             md = context.socket(zmq.SUB)
@@ -313,7 +285,7 @@ def test_tcp_with_curve_admits_only_authorised_keys_and_each_for_its_own_account
         ),
     )
     supervisor = Supervisor(config, tag="gw-curve")
-    with running(supervisor) as outcome:
+    with running(supervisor, stop_on_exit=True) as outcome:
         endpoint = f"tcp://127.0.0.1:{port}"
         with Client(endpoint, 1, keys=trader.secret_file, server_key=server.public_file) as client:
             order = client.buy("BTC-USD", 2, price=9_000)
@@ -334,7 +306,7 @@ def test_a_client_that_reads_late_still_gets_every_report(tmp_path):
     supervisor = Supervisor(_config(tmp_path), tag="gw-late")
     context = zmq.Context()
     try:
-        with running(supervisor):
+        with running(supervisor, stop_on_exit=True):
             manifest = find_pipeline(tmp_path / "run")
             session = Session(context, manifest.gateway[0], 4)
             session.socket.setsockopt(zmq.RCVHWM, 0)

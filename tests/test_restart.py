@@ -6,10 +6,8 @@ released exactly once (the release log equals the Engine's answers for the journ
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
-import threading
 import time
 import warnings
 from pathlib import Path
@@ -30,13 +28,12 @@ from pipeline.config import (
 from pipeline.control import PipelineClient
 from pipeline.supervisor import StageFailure, Supervisor
 from pipeline.topology import STAGES
-from ringbuffer.segments import list_segments
 from stages.engine import Engine
 from stages.persistence.journal_reader import JournalReader
 from stages.persistence.recovery import replay_journal
 from stages.records import EVENT_DTYPE, CommandOrigin, CommandType
+from tests.supervised import running, segments
 
-READY_TIMEOUT = 150  # seconds for five spawned children to import and register
 PROGRESS_TIMEOUT = 120  # seconds for the load to get going
 STAMPS = ("ts_ingest", "dt_match")  # latencies, not answers
 
@@ -52,12 +49,6 @@ def _config(tmp_path: Path, orders: int) -> RunConfig:
     )
 
 
-def _segments(tag: str) -> list[str]:
-    """This process's rings of ``tag`` (another test run on the host may have its own)."""
-    mine = f".{os.getpid()}.{tag}-"
-    return [info.name for info in list_segments() if mine in info.name]
-
-
 def _answered(run_dir: Path) -> int:
     """How many commands output has answered, asked over the control plane (0: not yet)."""
     with PipelineClient(run_dir) as client:
@@ -66,33 +57,6 @@ def _answered(run_dir: Path) -> int:
         if stage.stage == "output":
             return stage.counters.get("answered", 0)
     return 0
-
-
-@contextlib.contextmanager
-def running(supervisor: Supervisor):
-    """Run ``supervisor`` in a thread; yield the outcome dict it fills; join it on exit."""
-    outcome: dict[str, object] = {}
-
-    def drive() -> None:
-        try:
-            outcome["report"] = supervisor.run()
-        except BaseException as error:  # handed to the test
-            outcome["error"] = error
-
-    thread = threading.Thread(target=drive)
-    thread.start()
-    try:
-        assert supervisor.ready.wait(READY_TIMEOUT), "the stages never registered"
-        yield outcome
-    except BaseException:
-        supervisor.request_stop()  # the test failed: drain and end the run
-        raise
-    finally:
-        thread.join(READY_TIMEOUT * 2)
-        for pid in supervisor.pids.values():  # the run failed to reap them: never leave any
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-    assert not thread.is_alive()
 
 
 def _kill_when_answering(supervisor: Supervisor, run_dir: Path, stage: str, after: int) -> None:
@@ -135,7 +99,7 @@ def _check_restarted_run(tmp_path: Path, config: RunConfig, report, log: Path, t
     expected = _engine_answers(config)
     assert len(released) == len(expected)
     assert np.array_equal(_without_stamps(released), _without_stamps(expected))
-    assert _segments(tag) == []
+    assert segments(tag) == []
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == []
 
 
@@ -176,7 +140,7 @@ def test_too_many_failures_in_the_window_end_the_run_with_one_clear_error(tmp_pa
     assert "\n" not in message
     assert "stage matching died (killed by SIGKILL" in message
     assert "giving up" in message
-    assert _segments("rs-give-up") == []
+    assert segments("rs-give-up") == []
 
 
 @pytest.mark.timeout(600)

@@ -5,10 +5,8 @@ clear error, every process reaped, nothing left in /dev/shm or the run directory
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
-import threading
 from pathlib import Path
 
 import msgspec
@@ -25,9 +23,7 @@ from pipeline.config import (
 )
 from pipeline.supervisor import StageFailure, Supervisor
 from pipeline.topology import STAGES
-from ringbuffer.segments import list_segments
-
-READY_TIMEOUT = 150  # seconds for five spawned children to import and register
+from tests.supervised import running, segments
 
 
 def _config(tmp_path: Path, orders: int, batch: int = 256) -> RunConfig:
@@ -41,41 +37,11 @@ def _config(tmp_path: Path, orders: int, batch: int = 256) -> RunConfig:
     )
 
 
-def _segments(tag: str) -> list[str]:
-    """This process's rings of ``tag`` (another test run on the host may have its own)."""
-    mine = f".{os.getpid()}.{tag}-"
-    return [info.name for info in list_segments() if mine in info.name]
-
-
 def _assert_clean(tmp_path: Path, tag: str) -> None:
-    assert _segments(tag) == []
+    assert segments(tag) == []
     run_dir = tmp_path / "run"
     assert list(run_dir.iterdir()) == []
     assert run_dir.stat().st_mode & 0o777 == 0o700
-
-
-@contextlib.contextmanager
-def in_background(supervisor: Supervisor, *, stop_on_exit: bool = False):
-    """Run ``supervisor`` in a thread; once its stages registered, yield the outcome dict it
-    fills (``report`` or ``error``); on exit (``request_stop`` first if asked) join it."""
-    outcome: dict[str, object] = {}
-
-    def drive() -> None:
-        try:
-            outcome["report"] = supervisor.run()
-        except BaseException as error:  # handed to the test
-            outcome["error"] = error
-
-    thread = threading.Thread(target=drive)
-    thread.start()
-    try:
-        assert supervisor.ready.wait(READY_TIMEOUT), "the stages never registered"
-        yield outcome
-    finally:
-        if stop_on_exit:
-            supervisor.request_stop()
-        thread.join(READY_TIMEOUT)
-    assert not thread.is_alive()
 
 
 @pytest.mark.timeout(300)
@@ -104,7 +70,7 @@ def test_a_seeded_run_answers_every_command_once_and_matches_the_engine(tmp_path
 def test_a_stage_killed_mid_run_ends_with_one_clear_error_and_nothing_left(tmp_path):
     config = _config(tmp_path, orders=3_000_000, batch=512)
     supervisor = Supervisor(config, tag="sup-kill", max_restarts=0)
-    with in_background(supervisor) as outcome:
+    with running(supervisor) as outcome:
         os.kill(supervisor.pids["matching"], signal.SIGKILL)
     error = outcome.get("error")
     assert isinstance(error, StageFailure), error
@@ -123,7 +89,7 @@ def test_a_stage_killed_mid_run_ends_with_one_clear_error_and_nothing_left(tmp_p
 def test_a_stop_drains_the_pipeline_and_the_state_still_matches(tmp_path):
     config = _config(tmp_path, orders=3_000_000, batch=512)
     supervisor = Supervisor(config, tag="sup-stop")
-    with in_background(supervisor) as outcome:
+    with running(supervisor) as outcome:
         supervisor.request_stop()
     assert "error" not in outcome, outcome.get("error")
     report = outcome["report"]
@@ -163,7 +129,7 @@ def test_status_and_stop_verbs_against_a_running_pipeline(tmp_path, capsys):
     config = _config(tmp_path, orders=3_000_000, batch=512)
     run_dir = str(tmp_path / "run")
     supervisor = Supervisor(config, tag="sup-verbs")
-    with in_background(supervisor, stop_on_exit=True) as outcome:
+    with running(supervisor, stop_on_exit=True) as outcome:
         capsys.readouterr()
         assert main(["status", "--run-dir", run_dir, "--json"]) == 0
         status = json.loads(capsys.readouterr().out)
