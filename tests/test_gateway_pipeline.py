@@ -22,11 +22,6 @@ from pipeline.client import Client, LogonError, LogonTimeout
 from pipeline.config import (
     CurveConfig,
     GatewayConfig,
-    JournalConfig,
-    LoadConfig,
-    PipelineConfig,
-    RunConfig,
-    SnapshotConfig,
     default_engine,
 )
 from pipeline.control import find_pipeline
@@ -34,73 +29,19 @@ from pipeline.supervisor import Supervisor
 from ringbuffer import ConsumerSpec, Ring
 from stages.engine import Engine
 from stages.gateway import protocol as p
-from stages.gateway.codec import Codec, sniff
+from stages.gateway.codec import sniff
 from stages.gateway.stage import GatewayProcess, GatewayStageConfig
 from stages.marketdata.local_book import LocalBook
 from stages.marketdata.messages import decode as decode_market_data
 from stages.persistence.recovery import replay_journal
 from stages.records import COMMAND_DTYPE
+from tests.gateway_helpers import CODEC, REPLY_MS, Session, gateway_config, order_of
 from tests.supervised import running
-
-REPLY_MS = 60_000  # the longest a reply may take before the test fails (a bound, not a timing)
-CODEC = Codec.MSGPACK
-
-
-def _config(root: Path) -> RunConfig:
-    return RunConfig(
-        engine=default_engine(),
-        load=LoadConfig(source="gateway", accounts=10),
-        journal=JournalConfig(directory=str(root / "journal")),
-        snapshots=SnapshotConfig(directory=str(root / "snapshots")),
-        pipeline=PipelineConfig(run_dir=str(root / "run")),
-    )
-
-
-def _order_of(message: p.Message) -> str | None:
-    """The client order id a report is about (None: a heartbeat, not a report)."""
-    return getattr(message, "client_order_id", None)
-
-
-class Session:
-    """A bare DEALER client speaking the protocol (the library client is tested elsewhere)."""
-
-    def __init__(self, context: zmq.Context, endpoint: str, account: int) -> None:
-        self.socket = context.socket(zmq.DEALER)
-        self.socket.setsockopt(zmq.LINGER, 0)
-        self.socket.connect(endpoint)
-        self.others: list[p.Message] = []
-        ack = self.ask(p.Logon(account=account))
-        assert isinstance(ack, p.LogonAck), ack
-
-    def send(self, message: p.Message) -> None:
-        self.socket.send(CODEC.encode_request(message))
-
-    def receive(self) -> p.Message:
-        assert self.socket.poll(REPLY_MS), "no reply from the gateway"
-        return CODEC.decode_reply(self.socket.recv())
-
-    def ask(self, message: p.Message) -> p.Message:
-        """Send ``message``; its reply (reports of other orders arriving first are kept in
-        ``others``)."""
-        self.send(message)
-        ref = getattr(message, "client_order_id", None)
-        while True:
-            reply = self.receive()
-            if ref is None or getattr(reply, "client_order_id", None) == ref:
-                return reply
-            self.others.append(reply)
-
-    def until(self, done) -> list[p.Message]:
-        """Receive until ``done(message)``; everything received."""
-        got = [self.receive()]
-        while not done(got[-1]):
-            got.append(self.receive())
-        return got
 
 
 @pytest.mark.timeout(300)
 def test_clients_get_their_own_reports_and_the_market_data_book_is_the_engines(tmp_path):
-    config = _config(tmp_path)
+    config = gateway_config(tmp_path)
     supervisor = Supervisor(config, tag="gw-e2e")
     context = zmq.Context()
     try:
@@ -129,7 +70,7 @@ def test_clients_get_their_own_reports_and_the_market_data_book_is_the_engines(t
             mine = bob.until(lambda r: isinstance(r, p.Done) and r.client_order_id == "take")
             assert {type(r) for r in mine} >= {p.Accepted, p.Trade, p.Done}
             bobs = {"take", *(f"o{i}" for i in range(40) if i % 4 >= 2)}
-            assert {_order_of(r) for r in mine + bob.others} - {None} <= bobs  # his own only
+            assert {order_of(r) for r in mine + bob.others} - {None} <= bobs  # his own only
             assert any(isinstance(r, p.Trade) and r.liquidity == "maker" for r in mine)
             rejected = alice.ask(p.NewOrder("bad", "BTC-USD", "buy", qty=3, price=-5))
             assert isinstance(rejected, (p.Rejected, p.BusinessReject)), rejected
@@ -138,7 +79,7 @@ def test_clients_get_their_own_reports_and_the_market_data_book_is_the_engines(t
             alices = {f"o{i}" for i in range(40) if i % 4 < 2}
             made = [r for r in alice.others if isinstance(r, p.Trade)]
             assert made and all(r.liquidity == "maker" for r in made)  # bob took from her
-            assert {_order_of(r) for r in alice.others} - {None} <= alices
+            assert {order_of(r) for r in alice.others} - {None} <= alices
             books = {1: LocalBook(1), 2: LocalBook(2)}
             while True:
                 assert md.poll(REPLY_MS), "the market-data feed stopped"
@@ -278,7 +219,7 @@ def test_tcp_with_curve_admits_only_authorised_keys_and_each_for_its_own_account
     stranger = keys.new_keys("stranger", keydir, accounts=[1])  # not authorised
     port = _free_port()
     config = msgspec.structs.replace(
-        _config(tmp_path),
+        gateway_config(tmp_path),
         gateway=GatewayConfig(
             bind=[f"tcp://127.0.0.1:{port}"],
             curve=CurveConfig(server_key=str(server.secret_file), clients=str(clients)),
@@ -303,7 +244,7 @@ def test_tcp_with_curve_admits_only_authorised_keys_and_each_for_its_own_account
 def test_a_client_that_reads_late_still_gets_every_report(tmp_path):
     """Thousands of reports queue for a client that does not read: a ROUTER drops what a
     full pipe cannot take unless its send high-water mark is off; none may be dropped."""
-    supervisor = Supervisor(_config(tmp_path), tag="gw-late")
+    supervisor = Supervisor(gateway_config(tmp_path), tag="gw-late")
     context = zmq.Context()
     try:
         with running(supervisor, stop_on_exit=True):

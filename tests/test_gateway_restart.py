@@ -40,7 +40,8 @@ from stages.gateway.symbols import SymbolTable
 from stages.ingest.admin import deposit
 from stages.ingest.synthetic import Stamper
 from stages.records import EVENT_DTYPE
-from tests.test_gateway_pipeline import READY_TIMEOUT, Session, _config, running
+from tests.gateway_helpers import Session, gateway_config
+from tests.supervised import READY_TIMEOUT, running
 from tests.test_gateway_sessions import BTC, CONFIG, ETH, FUNDED, USD, buy, kinds, sell
 
 A, B, A2, B2 = b"conn-a", b"conn-b", b"conn-a2", b"conn-b2"
@@ -585,11 +586,11 @@ def _crash_anywhere(tmp_path_factory, flow, lag, partial, lost) -> None:
 def test_after_matching_is_killed_a_client_cancels_its_order_by_client_order_id(tmp_path):
     """kill -9 matching under a client's resting orders: the pipeline restarts, the client
     logs on again, finds its orders by client order id and cancels one."""
-    config = _config(tmp_path)
+    config = gateway_config(tmp_path)
     supervisor = Supervisor(config, tag="gw-restart")
     context = zmq.Context()
     try:
-        with running(supervisor) as outcome:
+        with running(supervisor, stop_on_exit=True) as outcome:
             (endpoint,) = find_pipeline(tmp_path / "run").gateway
             alice, bob = Session(context, endpoint, 1), Session(context, endpoint, 2)
             assert isinstance(alice.ask(sell("o1", 5, 10_100)), P.Accepted)
