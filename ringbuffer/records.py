@@ -30,17 +30,29 @@ def clone_records(src: np.ndarray) -> np.ndarray:
 
 
 def concat_records(parts: list[np.ndarray] | tuple[np.ndarray, ...]) -> np.ndarray:
-    """``np.concatenate(parts)`` of same-dtype record arrays at memcpy speed."""
+    """``np.concatenate(parts)`` of same-dtype record arrays at memcpy speed (writable).
+
+    ``np.concatenate`` of structured arrays promotes their dtypes in Python first: ~40 µs
+    per part (measured: 200 one-record parts, 8.5 ms). Many small parts are joined as
+    bytes (~0.2 µs a part); a few large ones are copied into place (one memcpy each)."""
     if not parts:
         raise ValueError("concat_records needs at least one array (its dtype)")
     dtype = parts[0].dtype
-    out = np.empty(sum(len(part) for part in parts), dtype=dtype)
-    raw = out.view(np.uint8)
-    at = 0
     for part in parts:
         if not _same_layout(part.dtype, dtype):
             raise TypeError(f"record layouts differ: {part.dtype} and {dtype}")
+    total = sum(part.nbytes for part in parts)
+    if total <= _SMALL_PART * len(parts):
+        return np.frombuffer(bytearray(b"".join([part.tobytes() for part in parts])), dtype)
+    out = np.empty(total // dtype.itemsize, dtype=dtype)
+    raw = out.view(np.uint8)
+    at = 0
+    for part in parts:
         size = part.nbytes
         raw[at : at + size] = part.view(np.uint8)
         at += size
     return out
+
+
+#: parts of at most this many bytes on average are joined as bytes (``concat_records``)
+_SMALL_PART = 4096

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -26,6 +28,16 @@ def test_copy_clone_and_concat_match_numpy():
     assert not np.shares_memory(clone, events)
     joined = concat_records([events[:30], events[30:31], events[31:]])
     assert joined.tobytes() == events.tobytes()
+
+
+@pytest.mark.parametrize("sizes", [[1] * 200, [0, 1, 0, 3], [5000, 1, 7000], [1, 9000]])
+def test_concat_of_many_small_or_a_few_large_parts_is_writable_and_equal(sizes):
+    events = some_events(sum(sizes))
+    bounds = np.cumsum([0, *sizes])
+    parts = [events[a:b] for a, b in itertools.pairwise(bounds)]
+    joined = concat_records(parts)
+    assert joined.dtype == EVENT_DTYPE and joined.tobytes() == events.tobytes()
+    joined["seq"] = 1  # writable, whichever way it was joined (ingest stamps in place)
 
 
 def test_read_only_sources_are_fine():
