@@ -7,7 +7,8 @@
         for report in client.reports(timeout=1.0):
             print(report)
 
-**Order entry** (``Client``): one ZeroMQ DEALER socket, one frame per message, speaking the
+**Order entry** (``Client``): one ZeroMQ DEALER socket, one frame per message (or per
+``batch()`` of requests; the gateway may answer several in one frame), speaking the
 Structs of ``stages.gateway.protocol`` in msgpack (or JSON). It logs on when constructed and
 raises ``LogonError`` if the gateway refuses (the reason it gave) or ``LogonTimeout`` if
 nothing answers in time: with CURVE a key the gateway does not know never completes the
@@ -37,6 +38,7 @@ Every socket has LINGER 0: closing never blocks on a gateway that went away.
 from __future__ import annotations
 
 import collections
+import contextlib
 import math
 import os
 import secrets
@@ -50,7 +52,7 @@ import zmq
 
 from pipeline import keys as keyfiles
 from stages.gateway import protocol as P
-from stages.gateway.codec import Codec, ProtocolError
+from stages.gateway.codec import MAX_BATCH, Codec, ProtocolError
 from stages.marketdata import TOPIC_PREFIX, Applied, LocalBook, Snapshot, decode, topic
 
 #: seconds ``Client`` waits for its logon to be answered
@@ -169,6 +171,10 @@ class Client:
         self.last_report_seq = 0  # the highest report seq received
         self.counters = collections.Counter[str]()
         self._pending: collections.deque[Reply] = collections.deque()
+        #: the rest of the last batch frame received, not yet taken
+        self._received: collections.deque[Reply] = collections.deque()
+        #: requests of an open ``batch()`` block, encoded, not yet sent
+        self._batch: list[bytes] | None = None
         self._prefix = f"{secrets.token_hex(3)}-"
         self._next_id = 0
         self._last_sent = 0.0
@@ -247,6 +253,30 @@ class Client:
         """Send a heartbeat if one is due (half an interval without a frame sent)."""
         if time.monotonic() - self._last_sent >= self.heartbeat_interval / 2:
             self._send(P.Heartbeat())
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[Client]:
+        """Send the requests made in the block together, as one frame (``MAX_BATCH`` per
+        frame) when it ends — also when it ends by an exception: every request whose call
+        returned is sent. The gateway judges each on its own, in order, as if sent one by
+        one; what it saves is ZeroMQ's cost per frame on both sides (several µs each)::
+
+            with client.batch():
+                for price in range(100, 110):
+                    client.buy("BTC-USD", 1, price=price)
+        """
+        if self._batch is not None:  # nested: the outer block sends
+            yield self
+            return
+        self._batch = []
+        try:
+            yield self
+        finally:
+            frames, self._batch = self._batch, None
+            for start in range(0, len(frames), MAX_BATCH):
+                self._socket.send(self.codec.join(frames[start : start + MAX_BATCH]))
+            if frames:
+                self._last_sent = time.monotonic()
 
     # --- orders ----------------------------------------------------------------------------
     def new_client_order_id(self) -> str:
@@ -377,49 +407,63 @@ class Client:
             raise GatewayError("the session is closed: create a new Client")
         if self.ended is not None:
             raise SessionEnded(f"the gateway ended the session ({self.ended.why})")
-        self._socket.send(self._check(message))
-        self._last_sent = time.monotonic()
+        frame = self._check(message)
         self.counters["sent"] += 1
+        if self._batch is not None:
+            self._batch.append(frame)
+            return
+        self._socket.send(frame)
+        self._last_sent = time.monotonic()
 
     def _send(self, message: P.Message) -> None:
         self._socket.send(self.codec.encode(message))
         self._last_sent = time.monotonic()
 
     def _receive(self, timeout: float | None, heartbeats: bool = True) -> Reply | None:
-        """One message from the socket within ``timeout`` (None: forever), or None. Sends
-        heartbeats when due while it waits; swallows the gateway's heartbeats."""
+        """One message within ``timeout`` (None: forever), or None: the next of the last
+        frame's batch, else from the socket. Sends heartbeats when due while it waits;
+        swallows the gateway's heartbeats."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        received = self._received
         while True:
-            now = time.monotonic()
-            wait = None if deadline is None else max(0.0, deadline - now)
-            if heartbeats:
-                due = self._last_sent + self.heartbeat_interval / 2
-                if now >= due:
-                    self._send(P.Heartbeat())
-                    due = now + self.heartbeat_interval / 2
-                wait = due - now if wait is None else min(wait, due - now)
-            try:  # what has arrived first, without a poll (a Poller per call costs ~10 µs)
-                frame = self._socket.recv(zmq.NOBLOCK)
-            except zmq.Again:
-                frame = None
-                ms = None if wait is None else math.ceil(max(0.0, wait) * 1000)
-                if ms != 0 and self._poller.poll(ms):
-                    frame = self._socket.recv(zmq.NOBLOCK)
-            if frame is not None:
+            if not received:
+                frame = self._frame(deadline, heartbeats)
+                if frame is None:
+                    if deadline is not None and time.monotonic() >= deadline:
+                        return None
+                    continue
                 try:
-                    message = self.codec.decode_reply(frame)
+                    received.extend(self.codec.decode_replies(frame))
                 except (msgspec.DecodeError, msgspec.ValidationError) as error:
                     raise GatewayError(f"undecodable frame from the gateway: {error}") from None
-                if isinstance(message, P.Heartbeat):
-                    continue
-                if isinstance(message, P.LoggedOut):
-                    self.ended = message
-                seq = getattr(message, "report_seq", None)
-                if seq is not None and seq > self.last_report_seq:
-                    self.last_report_seq = seq
-                return message
-            if deadline is not None and time.monotonic() >= deadline:
-                return None
+                continue
+            message = received.popleft()
+            if isinstance(message, P.Heartbeat):
+                continue
+            if isinstance(message, P.LoggedOut):
+                self.ended = message
+            seq = getattr(message, "report_seq", None)
+            if seq is not None and seq > self.last_report_seq:
+                self.last_report_seq = seq
+            return message
+
+    def _frame(self, deadline: float | None, heartbeats: bool) -> bytes | None:
+        """One frame from the socket by ``deadline`` (or a heartbeat's due time), or None."""
+        now = time.monotonic()
+        wait = None if deadline is None else max(0.0, deadline - now)
+        if heartbeats:
+            due = self._last_sent + self.heartbeat_interval / 2
+            if now >= due:
+                self._send(P.Heartbeat())
+                due = now + self.heartbeat_interval / 2
+            wait = due - now if wait is None else min(wait, due - now)
+        try:  # what has arrived first, without a poll (a Poller per call costs ~10 µs)
+            return self._socket.recv(zmq.NOBLOCK)
+        except zmq.Again:
+            ms = None if wait is None else math.ceil(max(0.0, wait) * 1000)
+            if ms != 0 and self._poller.poll(ms):
+                return self._socket.recv(zmq.NOBLOCK)
+            return None
 
     def _await(self, kind: type, timeout: float) -> Reply:
         """The next ``kind`` message; whatever comes before it is kept for ``reports``."""

@@ -203,12 +203,12 @@ class FakeGateway:
                     allowed = None
                     if self.curve is not None:
                         allowed = self.clients.get(frame.get("User-Id"), ())
-                    step = self.gateway.on_frame(
+                    for step in self.gateway.on_frames(
                         identity.bytes, frame.bytes, time.monotonic(), allowed
-                    )
-                    self._send(step.replies)
-                    if len(step.commands):
-                        batch.append(step.commands)
+                    ):
+                        self._send(step.replies)
+                        if len(step.commands):
+                            batch.append(step.commands)
                 if batch:
                     self._process(np.concatenate(batch))
             while not self._calls.empty():

@@ -48,6 +48,7 @@ class Session:
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.connect(endpoint)
         self.others: list[p.Message] = []
+        self.queued: list[p.Message] = []  # the rest of a batch frame already received
         ack = self.ask(p.Logon(account=account))
         assert isinstance(ack, p.LogonAck), ack
 
@@ -55,8 +56,11 @@ class Session:
         self.socket.send(CODEC.encode_request(message))
 
     def receive(self) -> p.Message:
-        assert self.socket.poll(REPLY_MS), "no reply from the gateway"
-        return CODEC.decode_reply(self.socket.recv())
+        """The next message; a frame may hold several (a batch), kept in order."""
+        if not self.queued:
+            assert self.socket.poll(REPLY_MS), "no reply from the gateway"
+            self.queued = CODEC.decode_replies(self.socket.recv())
+        return self.queued.pop(0)
 
     def ask(self, message: p.Message) -> p.Message:
         """Send ``message``; its reply (reports of other orders arriving first are kept in

@@ -88,6 +88,27 @@ def test_a_resting_sell_and_a_crossing_buy_report_to_their_owners(fake):
         assert buyer.last_report_seq == 3
 
 
+def test_a_batch_leaves_when_its_block_ends_and_each_request_is_answered(fake):
+    with client(fake, 1) as c:
+        with c.batch():
+            cids = [c.buy("BTC-USD", 1, 80 + i) for i in range(20)]
+            with c.batch():  # nested: the outer block sends
+                c.cancel(cids[0])
+            assert fake.call(lambda: fake.gateway.counters["orders"]) == 0  # nothing left yet
+        accepted: list[str] = []
+        for message in c.reports(timeout=WAIT):
+            if message.kind == "accepted":
+                accepted.append(message.client_order_id)
+            if message.kind == "done":
+                break
+        assert accepted == cids  # in the order sent; then the cancel's done
+        assert [o.client_order_id for o in c.open_orders()] == cids[1:]
+        with pytest.raises(InvalidRequest), c.batch():  # what was made before a raise is sent
+            kept = c.buy("BTC-USD", 1, 70)
+            c.buy("BTC-USD", 0, 70)
+        assert until(c, kept, {"accepted"})[-1].kind == "accepted"
+
+
 def test_cancel_replace_reduce(fake):
     with client(fake, 1) as c:
         cid = c.buy("BTC-USD", 10, 90, client_order_id="mine-1")

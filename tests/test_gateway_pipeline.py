@@ -153,6 +153,27 @@ def test_a_full_orders_ring_is_answered_busy_at_once_and_nothing_is_half_sent(tm
         ring.unlink()
 
 
+def test_a_batch_that_does_not_fit_is_admitted_up_to_the_first_refusal(tmp_path):
+    """Four of six requests fit: the rest are Busy, a cancel of a refused order with them
+    (it was judged as though the order went in), and the refused ids may come again."""
+    with standalone_gateway(tmp_path, capacity=4) as (process, exchange):
+        assert isinstance(
+            CODEC.decode_reply(exchange(CODEC.encode(p.Logon(account=1)))), p.LogonAck
+        )
+        orders = [p.NewOrder(f"o{i}", 1, "buy", qty=1, price=10) for i in range(5)]
+        batch = CODEC.join([CODEC.encode(m) for m in [*orders, p.Cancel("o4")]])
+        replies = CODEC.decode_replies(exchange(batch))
+        assert [(r.kind, r.ref_kind, r.client_order_id) for r in replies] == [
+            ("busy", "new_order", "o4"),
+            ("busy", "cancel", "o4"),
+        ]
+        assert process.orders.published == 3  # o0..o3, nothing of the refused two
+        assert process.gateway.counters["busy"] == 2
+        assert sorted(o.client_order_id for o in process.gateway._orders.values()) == [
+            "o0", "o1", "o2", "o3"
+        ]  # fmt: skip
+
+
 @contextlib.contextmanager
 def standalone_gateway(tmp_path: Path, capacity: int = 64):
     """A ``GatewayProcess`` on a fresh orders ring, its loop driven by the test; a client
@@ -196,9 +217,10 @@ def standalone_gateway(tmp_path: Path, capacity: int = 64):
 def test_garbage_frames_get_a_reject_each_and_the_gateway_serves_on(tmp_path, frames):
     with standalone_gateway(tmp_path) as (process, exchange):
         for frame in frames:  # each answered in the codec the frame looks like
-            reply = sniff(frame).decode_reply(exchange(frame))
-            assert isinstance(reply, p.BusinessReject), reply
-            assert reply.field.startswith("$")
+            # (garbage that starts like an array is a batch: a reject per element)
+            for reply in sniff(frame).decode_replies(exchange(frame)):
+                assert isinstance(reply, p.BusinessReject), reply
+                assert reply.field.startswith("$")
         ack = CODEC.decode_reply(exchange(CODEC.encode_request(p.Logon(account=5))))
         assert isinstance(ack, p.LogonAck)  # still serving
         assert process.orders.published == -1  # garbage never reached the ring

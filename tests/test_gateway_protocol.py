@@ -376,3 +376,75 @@ def test_fuzz_mangled_requests_long(fields, codec):
     if frame is not None:
         _check_frame(codec, frame)
         _check_gateway(frame)
+
+
+# --- batch frames ----------------------------------------------------------------------------
+def _order(cid: str, qty: int = 1) -> P.NewOrder:
+    return P.NewOrder(client_order_id=cid, symbol="BTC-USD", side="buy", qty=qty, price=10)
+
+
+@pytest.mark.parametrize("codec", list(Codec))
+@pytest.mark.parametrize("n", [2, 15, 16, 17, 300, 1024])
+def test_a_joined_batch_is_the_encoded_list_and_splits_back(codec, n):
+    messages = [_order(f"c{i}", i + 1) for i in range(n)]
+    frames = [codec.encode(m) for m in messages]
+    batch = codec.join(frames)
+    encoder = msgspec.msgpack.Encoder() if codec is Codec.MSGPACK else msgspec.json.Encoder()
+    assert batch == encoder.encode(messages)  # the array header msgspec itself writes
+    assert codec.is_batch(batch) and sniff(batch) is codec
+    assert [codec.decode_request(part) for part in codec.split(batch)] == messages
+    assert codec.join(frames[:1]) == frames[0] and not codec.is_batch(frames[0])
+
+
+@pytest.mark.parametrize("codec", list(Codec))
+def test_replies_come_one_or_several_to_a_frame(codec):
+    replies = [P.Busy(ref_kind="new_order", client_order_id="a"), P.Heartbeat()]
+    assert codec.decode_replies(codec.encode_batch(replies)) == replies
+    assert codec.encode_batch(replies[:1]) == codec.encode(replies[0])
+    assert codec.decode_replies(codec.encode(replies[0])) == replies[:1]
+
+
+@pytest.mark.parametrize("codec", list(Codec))
+def test_a_batch_over_the_limit_or_empty_is_refused_whole(codec):
+    from stages.gateway.codec import MAX_BATCH
+
+    too_many = codec.join([codec.encode(P.Heartbeat())] * (MAX_BATCH + 1))
+    empty = b"\x90" if codec is Codec.MSGPACK else b"[]"
+    for frame, text in ((too_many, f"not {MAX_BATCH + 1}"), (empty, "not 0")):
+        with pytest.raises(ProtocolError) as caught:
+            codec.split(frame)
+        assert caught.value.reject.field == "$" and text in caught.value.reject.text
+
+
+@pytest.mark.parametrize("codec", list(Codec))
+def test_each_request_of_a_batch_is_judged_on_its_own(codec):
+    gateway = Gateway(SymbolTable([SymbolInfo(1, "BTC-USD")]))
+    gateway.on_frame(b"a", codec.encode(P.Logon(account=1)), 0.0)
+    bad = msgspec.msgpack.encode if codec is Codec.MSGPACK else msgspec.json.encode
+    frame = codec.join(
+        [
+            codec.encode(_order("ok-1")),
+            bad(
+                {
+                    "kind": "new_order",
+                    "client_order_id": "bad",
+                    "symbol": 1,
+                    "side": "buy",
+                    "qty": 0,
+                }
+            ),
+            codec.encode(P.Cancel(client_order_id="ok-1")),
+            bad(7),  # well formed, but no message
+        ]
+    )
+    first, second, third, fourth = gateway.on_frames(b"a", frame, 1.0)
+    assert len(first.commands) == 1 and not first.replies  # the new order goes in
+    (reject,) = second.replies
+    assert (reject.message.field, reject.message.client_order_id) == ("$.qty", "bad")
+    assert len(third.commands) == 1  # the cancel of the order the same batch sent
+    assert fourth.replies[0].message.field == "$" and not len(fourth.commands)
+    assert gateway.counters["frames"] == 1 + 4  # the logon, then each message
+    # bytes that are no array at all cannot be split: one reject for the frame
+    broken = frame[:-1] + (b"\xc1" if codec is Codec.MSGPACK else b"{")
+    (whole,) = gateway.on_frames(b"a", broken, 1.0)
+    assert whole.replies[0].message.field == "$" and not len(whole.commands)

@@ -12,11 +12,14 @@ IOC orders crossing the mid by 5 ticks, which trade with the others' resting ord
 ``rejected`` report received (``perf_counter_ns``; into an HdrHistogram, merged over the
 clients). Sending is paced on a schedule (a client that fell behind catches up in bursts of
 at most ``BURST``), so the rate offered does not sag when the gateway slows down — what a
-real order flow does.
+real order flow does. The requests due at one moment (a burst, or the window's refill)
+leave in one frame (``Client.batch``), as a client writing to a socket would coalesce them.
 
 Printed: per client and in all, orders sent, acknowledged (accepted + rejected), rejected,
-business rejects and BUSY answers, requests/s, orders/s acknowledged, RTT p50 / p99 /
-p99.9 µs. At the end each client cancels what it has resting (``mass_cancel``) and logs out.
+business rejects and BUSY answers, requests/s (over the sending time), orders/s
+acknowledged (over the time to the last acknowledgement, the drain included: a gateway that
+fell behind is not credited with answers that came after the sending stopped), RTT p50 /
+p99 / p99.9 µs. At the end each client cancels what it has resting (``mass_cancel``) and logs out.
 
 Exit statuses: 0 the run finished (rejects and BUSY are counted, not failures); 1 no
 pipeline / gateway running or a client got no answer to its logon; 2 a bad value
@@ -86,7 +89,11 @@ class ClientResult:
     business_rejects: int = 0
     busy: int = 0
     unanswered: int = 0
-    seconds: float = 0.0
+    seconds: float = 0.0  # of sending
+    #: from the start to the last acknowledgement (the drain included): what ``acked`` is
+    #: a rate over, so answers that trail a run the gateway could not keep up with do not
+    #: count as if they came within the sending time
+    acked_seconds: float = 0.0
     rtt: bytes = b""
     error: str | None = None
     error_status: int = 0
@@ -136,6 +143,7 @@ def _trade(c: Client, spec: LoadSpec, result: ClientResult) -> None:
     next_send = start
     mid, symbol = spec.mid, spec.symbol
     reasons: dict[str, int] = {}
+    last_ack = [0]  # perf_counter_ns of the last acknowledgement
 
     def send_one() -> None:
         roll = rng.random()
@@ -170,8 +178,10 @@ def _trade(c: Client, spec: LoadSpec, result: ClientResult) -> None:
             cid = message.client_order_id  # type: ignore[attr-defined]
             sent = sent_at.pop(cid, None)
             if sent is not None:
-                histogram.record_value(min(max(perf_ns() - sent, RTT_LOW), RTT_HIGH))
+                now_ns = perf_ns()
+                histogram.record_value(min(max(now_ns - sent, RTT_LOW), RTT_HIGH))
                 result.acked += 1
+                last_ack[0] = now_ns
                 if kind == "rejected":
                     iocs.discard(cid)
                     result.rejected += 1
@@ -200,15 +210,16 @@ def _trade(c: Client, spec: LoadSpec, result: ClientResult) -> None:
         now = time.perf_counter()
         if now >= end:
             break
-        if interval is None:
-            while len(sent_at) < spec.window:
-                send_one()
-        else:
-            burst = 0
-            while next_send <= now and burst < BURST:
-                send_one()
-                next_send += interval
-                burst += 1
+        with c.batch():  # what is due now leaves in one frame
+            if interval is None:
+                while len(sent_at) < spec.window:
+                    send_one()
+            else:
+                burst = 0
+                while next_send <= now and burst < BURST:
+                    send_one()
+                    next_send += interval
+                    burst += 1
         wait = 0.0 if interval is None else max(0.0, min(next_send, end) - time.perf_counter())
         message = c.next_report(wait if interval is not None else 0.05)
         while message is not None:
@@ -221,6 +232,7 @@ def _trade(c: Client, spec: LoadSpec, result: ClientResult) -> None:
         if message is not None:
             handle(message)
     result.unanswered = len(sent_at)
+    result.acked_seconds = max(result.seconds, last_ack[0] / 1e9 - start)
     result.rtt = histogram.encode()
     result.reasons = reasons
 
@@ -297,12 +309,13 @@ def run_load(specs: list[LoadSpec], timeout: float | None = None) -> LoadResult:
     for r in collected:
         merged.add(HdrHistogram.decode(r.rtt))
     seconds = max(r.seconds for r in collected)
+    acked_seconds = max(r.acked_seconds for r in collected)
     collected.sort(key=lambda r: r.account)
     return LoadResult(
         clients=collected,
         seconds=seconds,
         requests_per_s=sum(r.requests for r in collected) / seconds,
-        orders_per_s=sum(r.acked for r in collected) / seconds,
+        orders_per_s=sum(r.acked for r in collected) / acked_seconds,
         rtt=merged,
     )
 
@@ -417,7 +430,7 @@ def print_result(result: LoadResult) -> None:
              for q in (50, 99, 99.9)]  # fmt: skip
         rows.append((str(i), str(r.account), f"{r.orders:,}", f"{r.acked:,}", f"{r.rejected:,}",
                      f"{r.business_rejects:,}", f"{r.busy:,}", f"{r.unanswered:,}",
-                     f"{r.requests / r.seconds:,.0f}", f"{r.acked / r.seconds:,.0f}",
+                     f"{r.requests / r.seconds:,.0f}", f"{r.acked / r.acked_seconds:,.0f}",
                      *map(_us, p)))  # fmt: skip
     total = result.clients
     rows.append(("all", "", f"{sum(r.orders for r in total):,}", f"{sum(r.acked for r in total):,}",

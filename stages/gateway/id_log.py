@@ -272,7 +272,7 @@ class IdLog:
         sync = self.fsync and bool(parts)  # not for an APPLIED record alone
         if self._applied is not None:
             parts.append(applied_record(self._applied))
-        data = (np.concatenate(parts) if len(parts) > 1 else parts[0]).tobytes()
+        data = b"".join([part.tobytes() for part in parts])  # (np.concatenate: ~40 µs a part)
         self._orders, self._report_seqs, self._applied = [], {}, None
         view = memoryview(data)
         while view:  # a regular file writes everything at once; a signal may cut it short

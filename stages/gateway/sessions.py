@@ -55,6 +55,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ringbuffer.records import concat_records
 from stages.gateway import commands
 from stages.gateway.codec import Codec, ProtocolError, sniff
 from stages.gateway.orders import FIRST_ORDER_ID, AccountOrders, Order, OrderIds
@@ -403,6 +404,29 @@ class Gateway:
             return self._reject_with(identity, codec, exc.reject)
         return self.on_message(identity, message, now, codec, allowed_accounts)
 
+    def on_frames(
+        self,
+        identity: bytes,
+        frame: bytes,
+        now: float,
+        allowed_accounts: Container[int] | None = None,
+    ) -> list[Step]:
+        """``on_frame`` for a frame holding one request or a batch of them (``codec``,
+        Batches): one step per request, in order, each request decoded and judged on its
+        own, so a bad one is rejected and the rest still count."""
+        session = self.sessions.get(identity)
+        codec = session.codec if session is not None else sniff(frame)
+        if not codec.is_batch(frame):
+            return [self.on_frame(identity, frame, now, allowed_accounts)]
+        try:
+            messages = codec.split(frame)
+        except ProtocolError as exc:
+            self.counters["frames"] += 1
+            if session is not None:
+                session.last_seen = now
+            return [self._reject_with(identity, codec, exc.reject)]
+        return [self.on_frame(identity, m, now, allowed_accounts) for m in messages]
+
     def on_message(
         self,
         identity: bytes,
@@ -738,4 +762,4 @@ _REQUESTS_SENT_AGAIN: dict[int, str] = {
 
 
 def _concat(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return b if len(a) == 0 else np.concatenate((a, b))
+    return b if len(a) == 0 else concat_records((a, b))
