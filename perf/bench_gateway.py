@@ -16,15 +16,33 @@ every case of a run; each case's clients log on, trade, cancel what rests and lo
 * ``echo_rtt_10k`` and ``echo_throughput`` (the floor, same run, same transport): a bare
   pyzmq DEALER client process and a ROUTER echo process over ``ipc://``, frames of a
   new order's size, paced at 10 k/s and windowed as above.
+* ``md_after_ack``: how long after its trade report a trade shows on the market-data feed.
+  A subscriber process (a ``pipeline.client.MarketData`` on ``MD_SYMBOL``, which no other
+  case trades) stamps ``perf_counter_ns`` as each ``Trades`` message comes out of ``poll``;
+  a trader process holds a maker ``Client`` (account ``MD_MAKER``), resting one sell at
+  ``MD_PRICE``, and a taker ``Client`` (``MD_TAKER``) sending probes one at a time: an IOC
+  buy at that price whose qty is the probe's number (1, 2, 3...: a trade on the feed is
+  matched to its probe by qty, never guessed), stamped when its ``trade`` report comes out
+  of ``next_report``, then waiting for the subscriber's sighting and the maker's fill
+  before the next. ``perf_counter_ns`` is CLOCK_MONOTONIC, one clock for every process of
+  the host (the pipeline's ``ts_ingest`` too). Figures: md arrival - trade report arrival,
+  p50 / p99 / p99.9 µs over the probes (``md_after_ack_*``; negative when the market data
+  came first: plain sorted lists, nearest rank), and the probe's send -> trade report,
+  send -> md and ingest (the trade's ``ts``) -> md p50s; ``rtt_*`` and ``orders_per_s``
+  are null in this row. The first ``MD_WARMUP`` probes are not counted; at the end the
+  maker cancels what rests (``mass_cancel``) and both log out.
 
 Targets (issue 13, figures not assertions): >= 150 k orders/s with 2 clients; at 10 k/s,
-p50 <= 150 µs and <= 3x the echo's p50.
+p50 <= 150 µs and <= 3x the echo's p50; market data at a subscriber within 100 µs p50 of
+the trade's ack (``md_after_ack`` p50 <= 100 µs).
 
     python perf/bench_gateway.py --quick --json perf/results/gateway.json
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
 import multiprocessing
 import queue
 import signal
@@ -39,6 +57,7 @@ import harness
 import zmq
 from hdrh.histogram import HdrHistogram
 
+from pipeline.client import Client, GatewayError, MarketData
 from pipeline.commands.load import (
     LoadSpec,
     new_histogram,
@@ -47,8 +66,10 @@ from pipeline.commands.load import (
 from pipeline.config import JournalConfig, LoadConfig, PipelineConfig, RunConfig, SnapshotConfig
 from pipeline.control import find_pipeline
 from pipeline.supervisor import Supervisor
+from stages.gateway import protocol as P
 from stages.gateway.codec import Codec
 from stages.gateway.protocol import NewOrder
+from stages.marketdata import Trades
 
 READY_TIMEOUT = 150.0  # seconds for the supervisor's stages to register
 WINDOW = 256  # new orders in flight per client in the throughput cases
@@ -61,8 +82,25 @@ CASES = (
     ("rtt_50k", 2, 50_000.0),
     ("echo_rtt_10k", 1, 10_000.0),
     ("echo_throughput", 1, None),
+    ("md_after_ack", 1, None),
 )
 FIELDS = ("orders_per_s", "rtt_p50_us", "rtt_p99_us", "rtt_p999_us")
+#: the md_after_ack row's own fields, after FIELDS (µs, and the number of probes counted)
+MD_FIELDS = (
+    "md_after_ack_p50_us",
+    "md_after_ack_p99_us",
+    "md_after_ack_p999_us",
+    "send_to_ack_p50_us",
+    "send_to_md_p50_us",
+    "ingest_to_md_p50_us",
+    "probes",
+)
+MD_SYMBOL = "ETH-USD"  # traded by md_after_ack alone (the load cases trade BTC-USD)
+MD_PRICE = 2_000
+MD_MAKER, MD_TAKER = 7, 8  # accounts the load cases (1..4) do not use
+MD_WARMUP = 20  # probes not counted (the first through cold paths)
+MD_TIMEOUT = 2.0  # seconds a probe waits for its trade report, its sighting, the maker's fill
+MD_MISSES = 3  # probes in a row without a sighting: the subscriber is gone
 #: a frame the size of a msgpack new order, for the echo
 FRAME_SIZE = len(
     Codec.MSGPACK.encode(
@@ -109,6 +147,11 @@ class Pipeline:
             self.__exit__(None, None, None)
             raise RuntimeError("the pipeline's manifest names no gateway endpoint")
         self.endpoint = endpoints[0]
+        market_data = list(getattr(manifest, "market_data", ()) or ())
+        if not market_data:
+            self.__exit__(None, None, None)
+            raise RuntimeError("the pipeline's manifest names no market-data endpoint")
+        self.market_data = market_data[0]
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -253,6 +296,193 @@ def echo_case(directory: Path, rate: float | None, duration: float) -> dict:
     }
 
 
+# ---------------------------------------------------------------- market data after the ack
+def md_subscriber(
+    endpoint: str, symbol: str, symbol_id: int, subscribed: Any, stop: Any, sightings: Any
+) -> None:
+    """Put ``(arrival ns, [(price, qty, ts), ...])`` on ``sightings`` for every ``Trades``
+    message of ``symbol``; set ``subscribed`` at the first message of any kind (the
+    periodic snapshot at the latest: the subscription is live)."""
+    perf_ns = time.perf_counter_ns
+    try:
+        with MarketData(endpoint, names={symbol: symbol_id}) as feed:
+            feed.subscribe([symbol])
+            while not stop.is_set():
+                update = feed.poll(0.05)
+                if update is None:
+                    continue
+                arrived = perf_ns()
+                subscribed.set()
+                message = update.message
+                if isinstance(message, Trades):
+                    ticks = [(tick.price, tick.qty, tick.ts) for tick in message.trades]
+                    sightings.put((arrived, ticks))
+    except BaseException as error:
+        sightings.put((0, f"the subscriber failed: {type(error).__name__}: {error}"))
+
+
+def _next_of(client: Client, cid: str, kinds: tuple[type, ...], what: str) -> P.Message:
+    """The next report of ``kinds`` about ``cid`` (others are skipped); raises on a refusal
+    of it or after ``MD_TIMEOUT`` without one."""
+    while True:
+        report = client.next_report(MD_TIMEOUT)
+        if report is None:
+            raise RuntimeError(f"no {what} from the gateway within {MD_TIMEOUT:g} s")
+        if getattr(report, "client_order_id", None) != cid:
+            continue
+        if isinstance(report, kinds):
+            return report
+        if isinstance(report, P.Rejected | P.BusinessReject | P.Busy):
+            raise RuntimeError(f"{what}: the gateway answered {report!r}")
+
+
+def _probes(
+    maker: Client,
+    taker: Client,
+    symbol: str,
+    probes: int,
+    subscribed: Any,
+    sightings: Any,
+) -> dict:
+    """Rest the maker's sell, then the probes, one at a time; their stamps (ns)."""
+    total = MD_WARMUP + probes
+    resting = maker.sell(symbol, total * (total + 1) // 2, MD_PRICE)  # every probe's qty
+    _next_of(maker, resting, (P.Accepted,), "the maker's accepted")
+    if not subscribed.wait(60):
+        raise RuntimeError("the market-data subscriber saw nothing within 60 s")
+    perf_ns = time.perf_counter_ns
+    stamps: list[tuple[int, int, int, int]] = []  # sent, trade report, md, ts_ingest
+    missed = misses_in_a_row = 0
+    for qty in range(1, total + 1):  # the probe's qty is its number: its trade on the feed
+        sent = perf_ns()
+        cid = taker.buy(symbol, qty, MD_PRICE, tif="ioc")
+        while True:
+            report = taker.next_report(MD_TIMEOUT)
+            acked = perf_ns()
+            if report is None:
+                raise RuntimeError(f"probe {qty}: no trade report within {MD_TIMEOUT:g} s")
+            if getattr(report, "client_order_id", None) != cid:
+                continue
+            if isinstance(report, P.Trade):
+                break
+            if isinstance(report, P.Rejected | P.BusinessReject | P.Busy | P.Cancelled):
+                raise RuntimeError(f"probe {qty}: the gateway answered {report!r}")
+        seen = None
+        deadline = time.monotonic() + MD_TIMEOUT
+        while seen is None and (left := deadline - time.monotonic()) > 0:
+            try:
+                arrived, ticks = sightings.get(timeout=left)
+            except queue.Empty:
+                break
+            if isinstance(ticks, str):
+                raise RuntimeError(ticks)
+            for price, tick_qty, ts in ticks:
+                if tick_qty == qty and price == MD_PRICE:
+                    seen = (arrived, ts)
+        if seen is None:
+            missed += 1
+            misses_in_a_row += 1
+            if misses_in_a_row >= MD_MISSES:
+                raise RuntimeError(f"{MD_MISSES} probes in a row never showed on the feed")
+        else:
+            misses_in_a_row = 0
+            if qty > MD_WARMUP:
+                stamps.append((sent, acked, *seen))
+        _next_of(maker, resting, (P.Trade,), "the maker's fill")
+        maker.heartbeat()  # the taker's waits send its own
+    return {"stamps": stamps, "missed": missed}
+
+
+def md_trader(
+    endpoint: str, symbol: str, probes: int, subscribed: Any, sightings: Any, results: Any
+) -> None:
+    """The maker and the taker (see the module): put the probes' stamps on ``results``."""
+    try:
+        with (
+            Client(endpoint, MD_MAKER, timeout=10.0) as maker,
+            Client(endpoint, MD_TAKER, timeout=10.0) as taker,
+        ):
+            try:
+                outcome = _probes(maker, taker, symbol, probes, subscribed, sightings)
+            finally:  # nothing of the maker's stays in the book
+                with contextlib.suppress(GatewayError, RuntimeError):
+                    maker.mass_cancel(symbol)
+                    deadline = time.monotonic() + MD_TIMEOUT
+                    while (left := deadline - time.monotonic()) > 0:
+                        if isinstance(maker.next_report(left), P.MassCancelAck):
+                            break
+        results.put(outcome)
+    except BaseException as error:
+        results.put({"error": f"{type(error).__name__}: {error}"})
+
+
+def percentile(values: list[int], p: float) -> int:
+    """The ``p``-th percentile of the sorted ``values`` (nearest rank)."""
+    rank = max(1, math.ceil(p / 100 * len(values)))
+    return values[min(rank, len(values)) - 1]
+
+
+def md_case(pipeline: Pipeline, probes: int) -> dict:
+    context = multiprocessing.get_context("spawn")
+    symbol_id = next(
+        i.symbol for i in pipeline.config.engine.risk.instruments if i.name == MD_SYMBOL
+    )
+    subscribed, stop = context.Event(), context.Event()
+    sightings, results = context.Queue(), context.Queue()
+    subscriber = context.Process(
+        target=md_subscriber,
+        args=(pipeline.market_data, MD_SYMBOL, symbol_id, subscribed, stop, sightings),
+        daemon=True,
+    )
+    trader = None
+    try:
+        subscriber.start()
+        trader = context.Process(
+            target=md_trader,
+            args=(pipeline.endpoint, MD_SYMBOL, probes, subscribed, sightings, results),
+            daemon=True,
+        )
+        trader.start()
+        deadline = time.monotonic() + 120 + probes * MD_TIMEOUT
+        while True:
+            try:
+                outcome = results.get(timeout=1.0)
+                break
+            except queue.Empty:
+                if not trader.is_alive() and results.empty():
+                    raise RuntimeError(f"the md trader died ({trader.exitcode})") from None
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the md trader did not finish") from None
+    finally:
+        stop.set()
+        for process in (trader, subscriber):
+            if process is not None and process.pid is not None:
+                process.join(10)
+                if process.is_alive():
+                    process.kill()
+                    process.join()
+    if "error" in outcome:
+        raise RuntimeError(outcome["error"])
+    stamps = outcome["stamps"]
+    if not stamps:
+        raise RuntimeError("no probe showed on the market-data feed")
+    if outcome["missed"]:
+        harness.progress(f"  note: {outcome['missed']} probes never showed on the feed")
+    after_ack = sorted(md - acked for _, acked, md, _ in stamps)
+    send_to_ack = sorted(acked - sent for sent, acked, _, _ in stamps)
+    send_to_md = sorted(md - sent for sent, _, md, _ in stamps)
+    ingest_to_md = sorted(md - ts for _, _, md, ts in stamps)
+    return {
+        "md_after_ack_p50_us": percentile(after_ack, 50) / 1e3,
+        "md_after_ack_p99_us": percentile(after_ack, 99) / 1e3,
+        "md_after_ack_p999_us": percentile(after_ack, 99.9) / 1e3,
+        "send_to_ack_p50_us": percentile(send_to_ack, 50) / 1e3,
+        "send_to_md_p50_us": percentile(send_to_md, 50) / 1e3,
+        "ingest_to_md_p50_us": percentile(ingest_to_md, 50) / 1e3,
+        "probes": len(stamps),
+    }
+
+
 # ---------------------------------------------------------------- the whole run
 def _interrupted(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
@@ -273,6 +503,7 @@ def main(argv: list[str] | None = None) -> int:
     args = harness.parse(parser, argv)
     signal.signal(signal.SIGTERM, _interrupted)  # unwinds: the pipeline is stopped, joined
     duration = harness.by_mode(args, smoke=0.3, quick=2.0, full=5.0)
+    probes = harness.by_mode(args, smoke=200, quick=1_000, full=3_000)
     with tempfile.TemporaryDirectory(prefix="tp-bgw-") as tmp:
         directory = Path(tmp)
         harness.progress("starting the pipeline with the gateway")
@@ -282,6 +513,14 @@ def main(argv: list[str] | None = None) -> int:
 
             def run(case: str, clients: int, rate: float | None) -> dict:
                 started = time.monotonic()
+                if case == "md_after_ack":
+                    result = md_case(pipeline, probes)
+                    harness.progress(
+                        f"{case}: p50 {result['md_after_ack_p50_us']:,.0f} µs after the "
+                        f"trade report, send -> md p50 {result['send_to_md_p50_us']:,.0f} µs "
+                        f"over {result['probes']} probes ({time.monotonic() - started:.1f} s)"
+                    )
+                    return result
                 if case.startswith("echo"):
                     result = echo_case(directory, rate, duration)
                 else:
@@ -302,7 +541,9 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for (case, clients), runs in samples.items():
         row: dict[str, Any] = {"case": case, "clients": clients}
-        row.update(harness.median_fields(runs, FIELDS))
+        row.update(
+            harness.median_fields(runs, FIELDS + MD_FIELDS if case == "md_after_ack" else FIELDS)
+        )
         results.append(row)
     by_case = {(r["case"], r["clients"]): r for r in results}
     rtt, echo = by_case[("rtt_10k", 1)], by_case[("echo_rtt_10k", 1)]
@@ -317,23 +558,23 @@ def main(argv: list[str] | None = None) -> int:
     def cell(value: float | None, digits: int = 0) -> str:
         return "-" if value is None else f"{value:,.{digits}f}"
 
+    def latencies(r: dict) -> tuple[str, str, str]:
+        prefix = "md_after_ack" if r["case"] == "md_after_ack" else "rtt"
+        return tuple(cell(r[f"{prefix}_{p}_us"]) for p in ("p50", "p99", "p999"))
+
+    md = by_case[("md_after_ack", 1)]
     harness.print_table(
         f"gateway: client processes -> ZeroMQ -> the pipeline (fsync {args.fsync}) -> reports",
         [harness.Column("case", "<"), "clients", "orders/s", "p50 µs", "p99 µs", "p99.9 µs"],
-        [
-            (
-                r["case"],
-                str(r["clients"]),
-                cell(r["orders_per_s"]),
-                cell(r["rtt_p50_us"]),
-                cell(r["rtt_p99_us"]),
-                cell(r["rtt_p999_us"]),
-            )
-            for r in results
-        ],
+        [(r["case"], str(r["clients"]), cell(r["orders_per_s"]), *latencies(r)) for r in results],
         [
             f"rtt at 10 k/s: p50 {cell(ratios['rtt_10k_p50_over_echo'], 1)}x the bare echo's",
+            f"md_after_ack: a trade's market data at a subscriber minus its trade report at "
+            f"the taker (negative: md first), over {cell(md['probes'])} probes;",
+            f"  p50s: send -> trade report {cell(md['send_to_ack_p50_us'])} µs, send -> md "
+            f"{cell(md['send_to_md_p50_us'])} µs, ingest -> md {cell(md['ingest_to_md_p50_us'])} µs",
             "targets: >= 150 k orders/s with 2 clients; at 10 k/s p50 <= 150 µs and <= 3x echo",
+            "target: market data within 100 µs of the trade's ack (md_after_ack p50 <= 100 µs)",
         ],
     )
     return harness.finish(args, {"results": results, "ratios": ratios, "fsync": args.fsync})
