@@ -165,14 +165,22 @@ def check_gateway(data: dict) -> None:
     rows = data["results"]
     assert [(r["case"], r["clients"]) for r in rows] == [
         ("throughput", 1), ("throughput", 2), ("throughput", 4), ("rtt_10k", 1), ("rtt_50k", 2),
-        ("echo_rtt_10k", 1), ("echo_throughput", 1),
+        ("echo_rtt_10k", 1), ("echo_throughput", 1), ("md_after_ack", 1),
     ]  # fmt: skip
-    for row in rows:
-        assert set(row) == {
-            "case", "clients", "orders_per_s", "rtt_p50_us", "rtt_p99_us", "rtt_p999_us",
-        }  # fmt: skip
+    rtt_fields = {"case", "clients", "orders_per_s", "rtt_p50_us", "rtt_p99_us", "rtt_p999_us"}
+    *loads, md = rows
+    for row in loads:
+        assert set(row) == rtt_fields
         assert all(positive(row[k]) for k in ("orders_per_s", "rtt_p50_us", "rtt_p99_us"))
         assert positive(row["rtt_p999_us"])
+    md_fields = {"md_after_ack_p50_us", "md_after_ack_p99_us", "md_after_ack_p999_us",
+                 "send_to_ack_p50_us", "send_to_md_p50_us", "ingest_to_md_p50_us", "probes"}  # fmt: skip
+    assert set(md) == rtt_fields | md_fields
+    assert all(md[k] is None for k in ("orders_per_s", "rtt_p50_us", "rtt_p99_us", "rtt_p999_us"))
+    # md after the ack may be negative (md first); the rest are spans of time and a count
+    assert md["md_after_ack_p50_us"] <= md["md_after_ack_p99_us"] <= md["md_after_ack_p999_us"]
+    assert all(positive(md[k]) for k in md_fields - {"md_after_ack_p50_us",
+               "md_after_ack_p99_us", "md_after_ack_p999_us"})  # fmt: skip
     assert set(data["ratios"]) == {"rtt_10k_p50_over_echo", "throughput_2_over_echo"}
     assert all(positive(v) for v in data["ratios"].values())
     assert data["fsync"] == "batch"
