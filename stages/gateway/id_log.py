@@ -42,12 +42,14 @@ flight and the accounts' report seqs.
 from __future__ import annotations
 
 import os
+import struct
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ringbuffer.records import clone_records
 from stages.gateway.orders import Order
 from stages.gateway.protocol import MAX_CLIENT_ORDER_ID, SIDES
 
@@ -115,7 +117,7 @@ def _header() -> np.ndarray:
 
 def _checksums(records: np.ndarray) -> np.ndarray:
     """Each record's crc32 with its ``crc`` field taken as 0."""
-    blank = records.copy()
+    blank = clone_records(records)
     blank["crc"] = 0
     rows = blank.view(np.uint8).reshape(len(blank), ID_LOG_DTYPE.itemsize)
     return np.array([zlib.crc32(row) for row in rows], dtype=np.uint32)
@@ -126,16 +128,22 @@ def _sealed(records: np.ndarray) -> np.ndarray:
     return records
 
 
+#: an ``ID_LOG_DTYPE`` record as ``struct`` packs it: kind, side, symbol, account, order id,
+#: value, cid_len, 3 pad bytes, crc, cid (NUL-padded, as numpy's ``S64``). One order's
+#: record packed and checksummed is ~2 µs; set field by field on a numpy record, ~8 µs.
+_RECORD = struct.Struct(f"<BBHIqqB3xI{MAX_CLIENT_ORDER_ID}s")
+assert _RECORD.size == ID_LOG_DTYPE.itemsize
+
+
 def order_records(orders: list[Order]) -> np.ndarray:
-    """One ``ORDER`` record per order."""
-    records = np.zeros(len(orders), dtype=ID_LOG_DTYPE)
-    for i, order in enumerate(orders):
+    """One ``ORDER`` record per order (checksummed)."""
+    pack, crc32, packed = _RECORD.pack, zlib.crc32, []
+    for order in orders:
         cid = order.client_order_id.encode("utf-8")[:MAX_CLIENT_ORDER_ID]
-        records[i] = (
-            ORDER, SIDES[order.side], order.symbol, order.account, order.order_id,
-            order.qty, len(cid), b"", 0, cid,
-        )  # fmt: skip
-    return _sealed(records)
+        fields = (ORDER, SIDES[order.side], order.symbol, order.account, order.order_id,
+                  order.qty, len(cid))  # fmt: skip
+        packed.append(pack(*fields, crc32(pack(*fields, 0, cid)), cid))
+    return np.frombuffer(b"".join(packed), dtype=ID_LOG_DTYPE)
 
 
 def report_records(report_seqs: dict[int, int]) -> np.ndarray:

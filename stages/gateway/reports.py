@@ -104,6 +104,14 @@ def event_rows(events: np.ndarray) -> list[tuple]:
     return events[mask].tolist() if not mask.all() else events.tolist()
 
 
+_KIND, _PRICE, _QTY, _FLAGS, _REASON, _OTHER = (
+    F[name] for name in ("kind", "price", "qty", "flags", "reason", "other_id")
+)
+_ACCEPTED, _REJECTED, _TRADE = EventType.ACCEPTED, EventType.REJECTED, EventType.TRADE
+_CANCELLED, _REPLACED = EventType.CANCELLED, EventType.REPLACED
+_DONE, _MAKER, _USER_CANCEL = EventFlag.DONE, EventFlag.MAKER, Reason.USER_CANCEL
+
+
 def apply_event(
     order: Order, row: tuple, log: ReportLog, symbols: SymbolTable, report: bool = True
 ) -> list:
@@ -111,69 +119,71 @@ def apply_event(
 
     ``report=False``: only move the order (an event whose reports left before a restart:
     output hands it over again with the rest of its command's answers); nothing is logged.
+    Hot (one call per event of the gateway's orders): plain branches, no closures.
     """
-    kind = row[F["kind"]]
-    reports: list[ExecutionReport] = []
-
-    def issue(cls, **fields) -> None:
-        if not report:
-            return
-        reports.append(
-            log.add(
-                cls(
-                    client_order_id=order.client_order_id,
-                    order_id=order.order_id,
-                    report_seq=log.next_seq,
-                    **fields,
-                )
-            )
-        )
-
-    price, qty, flags, reason = row[F["price"]], row[F["qty"]], row[F["flags"]], row[F["reason"]]
-    if kind == EventType.ACCEPTED:
+    kind, price, qty = row[_KIND], row[_PRICE], row[_QTY]
+    cid, oid = order.client_order_id, order.order_id
+    message: ExecutionReport | None = None
+    if kind == _ACCEPTED:
         _pop(order)
         order.accepted = True
         order.price, order.qty, order.leaves_qty = price, qty, qty
-        issue(Accepted, symbol=order.symbol, side=order.side, price=price, qty=qty)
-    elif kind == EventType.REJECTED:
+        if report:
+            message = Accepted(cid, oid, log.last_seq + 1, order.symbol, order.side, price, qty)
+    elif kind == _REJECTED:
         request = _pop(order) or "new"
-        issue(Rejected, request=request, reason=reason_name(reason), code=reason)
         if request == "new":
             order.done = True
             order.leaves_qty = 0
-    elif kind == EventType.TRADE:
+        if report:
+            reason = row[_REASON]
+            message = Rejected(cid, oid, log.last_seq + 1, request, reason_name(reason), reason)
+    elif kind == _TRADE:
+        flags = row[_FLAGS]
         order.leaves_qty = max(order.leaves_qty - qty, 0)
         order.filled_qty += qty
-        maker = bool(flags & EventFlag.MAKER)
-        issue(
-            Trade,
-            price=price,
-            qty=qty,
-            leaves_qty=0 if flags & EventFlag.DONE else order.leaves_qty,
-            liquidity="maker" if maker else "taker",
-            fee=symbols.fee(order.symbol, price, qty, maker),
-            other_order_id=row[F["other_id"]],
-        )
-    elif kind == EventType.CANCELLED:
-        if reason == Reason.USER_CANCEL:
+        if report:
+            maker = bool(flags & _MAKER)
+            message = Trade(
+                client_order_id=cid,
+                order_id=oid,
+                report_seq=log.last_seq + 1,
+                price=price,
+                qty=qty,
+                leaves_qty=0 if flags & _DONE else order.leaves_qty,
+                liquidity="maker" if maker else "taker",
+                fee=symbols.fee(order.symbol, price, qty, maker),
+                other_order_id=row[_OTHER],
+            )
+    elif kind == _CANCELLED:
+        flags, reason = row[_FLAGS], row[_REASON]
+        if reason == _USER_CANCEL:
             _pop(order)
         order.leaves_qty = max(order.leaves_qty - qty, 0)
-        issue(
-            Cancelled,
-            qty=qty,
-            leaves_qty=0 if flags & EventFlag.DONE else order.leaves_qty,
-            reason=reason_name(reason),
-            code=reason,
-        )
-    elif kind == EventType.REPLACED:
+        if report:
+            message = Cancelled(
+                client_order_id=cid,
+                order_id=oid,
+                report_seq=log.last_seq + 1,
+                qty=qty,
+                leaves_qty=0 if flags & _DONE else order.leaves_qty,
+                reason=reason_name(reason),
+                code=reason,
+            )
+    elif kind == _REPLACED:
         _pop(order)
         order.price, order.leaves_qty = price, qty
         order.qty = order.filled_qty + qty
-        issue(Replaced, price=price, leaves_qty=qty)
-    if kind in (EventType.TRADE, EventType.CANCELLED) and flags & EventFlag.DONE:
+        if report:
+            message = Replaced(cid, oid, log.last_seq + 1, price, qty)
+    else:
+        return []
+    reports = [] if message is None else [log.add(message)]
+    if kind in (_TRADE, _CANCELLED) and row[_FLAGS] & _DONE:
         order.done = True
         order.leaves_qty = 0
-        issue(Done, filled_qty=order.filled_qty)
+        if report:
+            reports.append(log.add(Done(cid, oid, log.last_seq + 1, order.filled_qty)))
     return reports
 
 

@@ -20,15 +20,16 @@ Sockets (ZeroMQ) and rings:
   handler admits only the authorised client keys; each connection's accounts come from its
   key (ZeroMQ's ``User-Id`` of each frame), so one key cannot act for another account.
 
-The order-id log (``stages.gateway.id_log``, in ``journal_dir``): the NEWs a round claimed
-slots for are written (one write, fsynced with ``id_log_fsync``) before the round publishes
-them into the orders ring, and the accounts' report seqs (and how far the released answers
-were taken) before the round's reports are sent. After a crash the restarted gateway is ``Gateway.restore``d from the restart state's
-resting orders, the journaled commands after it (sent again by ingest) and that log, so
-clients find their orders by client order id again; it then starts a new, compact log.
+The order-id log (``stages.gateway.id_log``, in ``journal_dir``): at the end of each round
+one write (fsynced with ``id_log_fsync``) holds the NEWs the round claimed slots for and
+the accounts' report seqs (and how far the released answers were taken); only then are the
+round's records published into the orders ring and its replies and reports sent. After a
+crash the restarted gateway is ``Gateway.restore``d from the restart state's resting
+orders, the journaled commands after it (sent again by ingest) and that log, so clients
+find their orders by client order id again; it then starts a new, compact log.
 
-The loop waits on both sockets at once (``zmq.Poller``), so a report leaves as soon as it
-is released and an order enters as soon as it arrives; between rounds it answers the
+The loop waits on both sockets at once (``zmq.Poller``), so a round starts as soon as a
+report is released or an order arrives; between rounds it answers the
 control plane, sends heartbeats and expires silent sessions. A ``stop`` finishes the orders
 ring (ingest drains and ends, and the end flows down to output) and refuses new requests;
 the gateway keeps sending reports until output says it is done (an empty frame), then exits.
@@ -222,16 +223,14 @@ class GatewayProcess:
     def round(self, timeout_ms: int) -> None:
         """Wait up to ``timeout_ms`` for a frame on either socket, then take what is there.
 
-        Reports and replies are collected per connection and leave in one frame per
-        connection (a batch when there are several: ``codec``, Batches): the reports once
-        the released answers are taken (and the id log holds their seqs), the replies at
-        the end of the round, after the id log was written and the round's records
-        published."""
+        Reports and replies are collected per connection and leave at the end of the round
+        in one frame per connection (a batch when there are several: ``codec``, Batches),
+        after one write of the id log (fsynced) holding the round's NEWs and report seqs,
+        and after the round's records were published (``_end_round``)."""
         ready = dict(self.poller.poll(0 if self.pending else timeout_ms))
         now = time.monotonic()
         if self.pull in ready:
             self._take_reports()
-            self._send_replies()  # reports do not wait for the round's requests
         if self.router in ready:
             self._take_requests(now)
         if self.pending:
@@ -243,17 +242,19 @@ class GatewayProcess:
             self._next_snapshot = now + self.config.snapshot_every_s
             for symbol in self.symbols:
                 self._publish(self.depth.snapshot(symbol))
-        self._publish_orders()
-        self._send_replies()
+        self._end_round()
 
-    def _publish_orders(self) -> None:
-        """Publish the round's claimed records, their NEWs first written to the id log."""
-        if not self._claimed:
-            return
+    def _end_round(self) -> None:
+        """The id log first (one write, one fsync a round: under a journal fsyncing on the
+        same disk each costs milliseconds), then the ring, then the replies and reports."""
         if self.id_log is not None:
-            self.id_log.flush()  # an order the engine can see is always in the log
-        self.orders.publish()
-        self._claimed = False
+            # an order the engine can see is always in the log, and no client sees a
+            # report seq the log does not hold
+            self.id_log.flush()
+        if self._claimed:
+            self.orders.publish()
+            self._claimed = False
+        self._send_replies()
 
     def _take_requests(self, now: float) -> None:
         """Up to ``ROUND`` requests (a batch frame counts its messages), judged in order,
@@ -335,7 +336,7 @@ class GatewayProcess:
         for view in slots:
             copy_records(view, commands[done : done + len(view)])
             done += len(view)
-        self._claimed = True  # published at the end of the round (``_publish_orders``)
+        self._claimed = True  # published at the end of the round (``_end_round``)
         return True
 
     def _send_pending(self) -> None:
@@ -384,10 +385,9 @@ class GatewayProcess:
                 self._reply(outgoing)
             for message in self.depth.process(events):
                 self._publish(message)
-        if batches and self.id_log is not None:
+        if batches and self.id_log is not None:  # written before the reports leave
             self.id_log.note_report_seqs(self.gateway.report_seqs())
             self.id_log.note_applied(self.gateway.applied)
-            self.id_log.flush()  # no client sees a report seq the log does not hold
 
     def _publish(self, message: Any) -> None:
         self.counters["md_messages"] += 1
