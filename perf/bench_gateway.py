@@ -7,9 +7,10 @@ load``: spawned processes, one ``pipeline.client.Client`` each on its own accoun
 of passive limit orders around the mid, cancels and crossing IOCs). One pipeline serves
 every case of a run; each case's clients log on, trade, cancel what rests and log out.
 
-* ``throughput`` with 1, 2 and 4 client processes: each keeps ``WINDOW`` new orders in
-  flight (sends as answers come), as fast as the gateway answers. ``orders_per_s``: new
-  orders acknowledged (``accepted`` or ``rejected``) per second, over the clients.
+* ``throughput`` with 1, 2 and 4 client processes: each keeps up to ``WINDOW`` new orders
+  in flight (refilled in one batch frame once half of them were answered), as fast as the
+  gateway answers. ``orders_per_s``: new orders acknowledged (``accepted`` or
+  ``rejected``) per second, over the clients, to the last acknowledgement.
 * ``rtt_10k`` (1 client) and ``rtt_50k`` (2 clients): requests paced at 10 k and 50 k/s in
   all; the round trip of a new order, from just before its frame is sent to its
   ``accepted`` / ``rejected`` report received, p50 / p99 / p99.9 (HdrHistogram).

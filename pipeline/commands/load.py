@@ -14,6 +14,9 @@ clients). Sending is paced on a schedule (a client that fell behind catches up i
 at most ``BURST``), so the rate offered does not sag when the gateway slows down — what a
 real order flow does. The requests due at one moment (a burst, or the window's refill)
 leave in one frame (``Client.batch``), as a client writing to a socket would coalesce them.
+Unpaced (``rate`` None, the benchmark's throughput cases), a client keeps up to ``window``
+new orders in flight and refills the window in one batch once half of it was answered (a
+refill per answer would send frames of one or two orders).
 
 Printed: per client and in all, orders sent, acknowledged (accepted + rejected), rejected,
 business rejects and BUSY answers, requests/s (over the sending time), orders/s
@@ -210,11 +213,13 @@ def _trade(c: Client, spec: LoadSpec, result: ClientResult) -> None:
         now = time.perf_counter()
         if now >= end:
             break
-        with c.batch():  # what is due now leaves in one frame
-            if interval is None:
-                while len(sent_at) < spec.window:
-                    send_one()
-            else:
+        if interval is None:
+            if len(sent_at) <= spec.window // 2:
+                with c.batch():  # what is due now leaves in one frame
+                    while len(sent_at) < spec.window:
+                        send_one()
+        elif next_send <= now:
+            with c.batch():
                 burst = 0
                 while next_send <= now and burst < BURST:
                     send_one()
