@@ -273,11 +273,13 @@ class GatewayProcess:
             allowed = None
             if clients:
                 allowed = clients.get(frame.get("User-Id"), ())
-            self.counters["requests"] += 1
             if self.stopping:
+                self.counters["requests"] += 1
                 self._refuse_stopping(identity, frame.bytes)
                 continue
+            taken = len(steps)
             steps += gateway.on_frames(identity, frame.bytes, now, allowed)
+            self.counters["requests"] += len(steps) - taken  # messages, not frames
         self._admit(steps)
 
     def _refuse_stopping(self, identity: bytes, frame: bytes) -> None:
