@@ -280,12 +280,7 @@ def echo_case(directory: Path, rate: float | None, duration: float) -> dict:
             raise RuntimeError("the echo client did not finish") from None
     finally:
         stop.set()
-        for process in (client, server):
-            if process is not None:
-                process.join(10)
-                if process.is_alive():
-                    process.kill()
-                    process.join()
+        harness.reap((client, server))
     if "error" in outcome:
         raise RuntimeError(outcome["error"])
     histogram = HdrHistogram.decode(outcome["rtt"])
@@ -456,12 +451,7 @@ def md_case(pipeline: Pipeline, probes: int) -> dict:
                     raise RuntimeError("the md trader did not finish") from None
     finally:
         stop.set()
-        for process in (trader, subscriber):
-            if process is not None and process.pid is not None:
-                process.join(10)
-                if process.is_alive():
-                    process.kill()
-                    process.join()
+        harness.reap((trader, subscriber))
     if "error" in outcome:
         raise RuntimeError(outcome["error"])
     stamps = outcome["stamps"]

@@ -155,14 +155,22 @@ def run_pair(producer: Callable, consumer: Callable, args: tuple, timeout: float
     try:
         result = results.get(timeout=timeout)
     finally:
-        for process in (producer_process, consumer_process):
-            process.join(30)
-            if process.is_alive():
-                process.kill()
-                process.join()
+        reap((producer_process, consumer_process), grace=30)
     if "error" in result:
         raise RuntimeError(result["error"])
     return result
+
+
+def reap(processes: Iterable[Any], grace: float = 10) -> None:
+    """Join every started process of ``processes`` (None and unstarted ones are skipped),
+    killing what has not ended ``grace`` seconds later: a bench leaves nothing running."""
+    for process in processes:
+        if process is None or process.pid is None:
+            continue
+        process.join(grace)
+        if process.is_alive():
+            process.kill()
+            process.join()
 
 
 # ---------------------------------------------------------------- output

@@ -61,13 +61,7 @@ class Codec(enum.Enum):
 
     def decode_request(self, frame: bytes) -> Message:
         """The request ``frame`` holds; raises ``ProtocolError`` (only) when it holds none."""
-        if len(frame) > MAX_FRAME:
-            raise ProtocolError(
-                BusinessReject(
-                    field="$",
-                    text=f"frame of {len(frame)} bytes is over the {MAX_FRAME}-byte limit",
-                )
-            )
+        _refuse_over(frame, MAX_FRAME, "frame")
         decoder = _msgpack_requests if self is Codec.MSGPACK else _json_requests
         try:
             return decoder.decode(frame)
@@ -98,13 +92,7 @@ class Codec(enum.Enum):
         """The messages of a batch frame, each still encoded (``decode_request`` each);
         raises ``ProtocolError`` for the whole frame when it is no array of at most
         ``MAX_BATCH`` elements."""
-        if len(frame) > MAX_BATCH_FRAME:
-            raise ProtocolError(
-                BusinessReject(
-                    field="$",
-                    text=f"batch of {len(frame)} bytes is over the {MAX_BATCH_FRAME}-byte limit",
-                )
-            )
+        _refuse_over(frame, MAX_BATCH_FRAME, "batch")
         decoder = _msgpack_batch if self is Codec.MSGPACK else _json_batch
         try:
             elements = decoder.decode(frame)
@@ -170,6 +158,14 @@ class Codec(enum.Enum):
             kind[:64] if isinstance(kind, str) else None,
             cid[:64] if isinstance(cid, str) else None,
         )
+
+
+def _refuse_over(frame: bytes, limit: int, what: str) -> None:
+    """Refuse a frame over ``limit`` bytes before any decoding (a peer cannot make the
+    gateway parse megabytes)."""
+    if len(frame) > limit:
+        text = f"{what} of {len(frame)} bytes is over the {limit}-byte limit"
+        raise ProtocolError(BusinessReject(field="$", text=text))
 
 
 class ProtocolError(Exception):
