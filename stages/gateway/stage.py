@@ -268,7 +268,7 @@ class GatewayProcess:
             except zmq.Again:
                 break
             if len(frames) != 2:
-                continue  # a client sends one frame per message; anything else is not one
+                continue  # a client sends one frame at a time (a message or a batch)
             identity, frame = frames[0].bytes, frames[1]
             allowed = None
             if clients:
