@@ -1,4 +1,5 @@
-"""What the gateway tests share: a gateway run's config and a bare protocol client.
+"""What the gateway tests share: the in-process venue's engine config and request builders,
+a gateway run's config and a bare protocol client.
 
 ``Session`` speaks the protocol over a DEALER socket directly (the library client,
 ``pipeline.client``, is tested on its own), so the gateway's tests see its frames as sent.
@@ -18,8 +19,27 @@ from pipeline.config import (
     SnapshotConfig,
     default_engine,
 )
+from stages.engine import EngineConfig
 from stages.gateway import protocol as p
 from stages.gateway.codec import Codec
+from stages.risk.config import AssetConfig, InstrumentConfig, RiskConfig
+
+#: the engine behind an in-process ``Gateway`` (assets, two symbols, fees, settle at once)
+USD, BTC, ETH = 0, 1, 2
+CONFIG = EngineConfig(
+    risk=RiskConfig(
+        assets=[AssetConfig(USD, "USD"), AssetConfig(BTC, "BTC"), AssetConfig(ETH, "ETH")],
+        instruments=[
+            InstrumentConfig(
+                symbol=1, base=BTC, quote=USD, name="BTC-USD", maker_fee_bps=10, taker_fee_bps=20
+            ),
+            InstrumentConfig(symbol=2, base=ETH, quote=USD, name="ETH-USD", lot_size=1),
+        ],
+        max_accounts=16,
+    ),
+    settle_every=1,
+)
+FUNDED = (1, 2, 3)  # account 4 has nothing
 
 REPLY_MS = 60_000  # the longest a reply may take before the test fails (a bound, not a timing)
 CODEC = Codec.MSGPACK
@@ -33,6 +53,18 @@ def gateway_config(root: Path) -> RunConfig:
         snapshots=SnapshotConfig(directory=str(root / "snapshots")),
         pipeline=PipelineConfig(run_dir=str(root / "run")),
     )
+
+
+def buy(cid, qty, price, symbol="BTC-USD", **kw) -> p.NewOrder:
+    return p.NewOrder(client_order_id=cid, symbol=symbol, side="buy", qty=qty, price=price, **kw)
+
+
+def sell(cid, qty, price, symbol="BTC-USD", **kw) -> p.NewOrder:
+    return p.NewOrder(client_order_id=cid, symbol=symbol, side="sell", qty=qty, price=price, **kw)
+
+
+def kinds(messages) -> list[tuple[str, str]]:
+    return [(m.kind, getattr(m, "client_order_id", None)) for m in messages]
 
 
 def order_of(message: p.Message) -> str | None:

@@ -40,9 +40,19 @@ from stages.gateway.symbols import SymbolTable
 from stages.ingest.admin import deposit
 from stages.ingest.synthetic import Stamper
 from stages.records import EVENT_DTYPE
-from tests.gateway_helpers import Session, gateway_config
+from tests.gateway_helpers import (
+    BTC,
+    CONFIG,
+    ETH,
+    FUNDED,
+    USD,
+    Session,
+    buy,
+    gateway_config,
+    kinds,
+    sell,
+)
 from tests.supervised import READY_TIMEOUT, running
-from tests.test_gateway_sessions import BTC, CONFIG, ETH, FUNDED, USD, buy, kinds, sell
 
 A, B, A2, B2 = b"conn-a", b"conn-b", b"conn-a2", b"conn-b2"
 SYMBOLS = SymbolTable.from_risk(CONFIG.risk)

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stages.engine import Engine, EngineConfig
+from stages.engine import Engine
 from stages.gateway import protocol as P
 from stages.gateway.codec import Codec
 from stages.gateway.orders import FIRST_ORDER_ID
@@ -23,23 +23,8 @@ from stages.gateway.symbols import SymbolTable
 from stages.ingest.admin import deposit
 from stages.ingest.synthetic import Stamper, SyntheticFlow
 from stages.records import COMMAND_DTYPE, CommandType, EventType
-from stages.risk.config import AssetConfig, InstrumentConfig, RiskConfig
+from tests.gateway_helpers import BTC, CONFIG, ETH, FUNDED, USD, buy, kinds, sell
 
-USD, BTC, ETH = 0, 1, 2
-CONFIG = EngineConfig(
-    risk=RiskConfig(
-        assets=[AssetConfig(USD, "USD"), AssetConfig(BTC, "BTC"), AssetConfig(ETH, "ETH")],
-        instruments=[
-            InstrumentConfig(
-                symbol=1, base=BTC, quote=USD, name="BTC-USD", maker_fee_bps=10, taker_fee_bps=20
-            ),
-            InstrumentConfig(symbol=2, base=ETH, quote=USD, name="ETH-USD", lot_size=1),
-        ],
-        max_accounts=16,
-    ),
-    settle_every=1,
-)
-FUNDED = (1, 2, 3)  # account 4 has nothing
 A, B, C = b"conn-a", b"conn-b", b"conn-c"
 
 
@@ -91,18 +76,6 @@ class Venue:
     def take(self, identity) -> list[P.Message]:
         messages, self.inbox[identity] = self.inbox[identity], []
         return messages
-
-
-def buy(cid, qty, price, symbol="BTC-USD", **kw) -> P.NewOrder:
-    return P.NewOrder(client_order_id=cid, symbol=symbol, side="buy", qty=qty, price=price, **kw)
-
-
-def sell(cid, qty, price, symbol="BTC-USD", **kw) -> P.NewOrder:
-    return P.NewOrder(client_order_id=cid, symbol=symbol, side="sell", qty=qty, price=price, **kw)
-
-
-def kinds(messages) -> list[tuple[str, str]]:
-    return [(m.kind, getattr(m, "client_order_id", None)) for m in messages]
 
 
 @pytest.fixture
