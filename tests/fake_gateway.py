@@ -34,23 +34,8 @@ from stages.gateway.symbols import SymbolTable
 from stages.ingest.admin import deposit
 from stages.ingest.synthetic import Stamper
 from stages.marketdata import DepthBuilder, encode, topic
-from stages.risk.config import AssetConfig, InstrumentConfig, RiskConfig
+from tests.gateway_helpers import BTC, CONFIG, ETH, FUNDED, USD
 
-USD, BTC, ETH = 0, 1, 2
-CONFIG = EngineConfig(
-    risk=RiskConfig(
-        assets=[AssetConfig(USD, "USD"), AssetConfig(BTC, "BTC"), AssetConfig(ETH, "ETH")],
-        instruments=[
-            InstrumentConfig(
-                symbol=1, base=BTC, quote=USD, name="BTC-USD", maker_fee_bps=10, taker_fee_bps=20
-            ),
-            InstrumentConfig(symbol=2, base=ETH, quote=USD, name="ETH-USD"),
-        ],
-        max_accounts=16,
-    ),
-    settle_every=1,
-)
-FUNDED = (1, 2, 3)  # account 4 has nothing: its orders are rejected INSUFFICIENT_FUNDS
 ZAP_ENDPOINT = "inproc://zeromq.zap.01"
 POLL_MS = 5
 EXPIRE_EVERY = 0.02

@@ -39,7 +39,7 @@ CONFIG = EngineConfig(
     ),
     settle_every=1,
 )
-FUNDED = (1, 2, 3)  # account 4 has nothing
+FUNDED = (1, 2, 3)  # account 4 has nothing: its orders are rejected INSUFFICIENT_FUNDS
 
 REPLY_MS = 60_000  # the longest a reply may take before the test fails (a bound, not a timing)
 CODEC = Codec.MSGPACK
