@@ -146,7 +146,6 @@ def _trade(c: Client, spec: LoadSpec, result: ClientResult) -> None:
     next_send = start
     mid, symbol = spec.mid, spec.symbol
     reasons: dict[str, int] = {}
-    last_ack = [0]  # perf_counter_ns of the last acknowledgement
 
     def send_one() -> None:
         roll = rng.random()
@@ -184,7 +183,7 @@ def _trade(c: Client, spec: LoadSpec, result: ClientResult) -> None:
                 now_ns = perf_ns()
                 histogram.record_value(min(max(now_ns - sent, RTT_LOW), RTT_HIGH))
                 result.acked += 1
-                last_ack[0] = now_ns
+                result.acked_seconds = now_ns / 1e9 - start  # the last one so far
                 if kind == "rejected":
                     iocs.discard(cid)
                     result.rejected += 1
@@ -237,7 +236,7 @@ def _trade(c: Client, spec: LoadSpec, result: ClientResult) -> None:
         if message is not None:
             handle(message)
     result.unanswered = len(sent_at)
-    result.acked_seconds = max(result.seconds, last_ack[0] / 1e9 - start)
+    result.acked_seconds = max(result.seconds, result.acked_seconds)
     result.rtt = histogram.encode()
     result.reasons = reasons
 

@@ -55,9 +55,13 @@ class Codec(enum.Enum):
     MSGPACK = "msgpack"
     JSON = "json"
 
+    @property
+    def _encoder(self) -> msgspec.msgpack.Encoder | msgspec.json.Encoder:
+        return _msgpack_encoder if self is Codec.MSGPACK else _json_encoder
+
     def encode(self, message: Message) -> bytes:
         """The frame of ``message`` in this codec (its ``kind`` tag included)."""
-        return (_msgpack_encoder if self is Codec.MSGPACK else _json_encoder).encode(message)
+        return self._encoder.encode(message)
 
     def decode_request(self, frame: bytes) -> Message:
         """The request ``frame`` holds; raises ``ProtocolError`` (only) when it holds none."""
@@ -112,24 +116,14 @@ class Codec(enum.Enum):
 
     def encode_batch(self, messages: list[Message]) -> bytes:
         """One frame for ``messages``: the message itself if there is one, else an array."""
-        encoder = _msgpack_encoder if self is Codec.MSGPACK else _json_encoder
-        return encoder.encode(messages[0] if len(messages) == 1 else messages)
+        return self._encoder.encode(messages[0] if len(messages) == 1 else messages)
 
     def join(self, frames: list[bytes]) -> bytes:
         """One batch frame of already encoded messages (each from ``encode``): no message
-        is encoded twice. One frame is returned as it is."""
+        is encoded twice (msgspec copies a ``Raw`` as it is). One frame is returned as it is."""
         if len(frames) == 1:
             return frames[0]
-        if self is Codec.JSON:
-            return b"[" + b",".join(frames) + b"]"
-        n = len(frames)
-        if n < 16:
-            header = bytes((0x90 | n,))
-        elif n < 1 << 16:
-            header = b"\xdc" + n.to_bytes(2, "big")
-        else:
-            header = b"\xdd" + n.to_bytes(4, "big")
-        return header + b"".join(frames)
+        return self._encoder.encode([msgspec.Raw(frame) for frame in frames])
 
     def encode_request(self, message: Message) -> bytes:
         """Same as ``encode``; named for the client side's readability."""

@@ -297,27 +297,10 @@ class GatewayProcess:
         a time until one does not fit, and that one and every later one is answered
         ``Busy`` (undone last first: a later request may be about an earlier one's order),
         except the cancels of an ending session, which wait in ``pending``."""
-        if not steps:
-            return
-        batches = [step.commands for step in steps if len(step.commands)]
-        admitted = len(steps)
-        if batches and (
-            self.pending
-            or not self._offer(batches[0] if len(batches) == 1 else concat_records(batches))
-        ):
-            admitted = 0
-            while admitted < len(steps):
-                commands = steps[admitted].commands
-                if len(commands) and (self.pending or not self._offer(commands)):
-                    break
-                admitted += 1
-            refused = steps[admitted:]
-            for i in range(len(refused) - 1, -1, -1):
-                step = refused[i]
-                if step.must_send or not len(step.commands):
-                    continue
-                refused[i] = self.gateway.busy(step)
-            steps = steps[:admitted] + refused
+        admitted = self._fit(steps)
+        for i in range(len(steps) - 1, admitted - 1, -1):
+            if len(steps[i].commands) and not steps[i].must_send:
+                steps[i] = self.gateway.busy(steps[i])
         for i, step in enumerate(steps):
             if i >= admitted and step.must_send and len(step.commands):
                 commands = step.commands  # queued, in chunks the ring can take
@@ -327,6 +310,21 @@ class GatewayProcess:
                 self.id_log.add_orders(step.new_orders)  # written before the round publishes
             for reply in step.replies:
                 self._reply(reply)
+
+    def _fit(self, steps: list[Step]) -> int:
+        """How many steps at the front went into the ring: every one in one claim when they
+        fit, else one at a time up to the first that does not."""
+        batches = [step.commands for step in steps if len(step.commands)]
+        if not batches:
+            return len(steps)
+        if not self.pending and self._offer(
+            batches[0] if len(batches) == 1 else concat_records(batches)
+        ):
+            return len(steps)
+        for i, step in enumerate(steps):
+            if len(step.commands) and (self.pending or not self._offer(step.commands)):
+                return i
+        return len(steps)
 
     def _offer(self, commands: np.ndarray) -> bool:
         if self.finished or len(commands) > self.capacity:
