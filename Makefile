@@ -37,7 +37,7 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 
 ## bench: every benchmark in quick mode (drop --quick for full runs; see perf/README.md).
-BENCHES := ring matching risk journal feeds pipeline recovery market_data gateway
+BENCHES := ring matching risk journal feeds pipeline recovery market_data gateway gateway_core
 bench: $(STAMP)
 	mkdir -p perf/results
 	for b in $(BENCHES); do $(BIN)/python perf/bench_$$b.py --quick --json perf/results/$$b.json || exit 1; done

@@ -186,6 +186,14 @@ def check_gateway(data: dict) -> None:
     assert data["fsync"] == "batch"
 
 
+def check_gateway_core(data: dict) -> None:
+    (row,) = data["results"]
+    parts = {"take_in_us", "reports_us", "market_data_us", "encode_us"}
+    assert set(row) == parts | {"total_us", "requests"}
+    assert all(positive(row[k]) for k in parts | {"total_us", "requests"})
+    assert row["total_us"] == pytest.approx(sum(row[k] for k in parts))
+
+
 CHECKS = {
     "ring": check_ring,
     "matching": check_matching,
@@ -196,6 +204,7 @@ CHECKS = {
     "recovery": check_recovery,
     "market_data": check_market_data,
     "gateway": check_gateway,
+    "gateway_core": check_gateway_core,
 }
 
 
