@@ -7,7 +7,7 @@ mid, 30 % cancels of resting orders, the rest IOCs crossing the mid), two sessio
 request, the median over the runs of:
 
 * ``take_in``: ``Gateway.on_frames`` (split, decode, sessions, client order ids, command
-  records) and one ``concat_records`` of the round's records, as ``GatewayProcess._admit``;
+  records) and the round's records joined into one batch, as ``GatewayProcess._fit``;
 * ``reports``: ``Gateway.on_events`` on the engine's answers (execution reports, logs);
 * ``market_data``: ``DepthBuilder.process`` on the same answers;
 * ``encode``: each session's reports of the round as one frame (``Codec.encode_batch``).
@@ -33,6 +33,7 @@ from ringbuffer.records import concat_records
 from stages.engine import Engine
 from stages.gateway import protocol as P
 from stages.gateway.codec import Codec
+from stages.gateway.commands import records
 from stages.gateway.sessions import Gateway
 from stages.gateway.stage import GC_THRESHOLD
 from stages.gateway.symbols import SymbolTable
@@ -101,7 +102,7 @@ class Venue:
             steps = []
             for identity, frame in frames:
                 steps += self.gateway.on_frames(identity, frame, 1.0)
-            commands = concat_records([s.commands for s in steps if len(s.commands)])
+            commands = records(b"".join([s.packed for s in steps if s.packed]))
             t1 = clock()
             events = self.engine.process(self.stamper.stamp(commands))
             t2 = clock()

@@ -448,3 +448,52 @@ def test_each_request_of_a_batch_is_judged_on_its_own(codec):
     broken = frame[:-1] + (b"\xc1" if codec is Codec.MSGPACK else b"{")
     (whole,) = gateway.on_frames(b"a", broken, 1.0)
     assert whole.replies[0].message.field == "$" and not len(whole.commands)
+
+
+@pytest.mark.parametrize("n", [1, 2, 64, 1024])
+def test_a_well_formed_msgpack_batch_decodes_at_once_as_each_element_would(n):
+    codec = Codec.MSGPACK
+    messages = [
+        P.Cancel(client_order_id=f"c{i - 1}") if i % 3 == 2 else _order(f"c{i}", i + 1)
+        for i in range(n)
+    ]
+    batch = msgspec.msgpack.encode(messages)  # an array also of one (``join`` would not)
+    decoded = codec.decode_batch(batch)
+    assert decoded == [codec.decode_request(part) for part in codec.split(batch)] == messages
+
+
+def _padded_heartbeat() -> bytes:
+    """A well-formed heartbeat over ``MAX_FRAME`` bytes: msgpack maps may repeat a key, and
+    msgspec keeps the last, so its tag repeated makes it as long as one likes."""
+    tag = msgspec.msgpack.encode("kind") + msgspec.msgpack.encode("heartbeat")
+    pairs = MAX_FRAME // len(tag) + 1
+    frame = b"\xde" + pairs.to_bytes(2, "big") + tag * pairs
+    assert len(frame) > MAX_FRAME and Codec.MSGPACK.decode_reply(frame) == P.Heartbeat()
+    return frame
+
+
+def test_a_batch_decoded_at_once_still_refuses_an_element_over_the_frame_limit():
+    codec = Codec.MSGPACK
+    gateway = Gateway(SymbolTable([SymbolInfo(1, "BTC-USD")]))
+    gateway.on_frame(b"a", codec.encode(P.Logon(account=1)), 0.0)
+    frame = codec.join([codec.encode(_order("ok")), _padded_heartbeat()])
+    assert codec.decode_batch(frame) is None  # left to split, which refuses that element
+    first, second = gateway.on_frames(b"a", frame, 1.0)
+    assert len(first.commands) == 1
+    (reject,) = second.replies
+    assert reject.message.field == "$" and "over the 4096-byte limit" in reject.message.text
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        Codec.JSON.join([Codec.JSON.encode(_order("a")), Codec.JSON.encode(_order("b"))]),
+        b"\x90",  # empty
+        Codec.MSGPACK.join([Codec.MSGPACK.encode(P.Heartbeat())] * 1025),  # over MAX_BATCH
+        Codec.MSGPACK.join([Codec.MSGPACK.encode(_order("a")), msgspec.msgpack.encode(7)]),
+        Codec.MSGPACK.encode(_order("a")),  # no batch
+    ],
+    ids=["json", "empty", "over-max-batch", "bad-element", "single"],
+)
+def test_decode_batch_leaves_json_and_faulty_batches_to_split(frame):
+    assert Codec.MSGPACK.decode_batch(frame) is None

@@ -20,8 +20,10 @@ with several requests in flight knows which one was refused.
 0x90..0x9f, 0xdc or 0xdd; a JSON array, ``[``): a client that has several requests ready
 sends them in one frame, and the gateway answers a session's replies of one round in one
 frame the same way. ZeroMQ costs several microseconds per frame on each side (a syscall and
-a wake of its I/O thread); a batch costs that once. Every element is decoded on its own
-(``split``): a bad one gets its own reject and the others still count. A batch holds at
+a wake of its I/O thread); a batch costs that once. Every element is judged on its own: a
+bad one gets its own reject and the others still count. A msgpack batch of well-formed
+requests is decoded in one call (``decode_batch``); any other batch element by element
+(``split``), which names what is wrong with which. A batch holds at
 most ``MAX_BATCH`` messages, each at most ``MAX_FRAME`` bytes.
 """
 
@@ -113,6 +115,23 @@ class Codec(enum.Enum):
                 )
             )
         return [bytes(element) for element in elements]
+
+    def decode_batch(self, frame: bytes) -> list[Message] | None:
+        """Every request of a msgpack batch frame decoded in one call (~1 µs a request less
+        than ``split`` and ``decode_request`` each), or None when the frame is JSON, or any
+        element is not a well-formed request or over ``MAX_FRAME`` bytes, or the batch is
+        empty or over ``MAX_BATCH``: then ``split`` says what is wrong with which element.
+        (JSON is left to ``split``: whitespace can make an element of a valid request
+        longer than ``MAX_FRAME``, which must be refused all the same.)"""
+        if self is not Codec.MSGPACK or len(frame) > MAX_BATCH_FRAME:
+            return None
+        try:
+            elements = _msgpack_batch.decode(frame)
+            if not 0 < len(elements) <= MAX_BATCH or max(map(len, elements)) > MAX_FRAME:
+                return None
+            return _msgpack_request_batch.decode(frame)
+        except Exception:  # any failure: the element-wise path names it
+            return None
 
     def encode_batch(self, messages: list[Message]) -> bytes:
         """One frame for ``messages``: the message itself if there is one, else an array."""
@@ -207,5 +226,6 @@ _msgpack_replies = msgspec.msgpack.Decoder(REPLY)
 _json_replies = msgspec.json.Decoder(REPLY)
 _msgpack_batch = msgspec.msgpack.Decoder(list[msgspec.Raw])
 _json_batch = msgspec.json.Decoder(list[msgspec.Raw])
+_msgpack_request_batch = msgspec.msgpack.Decoder(list[REQUEST])  # type: ignore[valid-type]
 _msgpack_reply_batch = msgspec.msgpack.Decoder(list[REPLY])  # type: ignore[valid-type]
 _json_reply_batch = msgspec.json.Decoder(list[REPLY])  # type: ignore[valid-type]

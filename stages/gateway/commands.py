@@ -1,7 +1,8 @@
 """Gateway requests as command records: what one NEW, CANCEL, REPLACE or REDUCE looks like.
 
 Like ``stages/ingest/admin.py`` for operator commands, each function returns unsequenced
-``COMMAND_DTYPE`` records (``seq`` and ``ts_ingest`` 0: ingest stamps them with the batch
+``COMMAND_DTYPE`` records, packed as bytes (``records`` makes them a batch: a round's
+requests are joined as bytes and become one array, not one array each) (``seq`` and ``ts_ingest`` 0: ingest stamps them with the batch
 they join), origin ``SOURCE`` (the gateway is the pipeline's load source), encoded the way
 the engine reads them. Nothing here decides anything: the gateway's checks are done by the
 time a record is built, and the engine's (funds, limits, tick, lot, ownership...) come back
@@ -26,7 +27,7 @@ assert _RECORD.size == COMMAND_DTYPE.itemsize
 _SOURCE = int(CommandOrigin.SOURCE)
 
 
-def _records(packed: bytes) -> np.ndarray:
+def records(packed: bytes) -> np.ndarray:
     """Packed records as a writable COMMAND_DTYPE batch (ingest stamps it in place)."""
     return np.frombuffer(bytearray(packed), dtype=COMMAND_DTYPE)
 
@@ -39,23 +40,23 @@ def _pack(kind: int, order: Order, price: int = 0, qty: int = 0, *codes: int) ->
     )  # fmt: skip
 
 
-def new_order(order: Order, request: NewOrder) -> np.ndarray:
+def new_order(order: Order, request: NewOrder) -> bytes:
     """The NEW of ``order`` as ``request`` asked for it."""
     flags = CommandFlag.POST_ONLY if request.post_only else 0
     codes = (SIDES[request.side], ORDER_TYPES[request.type], TIFS[request.tif], STPS[request.stp])
-    return _records(_pack(CommandType.NEW, order, request.price, request.qty, *codes, flags))
+    return _pack(CommandType.NEW, order, request.price, request.qty, *codes, flags)
 
 
-def cancels(orders: list[Order]) -> np.ndarray:
+def cancels(orders: list[Order]) -> bytes:
     """One CANCEL per order (a cancel, a mass cancel, a cancel on disconnect)."""
-    return _records(b"".join(_pack(CommandType.CANCEL, o) for o in orders))
+    return b"".join([_pack(CommandType.CANCEL, o) for o in orders])
 
 
-def replace(order: Order, price: int, qty: int) -> np.ndarray:
+def replace(order: Order, price: int, qty: int) -> bytes:
     """REPLACE ``order`` to ``price`` with ``qty`` open in total."""
-    return _records(_pack(CommandType.REPLACE, order, price, qty))
+    return _pack(CommandType.REPLACE, order, price, qty)
 
 
-def reduce(order: Order, by: int) -> np.ndarray:
+def reduce(order: Order, by: int) -> bytes:
     """REDUCE ``order``'s open quantity by ``by``."""
-    return _records(_pack(CommandType.REDUCE, order, 0, by))
+    return _pack(CommandType.REDUCE, order, 0, by)

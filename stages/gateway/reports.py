@@ -38,15 +38,16 @@ from stages.gateway.protocol import (
     reason_name,
 )
 from stages.gateway.symbols import SymbolTable
-from stages.records import EVENT_DTYPE, EventFlag, EventType, Reason
+from stages.records import EventFlag, EventType, Reason
 
 #: reports each account's log keeps for ``ReportsSince``
 REPORT_LOG_SIZE = 10_000
 #: the most reports one ``ReportsReply`` carries
 REPORTS_PAGE = 500
 
-#: the event fields ``apply_event`` reads, as positions in ``events.tolist()`` rows
-F = {name: i for i, name in enumerate(EVENT_DTYPE.names)}
+#: the event fields reports read, in the order of ``event_rows``' tuples (``F``: positions)
+ROW_FIELDS = ("order_id", "account", "kind", "price", "qty", "flags", "reason", "other_id")
+F = {name: i for i, name in enumerate(ROW_FIELDS)}
 ORDER_EVENTS = frozenset(
     (
         EventType.ACCEPTED,
@@ -97,11 +98,14 @@ class ReportLog:
 
 
 def event_rows(events: np.ndarray) -> list[tuple]:
-    """The order events of a batch as plain tuples (``F`` names the positions): one C call,
-    so the per-event Python work is only the events an order of the gateway is about."""
+    """The order events of a batch as plain tuples of ``ROW_FIELDS`` (``F`` names the
+    positions), built by C calls: one ``tolist`` per column, zipped (~0.2 µs an event; a
+    structured array's own ``tolist`` makes every field an int, ~1 µs an event)."""
     kinds = events["kind"]
     mask = (kinds >= EventType.ACCEPTED) & (kinds <= EventType.REPLACED)
-    return events[mask].tolist() if not mask.all() else events.tolist()
+    if not mask.all():
+        events = events[mask]
+    return list(zip(*[events[name].tolist() for name in ROW_FIELDS], strict=True))
 
 
 _KIND, _PRICE, _QTY, _FLAGS, _REASON, _OTHER = (

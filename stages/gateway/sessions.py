@@ -50,12 +50,11 @@ client order id, and its report seqs continuing above the last one logged.
 from __future__ import annotations
 
 from collections.abc import Callable, Container
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from ringbuffer.records import concat_records
 from stages.gateway import commands
 from stages.gateway.codec import Codec, ProtocolError, sniff
 from stages.gateway.orders import FIRST_ORDER_ID, AccountOrders, Order, OrderIds
@@ -113,24 +112,40 @@ class Outgoing(NamedTuple):
         return self.codec.encode(self.message)
 
 
-@dataclass
 class Step:
     """What one call decided: replies to send, command records for ingest, sessions ended.
 
-    ``commands`` are unsequenced ``COMMAND_DTYPE`` records (ingest stamps them). With
-    ``must_send`` they may not be refused BUSY (cancels of an ending session).
-    ``new_orders``: the orders whose NEW is among ``commands`` (for the order-id log, once
-    the ring took them).
+    ``packed``: unsequenced ``COMMAND_DTYPE`` records as bytes (ingest stamps them; the
+    process joins a round's and makes them one batch); ``commands`` is the same as an
+    array. With ``must_send`` they may not be refused BUSY (cancels of an ending session).
+    ``new_orders``: the orders whose NEW is among them (for the order-id log, once the
+    ring took them). A plain class with slots: one is made per request.
     """
 
-    replies: list[Outgoing] = field(default_factory=list)
-    commands: np.ndarray = field(default_factory=lambda: _NO_COMMANDS)
-    ended: list[bytes] = field(default_factory=list)
-    must_send: bool = False
-    new_orders: list[Order] = field(default_factory=list)
-    _undo: list[Callable[[], None]] = field(default_factory=list, repr=False)
-    #: the session and request a ``busy`` answers (built only if the ring is full)
-    _request: tuple[Session, Message] | None = field(default=None, repr=False)
+    __slots__ = ("_request", "_undo", "ended", "must_send", "new_orders", "packed", "replies")
+
+    def __init__(
+        self,
+        replies: list[Outgoing] | None = None,
+        packed: bytes = b"",
+        *,
+        must_send: bool = False,
+        undo: list[Callable[[], None]] | None = None,
+        request: tuple[Session, Message] | None = None,
+    ) -> None:
+        self.replies: list[Outgoing] = [] if replies is None else replies
+        self.packed = packed
+        self.ended: list[bytes] = []
+        self.must_send = must_send
+        self.new_orders: list[Order] = []
+        self._undo: list[Callable[[], None]] = [] if undo is None else undo
+        #: the session and request a ``busy`` answers (built only if the ring is full)
+        self._request = request
+
+    @property
+    def commands(self) -> np.ndarray:
+        """The records as a writable ``COMMAND_DTYPE`` batch (a new one each call)."""
+        return commands.records(self.packed) if self.packed else _NO_COMMANDS
 
 
 @dataclass
@@ -418,6 +433,12 @@ class Gateway:
         codec = session.codec if session is not None else sniff(frame)
         if not codec.is_batch(frame):
             return [self.on_frame(identity, frame, now, allowed_accounts)]
+        requests = codec.decode_batch(frame)
+        if requests is not None:  # every element a well-formed request: decoded at once
+            self.counters["frames"] += len(requests)
+            if session is not None:
+                session.last_seen = now
+            return [self.on_message(identity, r, now, codec, allowed_accounts) for r in requests]
         try:
             messages = codec.split(frame)
         except ProtocolError as exc:
@@ -621,7 +642,7 @@ class Gateway:
             for order in orders:
                 order.pending.append("cancel")
             self.counters["cancels_on_disconnect"] += len(orders)
-            step.commands = _concat(step.commands, commands.cancels(orders))
+            step.packed += commands.cancels(orders)
 
     # --- order requests ----------------------------------------------------------------------
     def _new_order(self, session: Session, account: Account, request: NewOrder) -> Step:
@@ -719,10 +740,10 @@ class Gateway:
         self,
         session: Session,
         request: Message,
-        records: np.ndarray,
+        records: bytes,
         undo: list[Callable[[], None]],
     ) -> Step:
-        return Step(commands=records, _undo=undo, _request=(session, request))
+        return Step(packed=records, undo=undo, request=(session, request))
 
     def _reject_session(self, session: Session, path: str, text: str, request: Message) -> Step:
         return self._reject(session.identity, session.codec, path, text, request)
@@ -764,6 +785,3 @@ _REQUESTS_SENT_AGAIN: dict[int, str] = {
     CommandType.REDUCE: "reduce",
 }
 
-
-def _concat(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return b if len(a) == 0 else concat_records((a, b))

@@ -49,9 +49,10 @@ import numpy as np
 import zmq
 
 from ringbuffer import Ring, wait_strategy
-from ringbuffer.records import concat_records, copy_records
+from ringbuffer.records import copy_records
 from stages.engine import EngineConfig
 from stages.gateway.codec import MAX_BATCH, Codec
+from stages.gateway.commands import records
 from stages.gateway.id_log import IdLog, read_id_log
 from stages.gateway.protocol import Message
 from stages.gateway.sessions import Gateway, Outgoing, Step
@@ -299,13 +300,13 @@ class GatewayProcess:
         except the cancels of an ending session, which wait in ``pending``."""
         admitted = self._fit(steps)
         for i in range(len(steps) - 1, admitted - 1, -1):
-            if len(steps[i].commands) and not steps[i].must_send:
+            if steps[i].packed and not steps[i].must_send:
                 steps[i] = self.gateway.busy(steps[i])
         for i, step in enumerate(steps):
-            if i >= admitted and step.must_send and len(step.commands):
+            if i >= admitted and step.must_send and step.packed:
                 commands = step.commands  # queued, in chunks the ring can take
                 for start in range(0, len(commands), self.capacity):
-                    self.pending.append(commands[start : start + self.capacity].copy())
+                    self.pending.append(commands[start : start + self.capacity])
             elif step.new_orders and self.id_log is not None:
                 self.id_log.add_orders(step.new_orders)  # written before the round publishes
             for reply in step.replies:
@@ -314,15 +315,13 @@ class GatewayProcess:
     def _fit(self, steps: list[Step]) -> int:
         """How many steps at the front went into the ring: every one in one claim when they
         fit, else one at a time up to the first that does not."""
-        batches = [step.commands for step in steps if len(step.commands)]
-        if not batches:
+        packed = [step.packed for step in steps if step.packed]
+        if not packed:
             return len(steps)
-        if not self.pending and self._offer(
-            batches[0] if len(batches) == 1 else concat_records(batches)
-        ):
+        if not self.pending and self._offer(records(b"".join(packed))):
             return len(steps)
         for i, step in enumerate(steps):
-            if len(step.commands) and (self.pending or not self._offer(step.commands)):
+            if step.packed and (self.pending or not self._offer(step.commands)):
                 return i
         return len(steps)
 
