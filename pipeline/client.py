@@ -371,6 +371,11 @@ class Client:
         waiting and the gateway's are consumed here."""
         if self._pending:
             return self._pending.popleft()
+        received = self._received
+        while received:  # the rest of the last frame's batch: no clock, no socket
+            message = self._taken(received.popleft())
+            if message is not None:
+                return message
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             left = None if deadline is None else deadline - time.monotonic()
@@ -437,15 +442,21 @@ class Client:
                 except (msgspec.DecodeError, msgspec.ValidationError) as error:
                     raise GatewayError(f"undecodable frame from the gateway: {error}") from None
                 continue
-            message = received.popleft()
-            if isinstance(message, P.Heartbeat):
-                continue
-            if isinstance(message, P.LoggedOut):
-                self.ended = message
-            seq = getattr(message, "report_seq", None)
-            if seq is not None and seq > self.last_report_seq:
-                self.last_report_seq = seq
-            return message
+            message = self._taken(received.popleft())
+            if message is not None:
+                return message
+
+    def _taken(self, message: Reply) -> Reply | None:
+        """What a received message tells the client (the session ended, the last report
+        seq); None for the gateway's heartbeat, which is only a sign of life."""
+        if isinstance(message, P.Heartbeat):
+            return None
+        if isinstance(message, P.LoggedOut):
+            self.ended = message
+        seq = getattr(message, "report_seq", None)
+        if seq is not None and seq > self.last_report_seq:
+            self.last_report_seq = seq
+        return message
 
     def _frame(self, deadline: float | None, heartbeats: bool) -> bytes | None:
         """One frame from the socket by ``deadline`` (or a heartbeat's due time), or None."""
