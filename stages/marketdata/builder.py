@@ -64,6 +64,10 @@ _TAKER = int(EventFlag.TAKER)
 BOOK_EVENTS = np.array(
     [_ACCEPTED, _TRADE, _CANCELLED, _REPLACED, _HALTED, _RESUMED], dtype=EVENT_DTYPE["kind"]
 )
+#: by kind code: whether it is one of BOOK_EVENTS (a lookup costs ~3 µs a batch where
+#: ``np.isin`` costs ~50 µs, and the gateway builds market data from every released batch)
+_IS_BOOK_EVENT = np.zeros(256, dtype=bool)
+_IS_BOOK_EVENT[BOOK_EVENTS] = True
 _SIDES = (Side.BUY, Side.SELL)
 #: the fields of a TRADE event a public trade is made of, as the loop unpacks them
 _TRADE_COLUMNS = ("symbol", "price", "qty", "side", "ts_ingest", "seq")
@@ -242,7 +246,7 @@ class DepthBuilder:
         (if halted / resumed); each takes the symbol's next sequence number.
         """
         kind = events["kind"]
-        events = events[np.isin(kind, BOOK_EVENTS)]
+        events = events[_IS_BOOK_EVENT[kind]]
         if len(events) == 0:
             return []
         kind = events["kind"]
