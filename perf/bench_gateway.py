@@ -11,6 +11,12 @@ every case of a run; each case's clients log on, trade, cancel what rests and lo
   in flight (refilled in one batch frame once half of them were answered), as fast as the
   gateway answers. ``orders_per_s``: new orders acknowledged (``accepted`` or
   ``rejected``) per second, over the clients, to the last acknowledgement.
+* every case through the pipeline also says where the CPU went, in µs per order
+  acknowledged: ``cpu_gateway_us`` (the gateway process), ``cpu_stages_us`` (ingest, risk,
+  matching, persistence and output together), ``cpu_clients_us`` (the client processes
+  while trading) and ``cpu_total_us``: user + system time of every thread (ZeroMQ's I/O
+  threads too), over the case. Unlike the rates, these hardly move with the host's steal
+  time, and they say what a target needs: 150 k orders/s on 2 cores is ~13 µs in all.
 * ``rtt_10k`` (1 client) and ``rtt_50k`` (2 clients): requests paced at 10 k and 50 k/s in
   all; the round trip of a new order, from just before its frame is sent to its
   ``accepted`` / ``rejected`` report received, p50 / p99 / p99.9 (HdrHistogram).
@@ -55,6 +61,7 @@ from pathlib import Path
 from typing import Any
 
 import harness
+import psutil
 import zmq
 from hdrh.histogram import HdrHistogram
 
@@ -86,6 +93,8 @@ CASES = (
     ("md_after_ack", 1, None),
 )
 FIELDS = ("orders_per_s", "rtt_p50_us", "rtt_p99_us", "rtt_p999_us")
+#: the cases through the pipeline: CPU µs per order acknowledged, by role
+CPU_FIELDS = ("cpu_gateway_us", "cpu_stages_us", "cpu_clients_us", "cpu_total_us")
 #: the md_after_ack row's own fields, after FIELDS (µs, and the number of probes counted)
 MD_FIELDS = (
     "md_after_ack_p50_us",
@@ -148,6 +157,7 @@ class Pipeline:
             self.__exit__(None, None, None)
             raise RuntimeError("the pipeline's manifest names no gateway endpoint")
         self.endpoint = endpoints[0]
+        self.pids = dict(self.supervisor.pids)  # stage -> pid
         market_data = list(getattr(manifest, "market_data", ()) or ())
         if not market_data:
             self.__exit__(None, None, None)
@@ -162,7 +172,14 @@ class Pipeline:
             raise self.outcome["error"]
 
 
-def gateway_case(endpoint: str, clients: int, rate: float | None, duration: float) -> dict:
+def gateway_case(
+    endpoint: str,
+    clients: int,
+    rate: float | None,
+    duration: float,
+    pids: dict[str, int] | None = None,
+) -> dict:
+    """One load case; with the stages' ``pids``, also its CPU per order (``CPU_FIELDS``)."""
     specs = [
         LoadSpec(
             endpoint=endpoint,
@@ -174,16 +191,39 @@ def gateway_case(endpoint: str, clients: int, rate: float | None, duration: floa
         )
         for account in range(1, clients + 1)
     ]
+    before = stage_cpu(pids) if pids else {}
     result = run_load(specs)
     unanswered = sum(r.unanswered for r in result.clients)
     if unanswered:
         harness.progress(f"  note: {unanswered} orders unanswered at the end of the case")
-    return {
+    row = {
         "orders_per_s": result.orders_per_s,
         "rtt_p50_us": result.percentile_us(50),
         "rtt_p99_us": result.percentile_us(99),
         "rtt_p999_us": result.percentile_us(99.9),
     }
+    orders = sum(r.acked for r in result.clients)
+    if pids and orders:
+        after = stage_cpu(pids)
+        spent = {stage: after[stage] - before[stage] for stage in pids}
+        per_order = 1e6 / orders
+        row["cpu_gateway_us"] = spent.pop("gateway") * per_order
+        row["cpu_stages_us"] = sum(spent.values()) * per_order
+        row["cpu_clients_us"] = sum(r.cpu_seconds for r in result.clients) * per_order
+        row["cpu_total_us"] = sum(row[f] for f in CPU_FIELDS[:3])
+    return row
+
+
+def stage_cpu(pids: dict[str, int]) -> dict[str, float]:
+    """CPU seconds (user + system, every thread) each stage process has used so far."""
+    spent = {}
+    for stage, pid in pids.items():
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except psutil.Error as error:
+            raise RuntimeError(f"the {stage} stage (pid {pid}) is gone: {error}") from None
+        spent[stage] = times.user + times.system
+    return spent
 
 
 # ---------------------------------------------------------------- the echo floor
@@ -515,7 +555,7 @@ def main(argv: list[str] | None = None) -> int:
                 if case.startswith("echo"):
                     result = echo_case(directory, rate, duration)
                 else:
-                    result = gateway_case(pipeline.endpoint, clients, rate, duration)
+                    result = gateway_case(pipeline.endpoint, clients, rate, duration, pipeline.pids)
                 harness.progress(
                     f"{case} x{clients}: {result['orders_per_s']:,.0f} orders/s, p50 "
                     f"{result['rtt_p50_us'] or 0:,.0f} µs ({time.monotonic() - started:.1f} s)"
@@ -532,9 +572,10 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for (case, clients), runs in samples.items():
         row: dict[str, Any] = {"case": case, "clients": clients}
-        row.update(
-            harness.median_fields(runs, FIELDS + MD_FIELDS if case == "md_after_ack" else FIELDS)
-        )
+        fields = FIELDS + (MD_FIELDS if case == "md_after_ack" else ())
+        if not case.startswith(("echo", "md")):
+            fields += CPU_FIELDS
+        row.update(harness.median_fields(runs, fields))
         results.append(row)
     by_case = {(r["case"], r["clients"]): r for r in results}
     rtt, echo = by_case[("rtt_10k", 1)], by_case[("echo_rtt_10k", 1)]
@@ -553,7 +594,7 @@ def main(argv: list[str] | None = None) -> int:
         prefix = "md_after_ack" if r["case"] == "md_after_ack" else "rtt"
         return tuple(cell(r[f"{prefix}_{p}_us"]) for p in ("p50", "p99", "p999"))
 
-    md = by_case[("md_after_ack", 1)]
+    md, two = by_case[("md_after_ack", 1)], by_case[("throughput", 2)]
     harness.print_table(
         f"gateway: client processes -> ZeroMQ -> the pipeline (fsync {args.fsync}) -> reports",
         [harness.Column("case", "<"), "clients", "orders/s", "p50 µs", "p99 µs", "p99.9 µs"],
@@ -564,6 +605,9 @@ def main(argv: list[str] | None = None) -> int:
             f"the taker (negative: md first), over {cell(md['probes'])} probes;",
             f"  p50s: send -> trade report {cell(md['send_to_ack_p50_us'])} µs, send -> md "
             f"{cell(md['send_to_md_p50_us'])} µs, ingest -> md {cell(md['ingest_to_md_p50_us'])} µs",
+            f"CPU per order, throughput x2: gateway {cell(two['cpu_gateway_us'], 1)} µs, stages "
+            f"{cell(two['cpu_stages_us'], 1)} µs, clients {cell(two['cpu_clients_us'], 1)} µs, "
+            f"in all {cell(two['cpu_total_us'], 1)} µs",
             "targets: >= 150 k orders/s with 2 clients; at 10 k/s p50 <= 150 µs and <= 3x echo",
             "target: market data within 100 µs of the trade's ack (md_after_ack p50 <= 100 µs)",
         ],

@@ -168,11 +168,17 @@ def check_gateway(data: dict) -> None:
         ("echo_rtt_10k", 1), ("echo_throughput", 1), ("md_after_ack", 1),
     ]  # fmt: skip
     rtt_fields = {"case", "clients", "orders_per_s", "rtt_p50_us", "rtt_p99_us", "rtt_p999_us"}
+    cpu_fields = {"cpu_gateway_us", "cpu_stages_us", "cpu_clients_us", "cpu_total_us"}
     *loads, md = rows
     for row in loads:
-        assert set(row) == rtt_fields
+        through_pipeline = not row["case"].startswith("echo")
+        assert set(row) == rtt_fields | (cpu_fields if through_pipeline else set())
         assert all(positive(row[k]) for k in ("orders_per_s", "rtt_p50_us", "rtt_p99_us"))
         assert positive(row["rtt_p999_us"])
+        if through_pipeline:  # CPU per order by role, and their sum
+            assert all(positive(row[k]) for k in cpu_fields)
+            parts = ("cpu_gateway_us", "cpu_stages_us", "cpu_clients_us")
+            assert row["cpu_total_us"] == pytest.approx(sum(row[k] for k in parts))
     md_fields = {"md_after_ack_p50_us", "md_after_ack_p99_us", "md_after_ack_p999_us",
                  "send_to_ack_p50_us", "send_to_md_p50_us", "ingest_to_md_p50_us", "probes"}  # fmt: skip
     assert set(md) == rtt_fields | md_fields

@@ -98,6 +98,8 @@ class ClientResult:
     #: count as if they came within the sending time
     acked_seconds: float = 0.0
     rtt: bytes = b""
+    #: the process's CPU time (all its threads, ZeroMQ's I/O thread too) while trading
+    cpu_seconds: float = 0.0
     error: str | None = None
     error_status: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
@@ -118,7 +120,9 @@ def client_main(spec: LoadSpec, ready: multiprocessing.Queue, go, results) -> No
             ready.put((spec.account, None, 0))
             if not go.wait(START_TIMEOUT):
                 return
+            cpu = time.process_time()
             _trade(c, spec, result)
+            result.cpu_seconds = time.process_time() - cpu
             c.mass_cancel(spec.symbol)
     except GatewayError as error:
         result.error = str(error)
@@ -453,3 +457,7 @@ def print_result(result: LoadResult) -> None:
     if reasons:
         print("rejected: " + ", ".join(f"{k} {v:,}" for k, v in sorted(reasons.items())))
     print("round trip: a new order's send to its accepted/rejected report, over all clients")
+    requests = sum(r.requests for r in total)
+    if requests:
+        cpu = sum(r.cpu_seconds for r in total)
+        print(f"client CPU: {cpu / requests * 1e6:,.1f} µs a request (the client processes')")
