@@ -784,4 +784,3 @@ _REQUESTS_SENT_AGAIN: dict[int, str] = {
     CommandType.REPLACE: "replace",
     CommandType.REDUCE: "reduce",
 }
-
