@@ -274,6 +274,18 @@ def test_sequence_numbers_are_per_symbol_and_step_by_one():
     m.check()
 
 
+def test_each_symbols_messages_carry_the_seq_of_its_last_event_in_the_batch():
+    m = Market(specs=(SymbolSpec(1), SymbolSpec(2)))
+    # commands 1..3: symbol 1's last event is command 3's, symbol 2's command 2's
+    out = m.send(
+        new(1, BUY, 100, 5), new(2, SELL, 101, 5, symbol=2), new(3, SELL, 100, 2, account=2)
+    )
+    assert {(x.symbol, x.cmd_seq) for x in out} == {(1, 3), (2, 2)}
+    out = m.send(cancel(1))  # one symbol: its messages carry the batch's last seq
+    assert {(x.symbol, x.cmd_seq) for x in out} == {(1, 4)}
+    m.check()
+
+
 def events(*rows: tuple) -> np.ndarray:
     """Hand-made events: (seq, kind, order id, side, price, qty) of symbol 1."""
     out = np.zeros(len(rows), dtype=EVENT_DTYPE)

@@ -265,10 +265,15 @@ class DepthBuilder:
             ):
                 self._symbol(symbol).halted = k == _HALTED
         # the symbols the batch named, ascending, with the seq of each one's last event
-        touched, last = np.unique(events["symbol"][::-1], return_index=True)
-        cmd_seqs = events["seq"][::-1][last]
+        symbols, seqs = events["symbol"], events["seq"]
+        first = symbols[0]
+        if first == symbols[-1] and (symbols == first).all():  # one symbol (np.unique: ~15 µs)
+            touched, cmd_seqs = [int(first)], [int(seqs[-1])]
+        else:
+            unique, last = np.unique(symbols[::-1], return_index=True)
+            touched, cmd_seqs = unique.tolist(), seqs[::-1][last].tolist()
         messages: list[Message] = []
-        for symbol, cmd_seq in zip(touched.tolist(), cmd_seqs.tolist(), strict=True):
+        for symbol, cmd_seq in zip(touched, cmd_seqs, strict=True):
             self._messages(self._symbol(symbol), cmd_seq, messages)
         return messages
 
