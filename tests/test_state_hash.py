@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from stages.engine import Engine, EngineConfig
 from stages.ingest import synthetic
 from stages.ingest.throttle import ThrottleConfig
-from tests.test_engine_properties import CONFIG as PROPERTY_CONFIG
-from tests.test_engine_properties import batches_strategy, build
+from tests.engine_streams import CONFIG as PROPERTY_CONFIG
+from tests.engine_streams import batches_strategy, build
 
 BATCH_SIZES = (1, 7, 300, 5000)
 SETTLE_EVERY = (1, 5, 64, 1024)
