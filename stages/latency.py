@@ -29,9 +29,11 @@ def new_histogram() -> HdrHistogram:
 class HopLatency:
     """The latency of one hop, ``name`` (e.g. ``"ingest→ack"``), measured at ``now``."""
 
-    def __init__(self, name: str, resent_until: int = 0) -> None:
+    def __init__(
+        self, name: str, resent_until: int = 0, histogram: HdrHistogram | None = None
+    ) -> None:
         self.name = name
-        self.histogram = new_histogram()
+        self.histogram = new_histogram() if histogram is None else histogram
         self.resent_until = resent_until  # seqs up to it are sent again after a restart
         self._counts: np.ndarray | None = None  # a numpy view of the histogram's counts
         self._counts_of: object = None

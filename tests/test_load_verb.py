@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.cli import main
 from tests.fake_gateway import FakeGateway
@@ -81,3 +83,32 @@ def test_load_runs_client_processes_and_prints_percentiles(fake, capsys):
     orders, acked, unanswered = total[1], total[2], total[6]
     assert orders == acked and unanswered == "0"
     assert int(orders.replace(",", "")) > 0
+
+
+@given(
+    st.lists(st.integers(0, 10**12), min_size=1, max_size=300),
+    st.integers(1, 64),
+)
+@settings(max_examples=50, deadline=None)
+def test_load_records_round_trips_in_batches_as_one_by_one(values, batch):
+    """The load client keeps its round trips and records them in batches (one numpy pass);
+    the histogram is the one recording them one by one, clamped, would make."""
+    from pipeline.commands.load import RTT_HIGH, RTT_LOW, _record, new_histogram
+    from stages.latency import HopLatency
+
+    one_by_one = new_histogram()
+    for value in values:
+        one_by_one.record_value(min(max(value, RTT_LOW), RTT_HIGH))
+    batched = HopLatency("round trip", histogram=new_histogram())
+    for start in range(0, len(values), batch):
+        kept = values[start : start + batch]
+        _record(batched, kept)
+        assert kept == []  # recorded, and the list emptied for the next ones
+    h = batched.histogram
+    assert h.get_total_count() == one_by_one.get_total_count()
+    assert (h.get_min_value(), h.get_max_value()) == (
+        one_by_one.get_min_value(),
+        one_by_one.get_max_value(),
+    )
+    for p in (0.1, 50, 90, 99, 99.9, 100):
+        assert h.get_value_at_percentile(p) == one_by_one.get_value_at_percentile(p)
