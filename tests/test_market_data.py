@@ -565,3 +565,29 @@ def test_a_lost_message_is_a_gap_and_a_snapshot_repairs_the_book():
     for message in m.sent[-2:]:
         assert lossy.apply(message) is Applied.APPLIED
     assert lossy.depth() == engine_depth(m.engine, 1, 10)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 5), st.integers(90, 110), st.integers(-50, 50), st.integers(-3, 3)
+        ),
+        min_size=1,
+        max_size=80,
+    )
+)
+@settings(max_examples=200, deadline=None)
+def test_netting_levels_in_python_and_with_numpy_agree(rows):
+    """``net_levels`` nets a few rows in Python and many with numpy: the same levels, the
+    same order, the same net changes, and levels with no net change left out either way."""
+    from stages.marketdata.builder import _net_numpy, _net_small
+
+    deltas = np.array(rows, dtype=np.int64)
+    netted = _net_small(deltas.tolist())
+    assert netted == _net_numpy(deltas)
+    totals: dict[tuple[int, int], list[int]] = {}
+    for s, p, q, c in rows:  # the obvious reference
+        level = totals.setdefault((s, p), [0, 0])
+        level[0] += q
+        level[1] += c
+    assert netted == [(s, p, q, c) for (s, p), (q, c) in sorted(totals.items()) if q or c]
