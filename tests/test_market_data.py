@@ -446,6 +446,34 @@ def test_local_books_hold_the_engines_depth_after_random_flows(
     assert_books_follow(cmds, cuts, levels, late_at, drop_at, emit_book_top, order_capacity)
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(1, 400),
+    cuts=st.lists(st.integers(0, 400), max_size=30),
+    levels=st.sampled_from([1, 3, 1000]),
+)
+def test_small_batches_take_the_python_path_to_the_same_messages(seed, n, cuts, levels):
+    """Small batches are netted and scanned for trades in Python, large ones with numpy
+    (``SMALL_DELTAS``, ``SMALL_EVENTS``): forced one way or the other for every batch, the
+    same events make the same messages."""
+    import stages.marketdata.builder as builder_module
+
+    cmds = to_commands(random_stream(seed, n, odd_rate=0.05))
+    engine = MatchingEngine(SPECS, emit_book_top=True)
+    python_way, numpy_way = DepthBuilder(levels), DepthBuilder(levels)
+    bounds = sorted({0, len(cmds), *[c % (len(cmds) + 1) for c in cuts]})
+    for a, b in itertools.pairwise(bounds):
+        events = engine.process(cmds[a:b])
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(builder_module, "SMALL_DELTAS", 10**9)
+            patch.setattr(builder_module, "SMALL_EVENTS", 10**9)
+            small = python_way.process(events)
+            patch.setattr(builder_module, "SMALL_DELTAS", 0)
+            patch.setattr(builder_module, "SMALL_EVENTS", 0)
+            assert numpy_way.process(events) == small
+
+
 @pytest.mark.slow
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(

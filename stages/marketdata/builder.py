@@ -73,6 +73,14 @@ _IS_STATUS[[_HALTED, _RESUMED]] = True
 _SIDES = (Side.BUY, Side.SELL)
 #: the fields of a TRADE event a public trade is made of, as the loop unpacks them
 _TRADE_COLUMNS = ("symbol", "price", "qty", "side", "ts_ingest", "seq")
+#: positions of fields in an event row (``events.tolist()``)
+_KIND, _FLAGS, _PRICE, _QTY, _SIDE, _TS, _SEQ, _SYMBOL = (
+    EVENT_DTYPE.names.index(name)
+    for name in ("kind", "flags", "price", "qty", "side", "ts_ingest", "seq", "symbol")
+)
+#: up to this many events a batch's trades and status changes are found in Python
+#: (``_trades_and_status_small``), above it with numpy
+SMALL_EVENTS = 16
 
 
 #: up to this many delta rows are netted in Python (``_net_small``), above it with numpy
@@ -294,21 +302,11 @@ class DepthBuilder:
         events = events[_IS_BOOK_EVENT[kind]]
         if len(events) == 0:
             return []
-        kind = events["kind"]
         self._apply_deltas(self._orders.deltas(events))
-        # the public trades: the TAKER event of each pair
-        taker = (kind == _TRADE) & ((events["flags"] & _TAKER) != 0)
-        if taker.any():
-            trades = events[taker]
-            columns = [trades[name].tolist() for name in _TRADE_COLUMNS]
-            for symbol, price, qty, side, ts, seq in zip(*columns, strict=True):
-                self._symbol(symbol).trades.append(TradeTick(price, qty, _SIDES[side], ts, seq))
-        status = _IS_STATUS[kind]
-        if status.any():
-            for symbol, k in zip(
-                events["symbol"][status].tolist(), kind[status].tolist(), strict=True
-            ):
-                self._symbol(symbol).halted = k == _HALTED
+        if len(events) <= SMALL_EVENTS:
+            self._trades_and_status_small(events)
+        else:
+            self._trades_and_status(events)
         # the symbols the batch named, ascending, with the seq of each one's last event
         symbols, seqs = events["symbol"], events["seq"]
         first = symbols[0]
@@ -321,6 +319,37 @@ class DepthBuilder:
         for symbol, cmd_seq in zip(touched, cmd_seqs, strict=True):
             self._messages(self._symbol(symbol), cmd_seq, messages)
         return messages
+
+    def _trades_and_status(self, events: np.ndarray) -> None:
+        """The public trades (the TAKER event of each pair) and halts / resumes of a batch,
+        in event order, picked with numpy."""
+        kind = events["kind"]
+        taker = (kind == _TRADE) & ((events["flags"] & _TAKER) != 0)
+        if taker.any():
+            trades = events[taker]
+            columns = [trades[name].tolist() for name in _TRADE_COLUMNS]
+            for symbol, price, qty, side, ts, seq in zip(*columns, strict=True):
+                self._symbol(symbol).trades.append(TradeTick(price, qty, _SIDES[side], ts, seq))
+        status = _IS_STATUS[kind]
+        if status.any():
+            for symbol, k in zip(
+                events["symbol"][status].tolist(), kind[status].tolist(), strict=True
+            ):
+                self._symbol(symbol).halted = k == _HALTED
+
+    def _trades_and_status_small(self, events: np.ndarray) -> None:
+        """``_trades_and_status`` for a few events: one ``tolist`` and a Python loop (the
+        numpy way costs ~30 µs in fixed calls, more than a handful of events in Python)."""
+        for row in events.tolist():
+            kind = row[_KIND]
+            if kind == _TRADE:
+                if row[_FLAGS] & _TAKER:
+                    trade = TradeTick(
+                        row[_PRICE], row[_QTY], _SIDES[row[_SIDE]], row[_TS], row[_SEQ]
+                    )
+                    self._symbol(row[_SYMBOL]).trades.append(trade)
+            elif kind in (_HALTED, _RESUMED):
+                self._symbol(row[_SYMBOL]).halted = kind == _HALTED
 
     def _apply_deltas(self, deltas: np.ndarray) -> None:
         """Change each level the (slot, price, Δqty, Δcount) rows touch, once (``net_levels``)."""
