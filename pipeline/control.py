@@ -655,6 +655,9 @@ class ControlServer:
                 )
                 return
             self._pids[stage] = message.pid
+            # a heartbeat at once: the stage counts the supervisor's silence from its
+            # registration on, so a supervisor that hangs right after starting it is noticed
+            self._send(self._control, identity, NO_REPLY, m.Heartbeat(), missing_ok=True)
         elif isinstance(message, m.Heartbeat):
             pass
         elif self._pending.get(request_id) == stage:
@@ -745,7 +748,7 @@ class StageControl:
         self._poller.register(self._socket, zmq.POLLIN)
         now = clock()
         self.supervisor_last_seen = now  # the clock reading of the supervisor's last message
-        # whether the supervisor has begun to beat (it does once every stage registered)
+        # whether the supervisor has begun to beat (it answers the registration with a beat)
         self.supervisor_beating = False
         self._last_sent = now
         self._send(NO_REPLY, m.Register(stage, os.getpid()))
@@ -892,10 +895,10 @@ class LoopChannel:
     fork server it started, which exits with it, made the stage: a new parent means it
     died; a sure check where there is no manifest), or once the supervisor, having
     begun to beat, has been silent for more than ``silence`` seconds (alive but hung, or
-    its sockets gone). Silence counts only after its first heartbeat: it beats only once
-    every stage has registered, which may take long (spawned children import and compile),
-    and a request it sends meanwhile (a verb's ``status``) must not start the count. The
-    loop polls
+    its sockets gone). Silence counts from the supervisor's first heartbeat, which answers
+    the stage's registration; it beats every registered stage from then on, also while
+    other stages are still starting (spawned children import and compile), so a supervisor
+    that hangs at any point after a stage registered is noticed. The loop polls
     between batches and at least every ``stages.loop.IDLE_TIMEOUT`` while idle, so a stage
     notices within ``check_every`` + that, or ``silence`` + that.
     """

@@ -559,6 +559,10 @@ class Supervisor:
                 exited.setdefault(name, time.monotonic())
                 if time.monotonic() - exited[name] > KILL_TIMEOUT:
                     self._fail(name, 0, "it exited without reporting a result")
+            now = time.monotonic()
+            if now - last_beat >= HEARTBEAT_EVERY:  # also while stages are still starting:
+                last_beat = now  # a registered stage counts silence from its registration
+                server.send_heartbeats()
             if not registered:
                 if all(stage in server.stages for stage in stages):
                     registered = True
@@ -582,10 +586,6 @@ class Supervisor:
             stale = [s for s in server.stale() if s not in collected]
             if stale:
                 self._fail(stale[0], None, f"silent for more than {self.stale_after:g} s")
-            now = time.monotonic()
-            if now - last_beat >= HEARTBEAT_EVERY:
-                last_beat = now
-                server.send_heartbeats()
             first = stages[-1]  # the source: the gateway if it runs, else ingest
             if self._stop.is_set() and not self._stop_sent and first not in collected:
                 self._stop_sent = True

@@ -176,6 +176,12 @@ def test_broadcast_collects_every_stage_and_none_for_a_silent_one(
         matching.stop()
 
 
+def take_registration_beat(stage: StageControl) -> None:
+    """Handle the heartbeat the server answers a registration with (``poll`` counts it)."""
+    while not stage.supervisor_beating:
+        stage.poll(WAIT)
+
+
 # --- timeouts --------------------------------------------------------------------------------
 @pytest.mark.timeout(30)
 def test_a_request_nobody_answers_times_out_and_its_late_reply_is_dropped(
@@ -183,6 +189,7 @@ def test_a_request_nobody_answers_times_out_and_its_late_reply_is_dropped(
 ) -> None:
     with StageControl(server.manifest.control, "risk", answer, context=context) as stage:
         server.wait_registered(["risk"], WAIT)
+        take_registration_beat(stage)
         with pytest.raises(ControlTimeout, match=r"stage risk did not answer Status within 0\.1 s"):
             server.request("risk", m.Status(), timeout=0.1)
         assert stage.poll(WAIT) == 1  # it answers now, too late
@@ -217,6 +224,7 @@ def test_heartbeats_keep_a_stage_fresh_and_silence_makes_it_stale(
         ) as stage,
     ):  # fmt: skip
         server.wait_registered(["risk"], WAIT)
+        take_registration_beat(stage)
         assert server.last_seen("risk") == 1000.0
         assert server.last_seen("matching") is None
         clock.now += 1.0
@@ -496,22 +504,16 @@ def test_queued_requests_are_answered_later_and_each_reply_finds_its_request(
 def test_a_loop_channel_raises_once_its_supervisor_goes_silent(
     server: ControlServer, context: zmq.Context
 ) -> None:
-    """Silence counts only once the supervisor beats (it does only after every stage
-    registered; a request before that does not start the count), and only past
-    ``silence``; the check runs every ``check_every``."""
+    """Silence counts once the supervisor beats, which it does in answer to the stage's
+    registration (a supervisor that hangs right after its stages registered is noticed,
+    whatever verb it answered before), and only past ``silence``; the check runs every
+    ``check_every``."""
     clock = FakeClock()
     with StageControl(server.manifest.control, "risk", clock=clock, context=context) as stage:
         channel = LoopChannel(stage, silence=3.0, check_every=0.25)
-        server.wait_registered(["risk"], WAIT)
-        clock.now += 100.0  # not beating yet: registration may take long, no verdict
-        assert channel.poll() == []
-        server._send_request("risk", m.Status())  # a verb's status, before it beats
-        while not (requests := stage.take_requests()):
-            stage.poll(WAIT)
-        stage.answer(requests[0], m.Ack("later"))
-        clock.now += 100.0
+        clock.now += 100.0  # not registered, not beating yet: no verdict
         assert channel.poll() == [] and not stage.supervisor_beating
-        server.send_heartbeats()
+        server.wait_registered(["risk"], WAIT)  # answered with a heartbeat, no other call
         while not stage.supervisor_beating:
             stage.poll(WAIT)
         clock.now += 3.0  # silent exactly `silence`: not yet
