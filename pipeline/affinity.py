@@ -18,6 +18,15 @@ cores  plan
 1      every stage on c0
 ====== ==========================================================================
 
+With the order gateway (``load.source = "gateway"``) the gateway gets a core of its own,
+the highest allowed one the config left free, and the five stages follow the plan above
+over the cores left: 2 cores, every stage on c0 and the gateway on c1; 6, one each. It is
+by far the busiest process of such a run: with 2 clients it spent ~0.7 of a core against
+≤ 0.1 for any stage, and sharing c0 with ingest, risk and persistence under the 2-core
+plan it was starved while c1 sat ~60 % idle (``perf/bench_gateway.py``: 13 k → 16-18 k
+orders/s with a core of its own). On one core, or when the config's cores leave none
+free for it, it shares ingest's core (its producer's, ``COMPANIONS``).
+
 Risk and matching, the two busiest stages and each other's producer and consumer, are
 kept apart whenever there are two cores. Persistence spends its time in write and fsync
 (asleep in the kernel) and output is light, so they share first: persistence with ingest,
@@ -91,27 +100,50 @@ def default_plan(allowed: Iterable[int]) -> dict[str, int]:
     return {stage: cores[i] for stage, i in zip(STAGES, SHARED_PLANS[len(cores)], strict=True)}
 
 
-def plan_cores(cpus: Mapping[str, int], allowed: Iterable[int]) -> dict[str, int]:
+def own_gateway_core(cpus: Mapping[str, int], allowed: Iterable[int]) -> int | None:
+    """The core the order gateway gets to itself when ``cpus`` does not name one: the
+    highest allowed core ``cpus`` left free, as long as the stages it does not name keep
+    at least one other; None when there is no such core (it then shares ingest's)."""
+    if "gateway" in cpus:
+        return None
+    free = set(allowed) - set(cpus.values())
+    unnamed = any(stage not in cpus for stage in STAGES)
+    return max(free) if len(free) >= (2 if unnamed else 1) else None
+
+
+def plan_cores(
+    cpus: Mapping[str, int], allowed: Iterable[int], *, gateway: bool = False
+) -> dict[str, int]:
     """Every stage's core: those ``cpus`` names where it says, the others by the default
     plan over the allowed cores ``cpus`` left free (over all of them if none is free).
-    ``cpus`` must have passed ``check_cpus``."""
+    With ``gateway`` (the order gateway runs), a core of its own (``own_gateway_core``) is
+    not free either. ``cpus`` must have passed ``check_cpus``."""
     allowed = set(allowed)
-    defaults = default_plan(set(allowed) - set(cpus.values()) or allowed)
+    taken = set(cpus.values())
+    own = own_gateway_core(cpus, allowed) if gateway else None
+    if own is not None:
+        taken.add(own)
+    defaults = default_plan(allowed - taken or allowed)
     return {stage: cpus.get(stage, defaults[stage]) for stage in STAGES}
 
 
 def plan(
     cpus: Mapping[str, int],
     *,
+    gateway: bool = False,
     realtime: bool = False,
     nice: int | None = None,
     allowed: Iterable[int] | None = None,
 ) -> CpuPlan:
     """The ``CpuPlan`` of a ``[pipeline]`` section over ``allowed`` (default: this
-    process's cores)."""
+    process's cores); ``gateway``: the order gateway runs and, unless ``cpus`` says
+    otherwise, gets a core of its own where there is one (the module docstring)."""
     allowed = allowed_cores() if allowed is None else set(allowed)
-    cores = plan_cores(cpus, allowed)
+    cores = plan_cores(cpus, allowed, gateway=gateway)
+    own = own_gateway_core(cpus, allowed) if gateway else None
     companions = {stage: cpus.get(stage, cores[beside]) for stage, beside in COMPANIONS.items()}
+    if own is not None:
+        companions["gateway"] = own
     return CpuPlan(cores, realtime, nice, companions)
 
 

@@ -348,9 +348,7 @@ class Supervisor:
     # --- the run --------------------------------------------------------------------------
     def run(self) -> PipelineReport:
         config = self.config
-        cpu_plan = affinity.plan(
-            config.pipeline.cpus, realtime=config.pipeline.realtime, nice=config.pipeline.nice
-        )
+        cpu_plan = Topology(config).cpu_plan()  # the same plan its stages' waits follow
         context = stage_context()
         snapshots = config.snapshots
         store = SnapshotStore(snapshots.directory, keep=snapshots.keep)

@@ -162,14 +162,25 @@ class Topology:
         self.unlink()
 
     # --- the stages ---------------------------------------------------------------------
+    def cpu_plan(self, allowed: set[int] | None = None) -> affinity.CpuPlan:
+        """The supervisor's CPU plan over ``allowed`` (default: this process's cores)."""
+        pipeline = self.config.pipeline
+        return affinity.plan(
+            pipeline.cpus,
+            gateway=self.gateway,
+            realtime=pipeline.realtime,
+            nice=pipeline.nice,
+            allowed=allowed,
+        )
+
     def waits(self, allowed: set[int] | None = None) -> dict[str, str]:
-        """Each stage's wait strategy: ``park`` where the CPU plan (the supervisor's, over
-        ``allowed``, default this process's cores) puts it on a core with another stage,
+        """Each stage's wait strategy (the gateway's too, when it runs): ``park`` where the
+        CPU plan (``cpu_plan``) puts it on a core with another process of the pipeline,
         ``backoff`` where it has its core to itself."""
-        allowed = affinity.allowed_cores() if allowed is None else allowed
-        cores = affinity.plan_cores(self.config.pipeline.cpus, allowed)
-        sharing = {core: list(cores.values()).count(core) for core in cores.values()}
-        return {stage: "park" if sharing[core] > 1 else "backoff" for stage, core in cores.items()}
+        cpu_plan = self.cpu_plan(allowed)
+        return {
+            stage: "park" if cpu_plan.sharing(stage) else "backoff" for stage in self.stage_names
+        }
 
     def stage_calls(
         self, restart: RestartPoint | None = None, progress: str = "", release_log: str = ""
@@ -264,7 +275,7 @@ class Topology:
                 gateway_stage.run,
                 {
                     "orders_ring": names[ORDERS],
-                    "config": _gateway_config(config, endpoints, wait.get("ingest", "park")),
+                    "config": _gateway_config(config, endpoints, wait["gateway"]),
                     "restart": restart,
                 },
             )

@@ -13,6 +13,7 @@ import pytest
 from pipeline import affinity
 from pipeline.affinity import STAGES, CpuPlan, apply, check_cpus, default_plan, plan, plan_cores
 from pipeline.config import PipelineConfig, load_config
+from pipeline.topology import Topology
 
 ING, RSK, MAT, PER, OUT = STAGES  # ingest, risk, matching, persistence, output
 
@@ -74,6 +75,59 @@ def test_plan_carries_priority_and_says_who_shares_a_core() -> None:
     )
     assert cpu_plan.sharing(PER) == [OUT] and cpu_plan.sharing(RSK) == []
     assert set(plan({}).cores.values()) <= os.sched_getaffinity(0)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("n", range(1, 9))
+def test_the_gateway_gets_a_core_of_its_own_and_the_stages_plan_over_the_rest(n: int) -> None:
+    """The gateway is a gateway run's busiest process (``pipeline.affinity``'s docstring)."""
+    allowed = set(range(10, 10 + n))
+    cpu_plan = plan({}, gateway=True, allowed=allowed)
+    if n == 1:
+        assert cpu_plan.core("gateway") == 10 and cpu_plan.cores == default_plan(allowed)
+        return
+    assert cpu_plan.core("gateway") == max(allowed)
+    assert cpu_plan.cores == default_plan(allowed - {max(allowed)})
+    assert cpu_plan.sharing("gateway") == []
+
+
+@pytest.mark.timeout(30)
+def test_on_two_cores_the_stages_share_one_and_the_gateway_has_the_other() -> None:
+    cpu_plan = plan({}, gateway=True, allowed={0, 1})
+    assert cpu_plan.cores == dict.fromkeys(STAGES, 0) and cpu_plan.companions == {"gateway": 1}
+    # without the gateway, the plan is the stages' own
+    assert plan({}, allowed={0, 1}).cores == {ING: 0, RSK: 0, MAT: 1, PER: 0, OUT: 1}
+
+
+@pytest.mark.timeout(30)
+def test_a_gateway_core_the_config_names_or_leaves_no_room_for_is_shared() -> None:
+    named = plan({"gateway": 0}, gateway=True, allowed={0, 1})
+    assert named.core("gateway") == 0 and named.cores == {ING: 1, RSK: 1, MAT: 1, PER: 1, OUT: 1}
+    # the config took one of two cores for risk: the other stages need the last one
+    squeezed = plan({RSK: 1}, gateway=True, allowed={0, 1})
+    assert squeezed.cores == {ING: 0, RSK: 1, MAT: 0, PER: 0, OUT: 0}
+    assert squeezed.core("gateway") == squeezed.cores[ING]
+    # every stage named: a core left over is the gateway's
+    every = dict.fromkeys(STAGES, 0)
+    assert plan(every, gateway=True, allowed={0, 1, 2}).core("gateway") == 2
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(
+    ("gateway", "allowed", "expected"),
+    [
+        (True, {0, 1}, {**dict.fromkeys(STAGES, "park"), "gateway": "backoff"}),
+        (False, {0, 1}, dict.fromkeys(STAGES, "park")),
+        (True, set(range(6)), {**dict.fromkeys(STAGES, "backoff"), "gateway": "backoff"}),
+        (True, {0}, {**dict.fromkeys(STAGES, "park"), "gateway": "park"}),
+    ],
+)
+def test_each_process_waits_as_its_core_suits(gateway, allowed, expected, tmp_path) -> None:
+    text = '[load]\nsource = "gateway"\n' if gateway else ""
+    path = tmp_path / "run.toml"
+    path.write_text(text)
+    waits = Topology(load_config(path)).waits(allowed)
+    assert waits == expected
 
 
 # --- checks ----------------------------------------------------------------------------------
