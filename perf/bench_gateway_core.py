@@ -8,7 +8,8 @@ request, the median over the runs of:
 
 * ``take_in``: ``Gateway.on_frames`` (split, decode, sessions, client order ids, command
   records) and the round's records joined into one batch, as ``GatewayProcess._fit``;
-* ``reports``: ``Gateway.on_events`` on the engine's answers (execution reports, logs);
+* ``reports``: ``Gateway.on_events_into`` the round's outbox, on the engine's answers
+  (execution reports, logs);
 * ``market_data``: ``DepthBuilder.process`` on the same answers;
 * ``encode``: each session's reports of the round as one frame (``Codec.encode_batch``).
 
@@ -34,7 +35,7 @@ from stages.engine import Engine
 from stages.gateway import protocol as P
 from stages.gateway.codec import Codec
 from stages.gateway.commands import records
-from stages.gateway.sessions import Gateway
+from stages.gateway.sessions import Gateway, Outbox
 from stages.gateway.stage import GC_THRESHOLD
 from stages.gateway.symbols import SymbolTable
 from stages.ingest.admin import deposit
@@ -106,15 +107,13 @@ class Venue:
             t1 = clock()
             events = self.engine.process(self.stamper.stamp(commands))
             t2 = clock()
-            out = self.gateway.on_events(events)
+            outbox: Outbox = {}
+            self.gateway.on_events_into(outbox, events)
             t3 = clock()
             self.depth.process(events)
             t4 = clock()
-            by_session: dict[bytes, list[P.Message]] = {}
-            for outgoing in out:
-                by_session.setdefault(outgoing.identity, []).append(outgoing.message)
-            for messages in by_session.values():
-                CODEC.encode_batch(messages)
+            for codec, messages in outbox.values():
+                codec.encode_batch(messages)
             t5 = clock()
             requests += len(steps)
             for part, ns in zip(PARTS, (t1 - t0, t3 - t2, t4 - t3, t5 - t4), strict=True):

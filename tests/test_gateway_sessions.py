@@ -533,3 +533,66 @@ def test_command_records_carry_each_field_of_the_request():
     )
     commands = gateway.on_message(A, P.Cancel(client_order_id="r"), 0.0).commands
     assert commands.flags.writeable  # ingest stamps them in place
+
+
+# --- a batch frame against the same requests one frame each ----------------------------------
+_CIDS = st.sampled_from(["a", "b", "c", "d"])
+_BATCH_REQUESTS = st.lists(
+    st.one_of(
+        st.builds(
+            P.NewOrder,
+            client_order_id=_CIDS,
+            symbol=st.sampled_from(["BTC-USD", "ETH-USD", "NOPE-USD", 1]),
+            side=st.sampled_from(["buy", "sell"]),
+            qty=st.integers(1, 5),
+            price=st.integers(90, 110),
+            tif=st.sampled_from(["gtc", "ioc"]),
+            post_only=st.booleans(),
+            stp=st.sampled_from(["none", "cancel_resting"]),
+        ),
+        st.builds(P.Cancel, client_order_id=_CIDS),
+        st.builds(P.Replace, client_order_id=_CIDS, qty=st.integers(1, 5)),
+        st.builds(P.Reduce, client_order_id=_CIDS, by=st.integers(1, 2)),
+        st.builds(P.MassCancel),
+        st.just(P.Heartbeat()),
+        st.just(P.OpenOrders()),
+        st.just(P.Logout()),
+        st.builds(P.Logon, account=st.sampled_from([5, 6])),
+    ),
+    min_size=1,
+    max_size=24,
+)
+
+
+def _step_view(step: Step) -> tuple:
+    replies = [(o.identity, o.message, o.codec) for o in step.replies]
+    return replies, step.packed, step.new_orders, step.ended, step.must_send
+
+
+@settings(max_examples=150, deadline=None)
+@given(before=_BATCH_REQUESTS, batch=_BATCH_REQUESTS)
+def test_a_batch_frame_is_judged_as_its_requests_one_frame_each(before, batch):
+    """``on_frames`` takes a logged-on session's well-formed msgpack batch by its own loop
+    (new orders and cancels straight to their handlers); it must decide exactly what the
+    same requests decide one frame each, logons and logouts inside the batch included."""
+    codec = Codec.MSGPACK
+    gateways = [Gateway(SymbolTable.from_risk(CONFIG.risk)) for _ in range(2)]
+    for gateway in gateways:
+        gateway.on_frame(A, codec.encode(P.Logon(account=5)), 0.0)
+        for message in before:  # some open orders, perhaps a logged-off session
+            gateway.on_frame(A, codec.encode(message), 0.5)
+    batched, single = gateways
+    frame = msgspec.msgpack.encode(batch)  # an array even of one request
+    steps = batched.on_frames(A, frame, 1.0)
+    expected = [single.on_frame(A, codec.encode(message), 1.0) for message in batch]
+    assert [_step_view(s) for s in steps] == [_step_view(s) for s in expected]
+    assert batched.counters == single.counters
+    assert batched.sessions == single.sessions
+    for account in (5, 6):
+        if account in single.accounts:
+            assert batched.accounts[account].orders.open == single.accounts[account].orders.open
+    # and a refused batch undoes to the same state as refused requests
+    for step, same in zip(reversed(steps), reversed(expected), strict=True):
+        if step.packed and not step.must_send:
+            assert _step_view(batched.busy(step)) == _step_view(single.busy(same))
+    assert batched.counters == single.counters and batched._orders == single._orders

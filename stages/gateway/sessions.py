@@ -112,6 +112,22 @@ class Outgoing(NamedTuple):
         return self.codec.encode(self.message)
 
 
+#: what leaves for each connection at the end of a round: identity -> (its codec, the
+#: messages in the order they were made). The process keeps one and sends each
+#: connection's messages as one frame (``codec``, Batches); ``Gateway.on_events_into``
+#: appends to it directly: a report costs no ``Outgoing`` and no second dict lookup.
+Outbox = dict[bytes, tuple[Codec, list[Message]]]
+
+
+def queue(outbox: Outbox, outgoing: Outgoing) -> None:
+    """Add one message for its connection to ``outbox``, after what is there for it."""
+    queued = outbox.get(outgoing.identity)
+    if queued is None:
+        outbox[outgoing.identity] = (outgoing.codec, [outgoing.message])
+    else:
+        queued[1].append(outgoing.message)
+
+
 class Step:
     """What one call decided: replies to send, command records for ingest, sessions ended.
 
@@ -436,9 +452,12 @@ class Gateway:
         requests = codec.decode_batch(frame)
         if requests is not None:  # every element a well-formed request: decoded at once
             self.counters["frames"] += len(requests)
-            if session is not None:
-                session.last_seen = now
-            return [self.on_message(identity, r, now, codec, allowed_accounts) for r in requests]
+            if session is None:
+                return [
+                    self.on_message(identity, r, now, codec, allowed_accounts) for r in requests
+                ]
+            session.last_seen = now
+            return self._on_requests(session, requests, now, allowed_accounts)
         try:
             messages = codec.split(frame)
         except ProtocolError as exc:
@@ -471,6 +490,34 @@ class Gateway:
             return self._reject(identity, codec, "$.kind", "not a request", message)
         return handler(self, session, account, message)
 
+    def _on_requests(
+        self,
+        session: Session,
+        requests: list[Message],
+        now: float,
+        allowed_accounts: Container[int] | None,
+    ) -> list[Step]:
+        """``on_message`` for each request of a logged-on session's batch, in order. Hot: new
+        orders and cancels, nearly all of a trading client's traffic, go straight to their
+        handlers; anything else goes through ``on_message``, and the session is looked up
+        again after it (a ``logout`` or ``logon`` in the batch changes it)."""
+        identity, codec = session.identity, session.codec
+        account = self.accounts[session.account]
+        new_order, amend = self._new_order, self._amend
+        steps: list[Step] = []
+        for request in requests:
+            kind = type(request)
+            if kind is NewOrder and session is not None:
+                steps.append(new_order(session, account, request))  # type: ignore[arg-type]
+            elif kind is Cancel and session is not None:
+                steps.append(amend(session, account, request, "cancel"))  # type: ignore[arg-type]
+            else:
+                steps.append(self.on_message(identity, request, now, codec, allowed_accounts))
+                session = self.sessions.get(identity)  # type: ignore[assignment]
+                if session is not None:
+                    account = self.accounts[session.account]
+        return steps
+
     def busy(self, step: Step) -> Step:
         """The ring refused ``step``'s records: undo what ``on_frame`` did and answer Busy."""
         if step.must_send or step._request is None:
@@ -486,7 +533,15 @@ class Gateway:
 
     # --- events ------------------------------------------------------------------------------
     def on_events(self, events: np.ndarray, already_reported: int = 0) -> list[Outgoing]:
-        """The reports of a released event batch, for the sessions owning the orders.
+        """The reports of a released event batch, for the sessions owning the orders
+        (``on_events_into`` a fresh outbox: each session's reports in order)."""
+        outbox: Outbox = {}
+        self.on_events_into(outbox, events, already_reported)
+        return [Outgoing(i, m, codec) for i, (codec, ms) in outbox.items() for m in ms]
+
+    def on_events_into(self, outbox: Outbox, events: np.ndarray, already_reported: int = 0) -> None:
+        """Add the reports of a released event batch to ``outbox``, for the sessions owning
+        the orders.
 
         Reports are logged whether or not the owner is connected (``ReportsSince``).
         ``already_reported``: the first so many events were reported before a restart
@@ -494,16 +549,14 @@ class Gateway:
         the orders along and report nothing. A gateway restored with a log that says how far
         it got decides that itself instead (``restore``).
         """
-        out: list[Outgoing] = []
         if not len(events):
-            return out
+            return
         if self._silent_until is not None:
             already_reported = self._silence(events["seq"])
         if already_reported:
             self._apply(event_rows(events[:already_reported]), report=False)
-        self._apply(event_rows(events[already_reported:]), report=True, out=out)
+        self._apply(event_rows(events[already_reported:]), report=True, outbox=outbox)
         self._advance(events["seq"])
-        return out
 
     def _silence(self, seqs: np.ndarray) -> int:
         """How many events at the front of a batch the gateway took before its restart."""
@@ -524,8 +577,12 @@ class Gateway:
             count += self.applied[1]
         self.applied = (last, count)
 
-    def _apply(self, rows: list[tuple], *, report: bool, out: list[Outgoing] | None = None) -> None:
+    def _apply(self, rows: list[tuple], *, report: bool, outbox: Outbox | None = None) -> None:
+        """Move the orders along by ``rows`` and, with ``report``, queue their reports in
+        ``outbox``. Hot (one pass per event of the gateway's orders): locals, and each
+        event's list of reports is the one queued (no copy, no ``Outgoing``)."""
         orders, accounts, symbols = self._orders, self.accounts, self.symbols
+        reported_accounts = self._reported
         reported = unsent = 0
         for row in rows:
             order = orders.get(row[_ORDER_ID])
@@ -537,16 +594,19 @@ class Gateway:
                 account.orders.close(order)
                 if not order.pending:
                     del orders[order.order_id]
-            if not reports or out is None:
+            if not reports or outbox is None:
                 continue
             reported += len(reports)
-            self._reported.add(order.account)
+            reported_accounts.add(order.account)
             session = account.session
             if session is None:
                 unsent += len(reports)
                 continue
-            for message in reports:
-                out.append(Outgoing(session.identity, message, session.codec))
+            queued = outbox.get(session.identity)
+            if queued is None:
+                outbox[session.identity] = (session.codec, reports)
+            else:
+                queued[1].extend(reports)
         self.counters["reports"] += reported
         self.counters["reports_unsent"] += unsent
 
@@ -652,15 +712,16 @@ class Gateway:
         if account.orders.find(request.client_order_id) is not None:
             text = "duplicate: an open order of the account has this client order id"
             return self._reject_session(session, "$.client_order_id", text, request)
+        qty = request.qty
         order = Order(
-            client_order_id=request.client_order_id,
-            order_id=self.order_ids.allocate(),
-            account=account.account,
-            symbol=symbol,
-            side=request.side,
-            price=request.price,
-            qty=request.qty,
-            leaves_qty=request.qty,
+            request.client_order_id,
+            self.order_ids.allocate(),
+            account.account,
+            symbol,
+            request.side,
+            request.price,
+            qty,
+            qty,
         )
         order.pending.append("new")
         account.orders.add(order)
@@ -672,7 +733,9 @@ class Gateway:
             del self._orders[order.order_id]
             self.counters["orders"] -= 1
 
-        step = self._sent(session, request, commands.new_order(order, request), [undo])
+        step = Step(
+            packed=commands.new_order(order, request), undo=[undo], request=(session, request)
+        )
         step.new_orders.append(order)
         return step
 

@@ -51,11 +51,10 @@ import zmq
 from ringbuffer import Ring, wait_strategy
 from ringbuffer.records import copy_records
 from stages.engine import EngineConfig
-from stages.gateway.codec import MAX_BATCH, Codec
+from stages.gateway.codec import MAX_BATCH
 from stages.gateway.commands import records
 from stages.gateway.id_log import IdLog, read_id_log
-from stages.gateway.protocol import Message
-from stages.gateway.sessions import Gateway, Outgoing, Step
+from stages.gateway.sessions import Gateway, Outbox, Outgoing, Step, queue
 from stages.gateway.symbols import SymbolTable
 from stages.loop import ControlChannel, LoopCounters, StageResult, request_kind, ring_positions
 from stages.marketdata.builder import DepthBuilder
@@ -173,7 +172,7 @@ class GatewayProcess:
         }
         self.pending: deque[np.ndarray] = deque()  # must-send cancels waiting for room
         #: the round's replies and reports by connection: its codec and the messages
-        self.outbox: dict[bytes, tuple[Codec, list[Message]]] = {}
+        self.outbox: Outbox = {}
         self.stopping = False  # no new requests; the orders ring finishes once pending is out
         self.finished = False  # the orders ring is finished
         self.reports_done = False
@@ -344,11 +343,7 @@ class GatewayProcess:
 
     def _reply(self, outgoing: Outgoing) -> None:
         """Queue a message for its connection; the round's end sends it (``_send_replies``)."""
-        queued = self.outbox.get(outgoing.identity)
-        if queued is None:
-            self.outbox[outgoing.identity] = (outgoing.codec, [outgoing.message])
-        else:
-            queued[1].append(outgoing.message)
+        queue(self.outbox, outgoing)
 
     def _send_replies(self) -> None:
         """One frame per connection with everything queued for it this round."""
@@ -380,8 +375,7 @@ class GatewayProcess:
             released = int.from_bytes(frames[1], "little") if len(frames) > 1 else 0
             self.counters["report_batches"] += 1
             batches += 1
-            for outgoing in self.gateway.on_events(events, released):
-                self._reply(outgoing)
+            self.gateway.on_events_into(self.outbox, events, released)
             for message in self.depth.process(events):
                 self._publish(message)
         if batches and self.id_log is not None:  # written before the reports leave
