@@ -31,10 +31,11 @@ from pipeline.control import PipelineClient, find_pipeline
 from pipeline.control_messages import Status
 from pipeline.supervisor import Supervisor
 from stages.engine import Engine
+from stages.gateway import id_log
 from stages.gateway import protocol as P
 from stages.gateway.codec import Codec
 from stages.gateway.id_log import ID_LOG_DTYPE, ID_LOG_NAME, IdLog, read_id_log
-from stages.gateway.orders import FIRST_ORDER_ID
+from stages.gateway.orders import FIRST_ORDER_ID, Order
 from stages.gateway.sessions import Gateway
 from stages.gateway.symbols import SymbolTable
 from stages.ingest.admin import deposit
@@ -478,6 +479,25 @@ def test_the_id_log_is_written_once_per_flush(tmp_path):
     assert contents.report_seqs == {1: 7}
     assert (tmp_path / ID_LOG_NAME).stat().st_size == 7 * ID_LOG_DTYPE.itemsize
     log.close()
+
+
+def test_order_records_are_the_records_record_packs():
+    """``order_records`` packs each record once and checksums it in place; byte for byte
+    what ``_record`` makes (a client order id of 64 UTF-8 bytes, and one cut at 64)."""
+    cids = ["a", "x" * 64, "é" * 40]  # 80 bytes in UTF-8: cut at 64
+    orders = [
+        Order(cid, FIRST_ORDER_ID + i, 7 + i, 2, side, 100, 3 + i, 3 + i)
+        for i, (cid, side) in enumerate(zip(cids, ["buy", "sell", "buy"], strict=True))
+    ]
+    expected = b"".join(
+        id_log._record(
+            id_log.ORDER, id_log.SIDES[o.side], o.symbol, o.account, o.order_id, o.qty,
+            o.client_order_id.encode()[:64],
+        )
+        for o in orders
+    )  # fmt: skip
+    assert id_log.order_records(orders) == expected
+    assert id_log.order_records([]) == b""
 
 
 # --- random flows, crashed anywhere ------------------------------------------------------------
