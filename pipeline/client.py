@@ -146,7 +146,10 @@ class Client:
     ``codec``: ``"msgpack"`` or ``"json"``. ``cancel_on_disconnect``: the gateway cancels
     the account's open orders when this session ends. ``heartbeat_interval``: seconds; the
     gateway ends the session after twice that of silence. ``timeout``: seconds to wait for
-    the logon's answer.
+    the logon's answer. ``check``: decode every request again, as the gateway will, before
+    it is sent (``InvalidRequest`` here rather than a ``business_reject`` later); a program
+    whose requests are valid by construction may turn it off and save ~2 µs a request
+    (``tradepipe load`` does: its clients share the cores with the pipeline they measure).
     """
 
     def __init__(
@@ -161,8 +164,10 @@ class Client:
         heartbeat_interval: float = P.DEFAULT_HEARTBEAT,
         timeout: float = LOGON_TIMEOUT,
         context: zmq.Context | None = None,
+        check: bool = True,
     ) -> None:
         self.endpoint = endpoint
+        self.check = check
         self.account = account
         self.codec = Codec(codec)
         self.heartbeat_interval = heartbeat_interval
@@ -398,9 +403,11 @@ class Client:
 
     # --- the socket ------------------------------------------------------------------------
     def _check(self, message: P.Message) -> bytes:
-        """The frame of ``message``, decoded again as the gateway will: ``InvalidRequest``
-        naming the field if it would refuse it."""
+        """The frame of ``message``, decoded again as the gateway will (unless ``check`` is
+        off): ``InvalidRequest`` naming the field if it would refuse it."""
         frame = self.codec.encode(message)
+        if not self.check:
+            return frame
         try:
             self.codec.decode_request(frame)
         except ProtocolError as error:

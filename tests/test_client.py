@@ -173,6 +173,17 @@ def test_rejects_engine_gateway_and_client_side(fake):
         assert poor.counters["sent"] == 3  # nothing invalid went out
 
 
+def test_unchecked_requests_go_out_and_the_gateway_names_the_field(fake):
+    """``check=False`` skips the client's own decode: the same bad request leaves, and the
+    gateway's ``business_reject`` names the field the check would have named."""
+    with client(fake, 1, check=False) as c:
+        cid = c.buy("BTC-USD", 0, 100)
+        (reject,) = until(c, cid, set())
+        assert isinstance(reject, P.BusinessReject)
+        assert (reject.field, reject.client_order_id) == ("$.qty", cid)
+        assert c.counters["sent"] == 1
+
+
 def test_mass_cancel_cancels_the_accounts_orders_only(fake):
     with client(fake, 1) as a, client(fake, 2) as b:
         ours = [a.buy("BTC-USD", 1, 90 + i) for i in range(3)] + [a.sell("ETH-USD", 1, 500)]
