@@ -18,14 +18,28 @@ cores  plan
 1      every stage on c0
 ====== ==========================================================================
 
-With the order gateway (``load.source = "gateway"``) the gateway gets a core of its own,
-the highest allowed one the config left free, and the five stages follow the plan above
-over the cores left: 2 cores, every stage on c0 and the gateway on c1; 6, one each. It is
-by far the busiest process of such a run: with 2 clients it spent ~0.7 of a core against
-≤ 0.1 for any stage, and sharing c0 with ingest, risk and persistence under the 2-core
-plan it was starved while c1 sat ~60 % idle (``perf/bench_gateway.py``: 13 k → 16-18 k
-orders/s with a core of its own). On one core, or when the config's cores leave none
-free for it, it shares ingest's core (its producer's, ``COMPANIONS``).
+With the order gateway (``load.source = "gateway"``), by far the busiest process of such
+a run (~0.7 of a core with 2 clients, no stage over 0.1), the plan changes:
+
+====== ==========================================================================
+cores  plan with the gateway
+====== ==========================================================================
+≥ 3    the gateway on the highest core, alone; the five stages by the table above over
+       the others (≥ 6: one core each, the lowest left to the system)
+2      ingest + risk + persistence + output c0 · matching + gateway c1
+1      every process on c0
+====== ==========================================================================
+
+Measured on 2 cores with 2 windowed clients (``perf/bench_gateway.py``'s case, three
+alternating rounds of two 4 s runs each; this host's speed moves by a third): with the
+gateway beside ingest under the stages' own plan, c0 ran ~94 % busy while c1 sat ~58 %
+idle, and the median was 10.5 k orders/s; this table's plan 13.3 k (+26 %); the gateway
+alone on c1 with all five stages on c0 15.0 k (+43 %), but that doubles a lone order's
+send → ack (p50 ~2.5 → ~6 ms, alternating runs of 300 probes: risk and matching, each
+other's producer and consumer, take turns on one core), where this plan keeps it. For
+throughput first, name every core: ``cpus = { gateway = 1, ingest = 0, risk = 0,
+matching = 0, persistence = 0, output = 0 }``. Stages ``cpus`` does not place, and the
+gateway if it does not place it, follow this plan over the cores ``cpus`` left free.
 
 Risk and matching, the two busiest stages and each other's producer and consumer, are
 kept apart whenever there are two cores. Persistence spends its time in write and fsync
@@ -48,12 +62,19 @@ from dataclasses import dataclass, field
 
 #: the stages, in pipeline order (the order of the default plan's table)
 STAGES = ("ingest", "risk", "matching", "persistence", "output")
-#: stages that run only in some configurations, and the stage whose core they share by
-#: default: the order gateway (``load.source = "gateway"``) feeds ingest, which is light
+#: stages that run only in some configurations, and the stage whose core a plan made
+#: without them names for them (``plan(gateway=False)``; a run with the gateway plans it
+#: with ``gateway_plan``)
 COMPANIONS = {"gateway": "ingest"}
 #: the SCHED_FIFO priority of a real-time stage: above every normal process, below the
 #: kernel's own real-time threads (which run at 50 and up)
 REALTIME_PRIORITY = 10
+
+#: the stages of a run with the order gateway, in ``GATEWAY_ON_TWO``'s order
+WITH_GATEWAY = (*STAGES, "gateway")
+#: such a run's default plan on two cores: per process (``WITH_GATEWAY`` order) the index
+#: of its core: matching and the gateway on the second, the four others on the first
+GATEWAY_ON_TWO = (0, 0, 1, 0, 0, 1)
 
 #: the default plan when there are fewer cores than stages: per stage (in STAGES order)
 #: the index of its core among the allowed cores sorted
@@ -100,31 +121,33 @@ def default_plan(allowed: Iterable[int]) -> dict[str, int]:
     return {stage: cores[i] for stage, i in zip(STAGES, SHARED_PLANS[len(cores)], strict=True)}
 
 
-def own_gateway_core(cpus: Mapping[str, int], allowed: Iterable[int]) -> int | None:
-    """The core the order gateway gets to itself when ``cpus`` does not name one: the
-    highest allowed core ``cpus`` left free, as long as the stages it does not name keep
-    at least one other; None when there is no such core (it then shares ingest's)."""
-    if "gateway" in cpus:
-        return None
-    free = set(allowed) - set(cpus.values())
-    unnamed = any(stage not in cpus for stage in STAGES)
-    return max(free) if len(free) >= (2 if unnamed else 1) else None
+def gateway_plan(allowed: Iterable[int]) -> dict[str, int]:
+    """The default plan of a run with the order gateway over ``allowed``: every stage's
+    core and the gateway's (the module docstring)."""
+    cores = sorted(set(allowed))
+    if len(cores) >= 3:  # a core of its own; the stages plan over the rest
+        return {**default_plan(cores[:-1]), "gateway": cores[-1]}
+    if len(cores) == 2:
+        return {stage: cores[i] for stage, i in zip(WITH_GATEWAY, GATEWAY_ON_TWO, strict=True)}
+    return dict.fromkeys(WITH_GATEWAY, cores[0]) if cores else default_plan(cores)
 
 
 def plan_cores(
     cpus: Mapping[str, int], allowed: Iterable[int], *, gateway: bool = False
 ) -> dict[str, int]:
-    """Every stage's core: those ``cpus`` names where it says, the others by the default
-    plan over the allowed cores ``cpus`` left free (over all of them if none is free).
-    With ``gateway`` (the order gateway runs), a core of its own (``own_gateway_core``) is
-    not free either. ``cpus`` must have passed ``check_cpus``."""
+    """Every stage's core (and, with ``gateway``, the order gateway's): those ``cpus``
+    names where it says, the others by the default plan (``default_plan``, or
+    ``gateway_plan`` when the gateway runs and ``cpus`` does not place it) over the
+    allowed cores ``cpus`` left free (over all of them if none is free). ``cpus`` must
+    have passed ``check_cpus``."""
     allowed = set(allowed)
-    taken = set(cpus.values())
-    own = own_gateway_core(cpus, allowed) if gateway else None
-    if own is not None:
-        taken.add(own)
-    defaults = default_plan(allowed - taken or allowed)
-    return {stage: cpus.get(stage, defaults[stage]) for stage in STAGES}
+    free = allowed - set(cpus.values()) or allowed
+    if gateway and "gateway" not in cpus:
+        defaults = gateway_plan(free)
+    else:
+        defaults = {**default_plan(free), "gateway": cpus.get("gateway", -1)}
+    names = WITH_GATEWAY if gateway else STAGES
+    return {stage: cpus.get(stage, defaults[stage]) for stage in names}
 
 
 def plan(
@@ -136,14 +159,12 @@ def plan(
     allowed: Iterable[int] | None = None,
 ) -> CpuPlan:
     """The ``CpuPlan`` of a ``[pipeline]`` section over ``allowed`` (default: this
-    process's cores); ``gateway``: the order gateway runs and, unless ``cpus`` says
-    otherwise, gets a core of its own where there is one (the module docstring)."""
+    process's cores); ``gateway``: the order gateway runs (``gateway_plan``)."""
     allowed = allowed_cores() if allowed is None else set(allowed)
     cores = plan_cores(cpus, allowed, gateway=gateway)
-    own = own_gateway_core(cpus, allowed) if gateway else None
     companions = {stage: cpus.get(stage, cores[beside]) for stage, beside in COMPANIONS.items()}
-    if own is not None:
-        companions["gateway"] = own
+    if gateway:
+        companions["gateway"] = cores.pop("gateway")
     return CpuPlan(cores, realtime, nice, companions)
 
 
