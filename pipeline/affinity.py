@@ -129,7 +129,7 @@ def gateway_plan(allowed: Iterable[int]) -> dict[str, int]:
         return {**default_plan(cores[:-1]), "gateway": cores[-1]}
     if len(cores) == 2:
         return {stage: cores[i] for stage, i in zip(WITH_GATEWAY, GATEWAY_ON_TWO, strict=True)}
-    return dict.fromkeys(WITH_GATEWAY, cores[0]) if cores else default_plan(cores)
+    return {**default_plan(cores), "gateway": cores[0]}  # one core (none: default_plan says)
 
 
 def plan_cores(
@@ -142,12 +142,9 @@ def plan_cores(
     have passed ``check_cpus``."""
     allowed = set(allowed)
     free = allowed - set(cpus.values()) or allowed
-    if gateway and "gateway" not in cpus:
-        defaults = gateway_plan(free)
-    else:
-        defaults = {**default_plan(free), "gateway": cpus.get("gateway", -1)}
+    defaults = gateway_plan(free) if gateway and "gateway" not in cpus else default_plan(free)
     names = WITH_GATEWAY if gateway else STAGES
-    return {stage: cpus.get(stage, defaults[stage]) for stage in names}
+    return {stage: cpus[stage] if stage in cpus else defaults[stage] for stage in names}
 
 
 def plan(
