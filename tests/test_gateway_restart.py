@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import os
 import signal
+import struct
 import time
+import zlib
 from collections import defaultdict
 from pathlib import Path
 
@@ -481,21 +483,22 @@ def test_the_id_log_is_written_once_per_flush(tmp_path):
     log.close()
 
 
-def test_order_records_are_the_records_record_packs():
+def test_order_records_are_packed_and_checksummed_as_the_reader_expects():
     """``order_records`` packs each record once and checksums it in place; byte for byte
-    what ``_record`` makes (a client order id of 64 UTF-8 bytes, and one cut at 64)."""
+    the record packed with ``crc`` 0, checksummed, and packed again with its crc (an
+    independent reference), for a client order id of 64 UTF-8 bytes and one cut at 64."""
     cids = ["a", "x" * 64, "é" * 40]  # 80 bytes in UTF-8: cut at 64
     orders = [
         Order(cid, FIRST_ORDER_ID + i, 7 + i, 2, side, 100, 3 + i, 3 + i)
         for i, (cid, side) in enumerate(zip(cids, ["buy", "sell", "buy"], strict=True))
     ]
-    expected = b"".join(
-        id_log._record(
-            id_log.ORDER, id_log.SIDES[o.side], o.symbol, o.account, o.order_id, o.qty,
-            o.client_order_id.encode()[:64],
-        )
-        for o in orders
-    )  # fmt: skip
+    layout = struct.Struct("<BBHIqqB3xI64s")
+    expected = b""
+    for o in orders:
+        cid = o.client_order_id.encode()[:64]
+        fields = (id_log.ORDER, id_log.SIDES[o.side], o.symbol, o.account, o.order_id, o.qty,
+                  len(cid))  # fmt: skip
+        expected += layout.pack(*fields, zlib.crc32(layout.pack(*fields, 0, cid)), cid)
     assert id_log.order_records(orders) == expected
     assert id_log.order_records([]) == b""
 

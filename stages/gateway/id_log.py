@@ -132,8 +132,7 @@ def _record(
     kind: int, side: int, symbol: int, account: int, order_id: int, value: int, cid: bytes = b""
 ) -> bytes:
     """One record, its checksum the crc32 of itself with ``crc`` 0 (as ``_checksums``)."""
-    fields = (kind, side, symbol, account, order_id, value, len(cid))
-    return _RECORD.pack(*fields, zlib.crc32(_RECORD.pack(*fields, 0, cid)), cid)
+    return _packed([(kind, side, symbol, account, order_id, value, cid)])
 
 
 #: where ``crc`` sits in a record (after kind .. cid_len and the pad)
@@ -141,20 +140,33 @@ _CRC_OFFSET = ID_LOG_DTYPE.fields["crc"][1]
 _CRC = struct.Struct("<I")
 
 
-def order_records(orders: list[Order]) -> bytes:
-    """One ``ORDER`` record per order, as ``_record`` makes them. Hot (one per NEW): each
-    is packed once, with ``crc`` 0, into one buffer, then its checksum stored in place."""
+def _packed(rows: list[tuple[int, int, int, int, int, int, bytes]]) -> bytes:
+    """Records of (kind, side, symbol, account, order_id, value, cid) rows. Hot (a row per
+    NEW): each is packed once, with ``crc`` 0, into one buffer, then its checksum (the crc32
+    of the record as packed) stored in place."""
     size = _RECORD.size
-    out = bytearray(size * len(orders))
+    out = bytearray(size * len(rows))
     view = memoryview(out)
     pack_into, crc_into, crc32 = _RECORD.pack_into, _CRC.pack_into, zlib.crc32
-    for at, o in zip(range(0, len(out), size), orders, strict=True):
-        cid = o.client_order_id.encode("utf-8")[:MAX_CLIENT_ORDER_ID]
-        fields = (ORDER, SIDES[o.side], o.symbol, o.account, o.order_id, o.qty, len(cid))
-        pack_into(out, at, *fields, 0, cid)
+    for at, (kind, side, symbol, account, order_id, value, cid) in zip(
+        range(0, len(out), size), rows, strict=True
+    ):
+        pack_into(out, at, kind, side, symbol, account, order_id, value, len(cid), 0, cid)
         crc_into(out, at + _CRC_OFFSET, crc32(view[at : at + size]))
     view.release()
     return bytes(out)
+
+
+def order_records(orders: list[Order]) -> bytes:
+    """One ``ORDER`` record per order (the client order id cut at ``MAX_CLIENT_ORDER_ID``
+    UTF-8 bytes)."""
+    return _packed(
+        [
+            (ORDER, SIDES[o.side], o.symbol, o.account, o.order_id, o.qty,
+             o.client_order_id.encode("utf-8")[:MAX_CLIENT_ORDER_ID])
+            for o in orders
+        ]
+    )  # fmt: skip
 
 
 def report_records(report_seqs: dict[int, int]) -> bytes:
