@@ -48,6 +48,7 @@ the trade's ack (``md_after_ack`` p50 <= 100 µs).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import math
 import multiprocessing
@@ -65,6 +66,7 @@ import psutil
 import zmq
 from hdrh.histogram import HdrHistogram
 
+from pipeline import affinity
 from pipeline.client import Client, GatewayError, MarketData
 from pipeline.commands.load import (
     LoadSpec,
@@ -120,20 +122,41 @@ FRAME_SIZE = len(
 
 
 # ---------------------------------------------------------------- the pipeline
-def run_config(directory: Path, fsync: str = "batch") -> RunConfig:
+def run_config(
+    directory: Path, fsync: str = "batch", cpus: dict[str, int] | None = None
+) -> RunConfig:
     return RunConfig(
         load=LoadConfig(source="gateway", accounts=ACCOUNTS),
         journal=JournalConfig(directory=str(directory / "journal"), fsync=fsync),
         snapshots=SnapshotConfig(directory=str(directory / "snapshots")),
-        pipeline=PipelineConfig(run_dir=str(directory / "run")),
+        pipeline=PipelineConfig(run_dir=str(directory / "run"), cpus=cpus or {}),
     )
+
+
+def cpus_argument(text: str) -> dict[str, int]:
+    """``--cpus gateway=1,matching=1,ingest=0``: ``[pipeline] cpus`` for the run, checked
+    as the config checks it (a stage it does not know, a core this process may not use)."""
+    cpus: dict[str, int] = {}
+    for part in text.split(","):
+        stage, _, core = part.strip().partition("=")
+        if not stage or not core.strip().isdigit():
+            raise argparse.ArgumentTypeError(f"{part.strip()!r} is not STAGE=CORE")
+        cpus[stage.strip()] = int(core)
+    problem = affinity.check_cpus(cpus, affinity.allowed_cores())
+    if problem:
+        raise argparse.ArgumentTypeError(
+            problem.split(" - at ")[0].replace("pipeline.cpus", "--cpus")
+        )
+    return cpus
 
 
 class Pipeline:
     """A supervisor running in a thread; ``endpoint`` its gateway's order entry."""
 
-    def __init__(self, directory: Path, fsync: str = "batch") -> None:
-        self.config = run_config(directory, fsync)
+    def __init__(
+        self, directory: Path, fsync: str = "batch", cpus: dict[str, int] | None = None
+    ) -> None:
+        self.config = run_config(directory, fsync, cpus)
         self.supervisor = Supervisor(self.config, tag="benchgw")
         self.outcome: dict[str, Any] = {}
         self.thread = threading.Thread(target=self._drive, name="supervisor")
@@ -531,6 +554,14 @@ def main(argv: list[str] | None = None) -> int:
         default="batch",
         help="the pipeline's journal fsync policy (default: batch, the targets' setting)",
     )
+    parser.add_argument(
+        "--cpus",
+        type=cpus_argument,
+        default=None,
+        metavar="STAGE=CORE,...",
+        help="pin as [pipeline] cpus would (e.g. gateway=1,matching=1,ingest=0); default: "
+        "the supervisor's plan. Alternate runs of two plans to compare them",
+    )
     args = harness.parse(parser, argv)
     signal.signal(signal.SIGTERM, _interrupted)  # unwinds: the pipeline is stopped, joined
     duration = harness.by_mode(args, smoke=0.3, quick=2.0, full=5.0)
@@ -538,7 +569,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="tp-bgw-") as tmp:
         directory = Path(tmp)
         harness.progress("starting the pipeline with the gateway")
-        with Pipeline(directory, args.fsync) as pipeline:
+        with Pipeline(directory, args.fsync, args.cpus) as pipeline:
             if args.mode != "smoke":  # a first order through every stage, not timed
                 gateway_case(pipeline.endpoint, 1, 2_000.0, 0.5)
 

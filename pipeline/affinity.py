@@ -30,8 +30,10 @@ cores  plan with the gateway
 1      every process on c0
 ====== ==========================================================================
 
-Measured on 2 cores with 2 windowed clients (``perf/bench_gateway.py``'s case, three
-alternating rounds of two 4 s runs each; this host's speed moves by a third): with the
+Measured on 2 cores with 2 windowed clients (``perf/bench_gateway.py``'s case run 4 s a
+time by a throwaway script, three alternating rounds of two runs per plan; to compare
+plans, alternate ``perf/bench_gateway.py --quick --cpus ...`` runs; this host's speed moves
+by a third): with the
 gateway beside ingest under the stages' own plan, c0 ran ~94 % busy while c1 sat ~58 %
 idle, and the median was 10.5 k orders/s; this table's plan 13.3 k (+26 %); the gateway
 alone on c1 with all five stages on c0 15.0 k (+43 %), but that doubles a lone order's

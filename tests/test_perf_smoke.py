@@ -235,3 +235,28 @@ def test_bench_smoke(bench, tmp_path):
     info = data["run_info"]
     assert (info["bench"], info["mode"], info["runs"]) == (bench, "smoke", 1)
     CHECKS[bench](data)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(
+    ("cpus", "says"),
+    [
+        ("nope=0", "unknown stage 'nope'"),
+        ("gateway=4096", "no core 4096"),
+        ("gateway", "'gateway' is not STAGE=CORE"),
+        ("gateway=x", "'gateway=x' is not STAGE=CORE"),
+    ],
+)
+def test_bench_gateway_refuses_a_bad_cpus_before_starting_anything(cpus, says):
+    """``--cpus`` is checked as ``[pipeline] cpus`` is: a usage error (exit 2) naming what
+    is wrong, one line after argparse's usage, no traceback, no pipeline started."""
+    done = subprocess.run(
+        [sys.executable, str(PERF / "bench_gateway.py"), "--smoke", "--cpus", cpus],
+        capture_output=True,
+        text=True,
+        timeout=100,
+    )
+    assert done.returncode == 2
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("bench_gateway.py: error: argument --cpus:") and says in last
+    assert "Traceback" not in done.stderr and not done.stdout
