@@ -187,7 +187,13 @@ BAD = [
     (_new(symbol=""), "$.symbol", ""),
     (_new(symbol=None), "$.symbol", ""),
     (_new(client_order_id="x" * 65), "$.client_order_id", "length <= 64"),
-    (_new(client_order_id="has space"), "$.client_order_id", "regex"),
+    (_new(client_order_id="has space"), "$.client_order_id", "printable ASCII"),
+    (_new(client_order_id="trailing-newline\n"), "$.client_order_id", "printable ASCII"),
+    (_new(client_order_id="tab\there"), "$.client_order_id", "printable ASCII"),
+    (_new(client_order_id="caf\u00e9"), "$.client_order_id", "printable ASCII"),
+    ({"kind": "cancel", "client_order_id": "a\x00"}, "$.client_order_id", "printable ASCII"),
+    ({"kind": "replace", "client_order_id": " ", "qty": 1}, "$.client_order_id", "printable"),
+    ({"kind": "reduce", "client_order_id": "\x7f", "by": 1}, "$.client_order_id", "printable"),
     (_new(client_order_id=""), "$.client_order_id", "length >= 1"),
     (_new(qty=_DROP), "$.qty", "missing required field `qty`"),
     (_new(colour="red"), "$.colour", "unknown field `colour`"),
@@ -220,7 +226,7 @@ def test_each_bad_field_is_named(codec, fields, path, text):
     assert reject.field == path, reject
     assert text in reject.text, reject
     kind = fields.get("kind")
-    if kind in {"new_order", "logon", "replace", "reduce", "reports_since"}:
+    if kind in {"new_order", "logon", "cancel", "replace", "reduce", "reports_since"}:
         assert reject.ref_kind == kind  # readable enough to say which request it was
         cid = fields.get("client_order_id")
         assert reject.client_order_id == (cid[:64] if cid is not None else None)  # bounded echo
@@ -460,6 +466,22 @@ def test_a_well_formed_msgpack_batch_decodes_at_once_as_each_element_would(n):
     batch = msgspec.msgpack.encode(messages)  # an array also of one (``join`` would not)
     decoded = codec.decode_batch(batch)
     assert decoded == [codec.decode_request(part) for part in codec.split(batch)] == messages
+
+
+@pytest.mark.parametrize("bad", ["has space", "newline\n", "\x00", "caf\u00e9", "~\x7f"])
+def test_a_batch_with_a_bad_client_order_id_is_judged_element_by_element(bad):
+    """``decode_batch`` checks the ids of a whole batch at once; one bad id anywhere sends the
+    batch the element-wise way, which refuses that request alone, by name."""
+    gateway = Gateway(SymbolTable([SymbolInfo(1, "BTC-USD")]))
+    gateway.on_frame(b"a", Codec.MSGPACK.encode(P.Logon(account=1)), 0.0)
+    messages = [_order("ok-1"), P.Cancel(client_order_id=bad), _order("ok-2")]
+    frame = msgspec.msgpack.encode(messages)
+    assert Codec.MSGPACK.decode_batch(frame) is None
+    first, second, third = gateway.on_frames(b"a", frame, 1.0)
+    assert len(first.commands) == len(third.commands) == 1 and not first.replies
+    (reject,) = second.replies
+    assert (reject.message.field, reject.message.ref_kind) == ("$.client_order_id", "cancel")
+    assert reject.message.client_order_id == bad and not len(second.commands)
 
 
 def _padded_heartbeat() -> bytes:

@@ -35,7 +35,14 @@ from typing import Any
 
 import msgspec
 
-from stages.gateway.protocol import REPLY, REQUEST, BusinessReject, Message
+from stages.gateway.protocol import (
+    CLIENT_ORDER_ID_TEXT,
+    REPLY,
+    REQUEST,
+    BusinessReject,
+    Message,
+    client_order_ids_valid,
+)
 
 #: the largest message the gateway decodes; a NewOrder is ~200 bytes in JSON, ~130 in msgpack
 MAX_FRAME = 4096
@@ -72,11 +79,21 @@ class Codec(enum.Enum):
         """The request ``frame`` holds; raises ``ProtocolError`` (only) when it holds none."""
         _refuse_over(frame, MAX_FRAME, "frame")
         try:
-            return self._requests.decode(frame)
+            message = self._requests.decode(frame)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise ProtocolError(self._reject(frame, str(exc))) from None
         except Exception as exc:  # the contract: nothing but ProtocolError
             raise ProtocolError(BusinessReject(field="$", text=f"undecodable: {exc}")) from None
+        if not client_order_ids_valid([message]):
+            raise ProtocolError(
+                BusinessReject(
+                    field="$.client_order_id",
+                    text=CLIENT_ORDER_ID_TEXT,
+                    ref_kind=message.kind,
+                    client_order_id=message.client_order_id,  # type: ignore[attr-defined]
+                )
+            )
+        return message
 
     def decode_reply(self, frame: bytes) -> Message:
         """A reply or report (the client's side); raises msgspec's errors as they come."""
@@ -118,7 +135,7 @@ class Codec(enum.Enum):
     def decode_batch(self, frame: bytes) -> list[Message] | None:
         """Every request of a msgpack batch frame decoded in one call (~1 µs a request less
         than ``split`` and ``decode_request`` each), or None when the frame is JSON, or any
-        element is not a well-formed request or over ``MAX_FRAME`` bytes, or the batch is
+        element is not a well-formed request (client order ids included) or over ``MAX_FRAME`` bytes, or the batch is
         empty or over ``MAX_BATCH``: then ``split`` says what is wrong with which element.
         (JSON is left to ``split``: whitespace can make an element of a valid request
         longer than ``MAX_FRAME``, which must be refused all the same.)"""
@@ -128,9 +145,10 @@ class Codec(enum.Enum):
             elements = self._raw_batch.decode(frame)
             if not 0 < len(elements) <= MAX_BATCH or max(map(len, elements)) > MAX_FRAME:
                 return None
-            return _msgpack_request_batch.decode(frame)
+            requests = _msgpack_request_batch.decode(frame)
         except Exception:  # any failure: the element-wise path names it
             return None
+        return requests if client_order_ids_valid(requests) else None
 
     def encode_batch(self, messages: list[Message]) -> bytes:
         """One frame for ``messages``: the message itself if there is one, else an array."""

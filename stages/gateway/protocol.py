@@ -39,12 +39,15 @@ MAX_SYMBOL_NAME = 32
 #: heartbeat intervals a session may ask for, in seconds
 MIN_HEARTBEAT, MAX_HEARTBEAT, DEFAULT_HEARTBEAT = 0.05, 600.0, 5.0
 
+#: msgspec checks the length; the characters are checked by the codec after decoding
+#: (``client_order_ids_valid``): msgspec's ``pattern`` runs a Python ``re`` search per string,
+#: ~0.85 µs a request, over half of decoding a NewOrder, where one check of a whole batch's
+#: ids joined costs ~0.05 µs a request (and ``re``'s ``$`` let a trailing newline through)
 ClientOrderId = Annotated[
     str,
     msgspec.Meta(
         min_length=1,
         max_length=MAX_CLIENT_ORDER_ID,
-        pattern="^[!-~]+$",
         description="the client's own id of an order: printable ASCII, no spaces",
     ),
 ]
@@ -348,6 +351,21 @@ REQUEST = (
     | OpenOrders
     | ReportsSince
 )
+#: the requests that carry a ``client_order_id``
+WITH_CLIENT_ORDER_ID = frozenset((NewOrder, Cancel, Replace, Reduce))
+#: what a ``client_order_id`` that is not printable ASCII without spaces is told
+CLIENT_ORDER_ID_TEXT = "Expected `str` of printable ASCII characters without spaces"
+
+
+def client_order_ids_valid(messages: list[Message]) -> bool:
+    """Whether every client order id among ``messages`` is printable ASCII without spaces
+    (``!``..``~``): checked once over all of them joined, three C calls for a batch."""
+    joined = "".join(
+        [m.client_order_id for m in messages if type(m) in WITH_CLIENT_ORDER_ID]  # type: ignore[attr-defined]
+    )
+    return joined.isascii() and joined.isprintable() and " " not in joined
+
+
 REPLY = (
     LogonAck
     | LoggedOut
