@@ -599,7 +599,7 @@ def _crash_anywhere(tmp_path_factory, flow, lag, partial, lost) -> None:
     assert all(not o.pending for o in after.gateway._orders.values())
     for account, state in after.gateway.accounts.items():
         assert state.log.last_seq >= seen[account]
-        new = [r.report_seq for r in state.log._reports]
+        new = [r.report_seq for r in state.log.reports]
         assert new == sorted(new) and all(seq > seen[account] for seq in new)
     # each account logs on again and cancels everything it has by client order id
     for account in (1, 2, 3):

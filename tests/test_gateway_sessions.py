@@ -91,15 +91,16 @@ def venue() -> Venue:
 
 def test_reports_say_what_the_engine_did_by_client_order_id(venue):
     fees_before = venue.engine.risk.balance(0, USD)[0]
-    venue.send(A, sell("a1", 5, 100))
-    venue.send(B, buy("b1", 3, 101))
+    venue.send(A, sell("a1", 5, 10_000))
+    venue.send(B, buy("b1", 3, 10_100))
     a, b = venue.take(A), venue.take(B)
     assert kinds(a) == [("accepted", "a1"), ("trade", "a1")]
     assert kinds(b) == [("accepted", "b1"), ("trade", "b1"), ("done", "b1")]
     accepted, trade = a
-    assert (accepted.side, accepted.price, accepted.qty, accepted.symbol) == ("sell", 100, 5, 1)
-    assert (trade.price, trade.qty, trade.leaves_qty, trade.liquidity) == (100, 3, 2, "maker")
-    assert trade.fee == 300 * 10 // 10_000 and b[1].fee == 300 * 20 // 10_000
+    assert (accepted.side, accepted.price, accepted.qty, accepted.symbol) == ("sell", 10_000, 5, 1)
+    assert (trade.price, trade.qty, trade.leaves_qty, trade.liquidity) == (10_000, 3, 2, "maker")
+    # maker 10 bps, taker 20 bps of 30,000: fees that tell the two apart
+    assert (trade.fee, b[1].fee) == (30_000 * 10 // 10_000, 30_000 * 20 // 10_000) == (30, 60)
     assert b[1].liquidity == "taker" and b[1].other_order_id == a[0].order_id
     assert b[2].filled_qty == 3
     # the fee the report names is the one settlement charged

@@ -195,7 +195,7 @@ class LoggedOut(Message, tag="logged_out"):
     why: str
 
 
-class Accepted(Message, tag="accepted"):
+class Accepted(Message, tag="accepted", gc=False):
     """The order is in the book (or being matched): ``price`` and full ``qty``."""
 
     client_order_id: str
@@ -207,7 +207,7 @@ class Accepted(Message, tag="accepted"):
     qty: int
 
 
-class Rejected(Message, tag="rejected"):
+class Rejected(Message, tag="rejected", gc=False):
     """The engine refused a request about the order: which one (``request``: a rejected
     ``new`` never opened), why by name (``reason``, a ``stages.records.Reason``) and its
     code. (What the gateway itself refuses is a ``BusinessReject``, never a report.)"""
@@ -220,7 +220,7 @@ class Rejected(Message, tag="rejected"):
     code: int
 
 
-class Trade(Message, tag="trade"):
+class Trade(Message, tag="trade", gc=False):
     """A fill: ``qty`` at ``price`` (the maker's), ``leaves_qty`` still open afterwards,
     whether the order was the resting one (``maker``) or the incoming one (``taker``), and
     the fee settlement charges for it in the quote asset (None: the gateway has no fee
@@ -237,7 +237,7 @@ class Trade(Message, tag="trade"):
     other_order_id: int
 
 
-class Cancelled(Message, tag="cancelled"):
+class Cancelled(Message, tag="cancelled", gc=False):
     """``qty`` of the order was removed, and why (``reason`` by name, ``code``): a cancel,
     an IOC remainder, self-trade prevention, a kill switch..."""
 
@@ -250,7 +250,7 @@ class Cancelled(Message, tag="cancelled"):
     code: int
 
 
-class Replaced(Message, tag="replaced"):
+class Replaced(Message, tag="replaced", gc=False):
     """The order now rests at ``price`` with ``leaves_qty`` open (a replace or a reduce)."""
 
     client_order_id: str
@@ -260,7 +260,7 @@ class Replaced(Message, tag="replaced"):
     leaves_qty: int
 
 
-class Done(Message, tag="done"):
+class Done(Message, tag="done", gc=False):
     """The order is complete: nothing of it is open; ``filled_qty`` traded in all. Its
     client order id may be used again from now on."""
 
@@ -270,6 +270,8 @@ class Done(Message, tag="done"):
     filled_qty: int
 
 
+#: execution reports are ``gc=False``: they hold only numbers and strings (never a cycle)
+#: and every account's log keeps its last 10,000, which the collector would otherwise walk
 ExecutionReport = Accepted | Rejected | Trade | Cancelled | Replaced | Done
 
 

@@ -82,10 +82,9 @@ from stages.gateway.protocol import (
 from stages.gateway.reports import (
     REPORT_LOG_SIZE,
     REPORTS_PAGE,
-    F,
+    Outbox,
     ReportLog,
-    apply_event,
-    event_rows,
+    apply_events,
 )
 from stages.gateway.symbols import SymbolTable
 from stages.records import COMMAND_DTYPE, CommandType, Side
@@ -97,7 +96,6 @@ if TYPE_CHECKING:
 LAPSE_FACTOR = 2.0
 
 _NO_COMMANDS = np.zeros(0, dtype=COMMAND_DTYPE)
-_ORDER_ID, _ACCOUNT = F["order_id"], F["account"]
 
 
 class Outgoing(NamedTuple):
@@ -112,11 +110,10 @@ class Outgoing(NamedTuple):
         return self.codec.encode(self.message)
 
 
-#: what leaves for each connection at the end of a round: identity -> (its codec, the
-#: messages in the order they were made). The process keeps one and sends each
-#: connection's messages as one frame (``codec``, Batches); ``Gateway.on_events_into``
-#: appends to it directly: a report costs no ``Outgoing`` and no second dict lookup.
-Outbox = dict[bytes, tuple[Codec, list[Message]]]
+#: ``Outbox`` (from ``reports``): what leaves for each connection at the end of a round,
+#: identity -> (its codec, the messages in the order they were made). The process keeps one
+#: and sends each connection's messages as one frame (``codec``, Batches);
+#: ``Gateway.on_events_into`` appends to it directly: a report costs no ``Outgoing``.
 
 
 def queue(outbox: Outbox, outgoing: Outgoing) -> None:
@@ -553,9 +550,19 @@ class Gateway:
             return
         if self._silent_until is not None:
             already_reported = self._silence(events["seq"])
+        orders, accounts, symbols, reported = (
+            self._orders,
+            self.accounts,
+            self.symbols,
+            self._reported,
+        )
         if already_reported:
-            self._apply(event_rows(events[:already_reported]), report=False)
-        self._apply(event_rows(events[already_reported:]), report=True, outbox=outbox)
+            apply_events(events[:already_reported], orders, accounts, symbols, None, reported)
+        made, unsent = apply_events(
+            events[already_reported:], orders, accounts, symbols, outbox, reported
+        )
+        self.counters["reports"] += made
+        self.counters["reports_unsent"] += unsent
         self._advance(events["seq"])
 
     def _silence(self, seqs: np.ndarray) -> int:
@@ -576,39 +583,6 @@ class Gateway:
         if self.applied is not None and self.applied[0] == last and count == len(seqs):
             count += self.applied[1]
         self.applied = (last, count)
-
-    def _apply(self, rows: list[tuple], *, report: bool, outbox: Outbox | None = None) -> None:
-        """Move the orders along by ``rows`` and, with ``report``, queue their reports in
-        ``outbox``. Hot (one pass per event of the gateway's orders): locals, and each
-        event's list of reports is the one queued (no copy, no ``Outgoing``)."""
-        orders, accounts, symbols = self._orders, self.accounts, self.symbols
-        reported_accounts = self._reported
-        reported = unsent = 0
-        for row in rows:
-            order = orders.get(row[_ORDER_ID])
-            if order is None or order.account != row[_ACCOUNT]:
-                continue  # not an order this gateway sent
-            account = accounts[order.account]
-            reports = apply_event(order, row, account.log, symbols, report)
-            if order.done:
-                account.orders.close(order)
-                if not order.pending:
-                    del orders[order.order_id]
-            if not reports or outbox is None:
-                continue
-            reported += len(reports)
-            reported_accounts.add(order.account)
-            session = account.session
-            if session is None:
-                unsent += len(reports)
-                continue
-            queued = outbox.get(session.identity)
-            if queued is None:
-                outbox[session.identity] = (session.codec, reports)
-            else:
-                queued[1].extend(reports)
-        self.counters["reports"] += reported
-        self.counters["reports_unsent"] += unsent
 
     # --- time --------------------------------------------------------------------------------
     def expire(self, now: float) -> Step:
