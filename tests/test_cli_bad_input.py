@@ -1249,7 +1249,13 @@ GATEWAY_CASES: list[Case] = [
         "order-client-order-id-with-a-space",
         _order("buy", "BTC-USD", "1", "--client-order-id", "my order"),
         ExitStatus.USAGE,
-        r"CLORDID 'my order' is invalid: Expected `str` matching regex",
+        r"CLORDID 'my order' is invalid: Expected `str` of printable ASCII characters without",
+    ),
+    Case(
+        "order-cancel-client-order-id-not-ascii",
+        _order("cancel", "caf\u00e9"),
+        ExitStatus.USAGE,
+        r"CLORDID 'caf\u00e9' is invalid: Expected `str` of printable ASCII characters without",
     ),
     Case(
         "order-cancel-client-order-id-too-long",
