@@ -132,7 +132,9 @@ class Step:
     process joins a round's and makes them one batch); ``commands`` is the same as an
     array. With ``must_send`` they may not be refused BUSY (cancels of an ending session).
     ``new_orders``: the orders whose NEW is among them (for the order-id log, once the
-    ring took them). A plain class with slots: one is made per request.
+    ring took them). A plain class with slots: one is made per request, positionally on the
+    hot paths (a NEW's or a cancel's step: ~0.6 µs, where keywords and a later append made
+    it ~1.3).
     """
 
     __slots__ = ("_request", "_undo", "ended", "must_send", "new_orders", "packed", "replies")
@@ -141,16 +143,16 @@ class Step:
         self,
         replies: list[Outgoing] | None = None,
         packed: bytes = b"",
-        *,
         must_send: bool = False,
         undo: list[Callable[[], None]] | None = None,
         request: tuple[Session, Message] | None = None,
+        new_orders: list[Order] | None = None,
     ) -> None:
         self.replies: list[Outgoing] = [] if replies is None else replies
         self.packed = packed
         self.ended: list[bytes] = []
         self.must_send = must_send
-        self.new_orders: list[Order] = []
+        self.new_orders: list[Order] = [] if new_orders is None else new_orders
         self._undo: list[Callable[[], None]] = [] if undo is None else undo
         #: the session and request a ``busy`` answers (built only if the ring is full)
         self._request = request
@@ -707,11 +709,8 @@ class Gateway:
             del self._orders[order.order_id]
             self.counters["orders"] -= 1
 
-        step = Step(
-            packed=commands.new_order(order, request), undo=[undo], request=(session, request)
-        )
-        step.new_orders.append(order)
-        return step
+        records = commands.new_order(order, request)
+        return Step(None, records, False, [undo], (session, request), [order])
 
     def _amend(self, session: Session, account: Account, request: Message, what: str) -> Step:
         order = account.orders.find(request.client_order_id)  # type: ignore[attr-defined]
@@ -727,7 +726,7 @@ class Gateway:
         else:
             records = commands.reduce(order, request.by)  # type: ignore[attr-defined]
         order.pending.append(what)
-        return self._sent(session, request, records, [order.pending.pop])
+        return Step(None, records, False, [order.pending.pop], (session, request))
 
     def _cancel(self, session: Session, account: Account, request: Cancel) -> Step:
         return self._amend(session, account, request, "cancel")
@@ -780,7 +779,7 @@ class Gateway:
         records: bytes,
         undo: list[Callable[[], None]],
     ) -> Step:
-        return Step(packed=records, undo=undo, request=(session, request))
+        return Step(None, records, False, undo, (session, request))
 
     def _reject_session(self, session: Session, path: str, text: str, request: Message) -> Step:
         return self._reject(session.identity, session.codec, path, text, request)
