@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import threading
 import warnings
 from pathlib import Path
-from typing import Any
 
 import msgspec
 import numpy as np
@@ -32,7 +30,6 @@ from ringbuffer import ConsumerSpec, Ring
 from stages.engine import Engine
 from stages.gateway import protocol as p
 from stages.gateway.codec import sniff
-from stages.gateway.id_log import IdLog, read_id_log
 from stages.gateway.stage import GatewayProcess, GatewayStageConfig
 from stages.marketdata.local_book import LocalBook
 from stages.marketdata.messages import decode as decode_market_data
@@ -178,11 +175,9 @@ def test_a_batch_that_does_not_fit_is_admitted_up_to_the_first_refusal(tmp_path)
 
 
 @contextlib.contextmanager
-def standalone_gateway(tmp_path: Path, capacity: int = 64, **options: Any):
+def standalone_gateway(tmp_path: Path, capacity: int = 64):
     """A ``GatewayProcess`` on a fresh orders ring, its loop driven by the test; a client
-    DEALER connected to it (``exchange``: send a frame, run rounds until a reply, return it;
-    ``exchange.client``: the DEALER itself); ``options``: more ``GatewayStageConfig``
-    fields; everything closed and unlinked on exit."""
+    DEALER connected to it; everything closed and unlinked on exit."""
     ring = Ring.create(
         f"gw-solo-{tmp_path.name[-8:]}", COMMAND_DTYPE, capacity, (ConsumerSpec("ingest"),)
     )
@@ -194,7 +189,6 @@ def standalone_gateway(tmp_path: Path, capacity: int = 64, **options: Any):
             bind=[f"ipc://{tmp_path}/gw.sock"],
             market_data=[f"ipc://{tmp_path}/md.sock"],
             reports=f"ipc://{tmp_path}/reports.sock",
-            **options,
         )
         process = GatewayProcess(config, ring.producer(), ring.capacity, None, context)
         client = context.socket(zmq.DEALER)
@@ -207,7 +201,6 @@ def standalone_gateway(tmp_path: Path, capacity: int = 64, **options: Any):
                 process.round(50)
             return client.recv()
 
-        exchange.client = client  # type: ignore[attr-defined]
         yield process, exchange
     finally:
         if process is not None:
@@ -215,41 +208,6 @@ def standalone_gateway(tmp_path: Path, capacity: int = 64, **options: Any):
         context.destroy(linger=0)
         ring.close()
         ring.unlink()
-
-
-def test_a_round_leaves_only_once_its_id_log_is_durable(tmp_path, monkeypatch):
-    """With ``id_log_fsync`` the order-id log's fsync runs on a thread of its own. Until it is
-    done, the round it covers is held: its records unpublished, its replies unsent. Once it
-    is, the next round (woken by the sync, not by a frame) publishes and sends them."""
-    release, synced = threading.Event(), []
-    durable = IdLog.sync
-
-    def held(log: IdLog) -> None:
-        assert release.wait(REPLY_MS / 1000), "the test never released the sync"
-        durable(log)
-        synced.append(log.path)
-
-    monkeypatch.setattr(IdLog, "sync", held)
-    options = {"journal_dir": str(tmp_path / "journal"), "id_log_fsync": True}
-    with standalone_gateway(tmp_path, **options) as (process, exchange):
-        ack = CODEC.decode_reply(exchange(CODEC.encode(p.Logon(account=1))))
-        assert isinstance(ack, p.LogonAck) and not synced  # nothing owed a sync yet
-        new, unknown = p.NewOrder("o1", 1, "buy", qty=1, price=10), p.Cancel("nope")
-        exchange.client.send(CODEC.join([CODEC.encode(new), CODEC.encode(unknown)]))
-        while not process.syncer.in_flight:
-            process.round(50)
-        # held: the NEW took a slot but is not published, the reject waits with it
-        assert process.orders.published == -1 and not process.outbox
-        ((_codec, held_replies),) = process._held.values()
-        assert [m.kind for m in held_replies] == ["business_reject"]
-        assert not exchange.client.poll(0)
-        release.set()
-        while not exchange.client.poll(0):
-            process.round(50)  # the finished sync wakes the poll
-        (reject,) = CODEC.decode_replies(exchange.client.recv())
-        assert (reject.kind, reject.client_order_id) == ("business_reject", "nope")
-        assert process.orders.published == 0 and synced
-        assert read_id_log(tmp_path / "journal").orders  # the NEW is in the log
 
 
 @settings(

@@ -285,24 +285,15 @@ class IdLog:
         return bool(self._orders or self._report_seqs or self._applied)
 
     def flush(self) -> int:
-        """``write`` what was noted, then ``sync`` if that is owed; records written."""
-        records, owed = self.write()
-        if owed:
-            self.sync()
-        return records
-
-    def write(self) -> tuple[int, bool]:
-        """Write what was noted with one ``write``: (records written, whether a ``sync`` is
-        owed before anything they describe may be seen: with ``fsync``, for any ORDER or
-        REPORTS record; an APPLIED record alone may be lost, the answers come again)."""
+        """Write what was noted with one ``write`` (fsynced with ``fsync``); records written."""
         if not self.dirty:
-            return 0, False
+            return 0
         parts = []
         if self._orders:
             parts.append(order_records(self._orders))
         if self._report_seqs:
             parts.append(report_records(self._report_seqs))
-        owed = self.fsync and bool(parts)
+        sync = self.fsync and bool(parts)  # not for an APPLIED record alone
         if self._applied is not None:
             parts.append(applied_record(self._applied))
         data = b"".join(parts)
@@ -310,16 +301,12 @@ class IdLog:
         view = memoryview(data)
         while view:  # a regular file writes everything at once; a signal may cut it short
             view = view[os.write(self._fd, view) :]
+        if sync:
+            os.fdatasync(self._fd)
         records = len(data) // ID_LOG_DTYPE.itemsize
         self.counters["id_log_writes"] += 1
         self.counters["id_log_records"] += records
-        return records, owed
-
-    def sync(self) -> None:
-        """Make everything written so far durable (``fdatasync``). It touches nothing but
-        the file descriptor, so the gateway process calls it on a thread of its own while
-        its loop goes on (``stages.gateway.stage.SyncThread``)."""
-        os.fdatasync(self._fd)
+        return records
 
     def close(self) -> None:
         if self._fd >= 0:

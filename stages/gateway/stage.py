@@ -22,11 +22,8 @@ Sockets (ZeroMQ) and rings:
 
 The order-id log (``stages.gateway.id_log``, in ``journal_dir``): at the end of each round
 one write (fsynced with ``id_log_fsync``) holds the NEWs the round claimed slots for and
-the accounts' report seqs (and how far the released answers were taken); only once it is
-durable are the round's records published into the orders ring and its replies and
-reports sent. The fsync runs on a thread (``BackgroundSync``) while the loop takes the
-next round's reports and requests; the held round is settled before anything claims ring
-slots or writes the log again, so rounds leave in order. After a
+the accounts' report seqs (and how far the released answers were taken); only then are the
+round's records published into the orders ring and its replies and reports sent. After a
 crash the restarted gateway is ``Gateway.restore``d from the restart state's resting
 orders, the journaled commands after it (sent again by ingest) and that log, so clients
 find their orders by client order id again; it then starts a new, compact log.
@@ -54,7 +51,6 @@ import zmq
 from ringbuffer import Ring, wait_strategy
 from ringbuffer.records import copy_records
 from stages.engine import EngineConfig
-from stages.gateway.background_sync import BackgroundSync
 from stages.gateway.codec import MAX_BATCH
 from stages.gateway.commands import records
 from stages.gateway.id_log import IdLog, read_id_log
@@ -168,15 +164,6 @@ class GatewayProcess:
                 applied=applied,
             )
         self._claimed = False  # slots of the orders ring claimed, not yet published
-        #: the id log's fsync off the loop's thread (with ``id_log_fsync``), and what waits
-        #: for it: the round whose log it makes durable, its claim and its outbox
-        self.syncer = (
-            BackgroundSync(self.id_log.sync)
-            if self.id_log is not None and self.id_log.fsync
-            else None
-        )
-        self._held_claim = False
-        self._held: Outbox = {}
         self.symbols = symbols
         # a symbol's messages go out under its configured name, else its id (messages.topic)
         self.topics = {
@@ -218,8 +205,6 @@ class GatewayProcess:
         self.poller = zmq.Poller()
         self.poller.register(self.router, zmq.POLLIN)
         self.poller.register(self.pull, zmq.POLLIN)
-        if self.syncer is not None:
-            self.poller.register(self.syncer.fd, zmq.POLLIN)
         self._next_expire = 0.0
         self._next_snapshot = 0.0
 
@@ -244,8 +229,6 @@ class GatewayProcess:
         and after the round's records were published (``_end_round``)."""
         ready = dict(self.poller.poll(0 if self.pending else timeout_ms))
         now = time.monotonic()
-        if self.syncer is not None and self.syncer.fd in ready:
-            self.settle()  # the last round is durable: out with it
         if self.pull in ready:
             self._take_reports()
         if self.router in ready:
@@ -262,38 +245,16 @@ class GatewayProcess:
         self._end_round()
 
     def _end_round(self) -> None:
-        """The id log first (one write a round), then the ring, then the replies and reports.
-
-        With ``id_log_fsync`` the write's fsync runs on ``syncer``'s thread while the loop
-        takes the next round; this round's claim and outbox are held until it is done
-        (``settle``). The previous round is settled first: rounds leave in order."""
-        self.settle()
-        owed = False
+        """The id log first (one write, one fsync a round: under a journal fsyncing on the
+        same disk each costs milliseconds), then the ring, then the replies and reports."""
         if self.id_log is not None:
             # an order the engine can see is always in the log, and no client sees a
             # report seq the log does not hold
-            owed = self.id_log.write()[1]
-        if owed and self.syncer is not None:
-            self.syncer.start()
-            self._held_claim, self._claimed = self._claimed, False
-            self._held, self.outbox = self.outbox, self._held
-            return
+            self.id_log.flush()
         if self._claimed:
             self.orders.publish()
             self._claimed = False
-        self._send_replies(self.outbox)
-
-    def settle(self) -> None:
-        """Wait for the id log's sync in flight, if any, then publish and send the round it
-        made durable. Called before anything claims ring slots (``_offer``) or writes the
-        log, so at most one round is ever held."""
-        if self.syncer is None or not self.syncer.in_flight:
-            return
-        self.syncer.wait()
-        if self._held_claim:
-            self.orders.publish()
-            self._held_claim = False
-        self._send_replies(self._held)
+        self._send_replies()
 
     def _take_requests(self, now: float) -> None:
         """Up to ``ROUND`` requests (a batch frame counts its messages), judged in order,
@@ -366,7 +327,6 @@ class GatewayProcess:
     def _offer(self, commands: np.ndarray) -> bool:
         if self.finished or len(commands) > self.capacity:
             return False
-        self.settle()  # the held round's claim is published before a new one is made
         slots = self.orders.try_claim_exactly(len(commands))
         if not slots:
             return False
@@ -385,19 +345,19 @@ class GatewayProcess:
         """Queue a message for its connection; the round's end sends it (``_send_replies``)."""
         queue(self.outbox, outgoing)
 
-    def _send_replies(self, outbox: Outbox) -> None:
-        """One frame per connection with everything ``outbox`` holds for it, then empty it."""
-        if not outbox:
+    def _send_replies(self) -> None:
+        """One frame per connection with everything queued for it this round."""
+        if not self.outbox:
             return
         send = self.router.send_multipart
-        for identity, (codec, messages) in outbox.items():
+        for identity, (codec, messages) in self.outbox.items():
             for start in range(0, len(messages), MAX_BATCH):
                 frame = codec.encode_batch(messages[start : start + MAX_BATCH])
                 # a client that does not read loses the frame here: its reports stay in
                 # its log (ReportsSince)
                 with contextlib.suppress(zmq.Again):
                     send([identity, frame], zmq.NOBLOCK)
-        outbox.clear()
+        self.outbox.clear()
 
     def _take_reports(self) -> None:
         batches = 0
@@ -427,9 +387,6 @@ class GatewayProcess:
         self.pub.send_multipart([self.topics[message.symbol], encode_market_data(message)])
 
     def close(self) -> None:
-        if self.syncer is not None:  # before the log's file descriptor goes
-            self.syncer.close()
-            self.syncer = None
         if self.auth is not None:  # first: its thread must not see its sockets vanish
             self.auth.stop()
             self.auth = None
@@ -473,14 +430,12 @@ def run(
                     else:
                         control.reply(request, {"error": f"the gateway does not handle {kind!r}"})
             if process.stopping and not process.pending and not process.finished:
-                process.settle()  # the held round is published before the ring finishes
                 process.finished = True
                 orders.finish()  # ingest drains the orders ring and ends; the end flows on
             now = time.monotonic()
             if now - last_beat >= 0.1:
                 last_beat = now
                 orders.heartbeat()
-        process.settle()  # the last round's reports leave
         counters.state = "stopped"
         counters.records = process.counters["requests"]
         details = {**process.counters, **process.gateway.counters, **_restored(process)}
