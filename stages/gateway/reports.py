@@ -63,10 +63,6 @@ class ReportLog:
         self.last_seq = last_seq
         self.reports: deque[ExecutionReport] = deque(maxlen=capacity)
 
-    @property
-    def next_seq(self) -> int:
-        return self.last_seq + 1
-
     def since(
         self, seq: int, limit: int = REPORTS_PAGE
     ) -> tuple[list[ExecutionReport], bool, bool]:

@@ -746,9 +746,8 @@ class Gateway:
         orders = account.orders.orders(symbol)
         for order in orders:
             order.pending.append("cancel")
-        step = self._sent(
-            session, request, commands.cancels(orders), [o.pending.pop for o in orders]
-        )
+        undo = [o.pending.pop for o in orders]
+        step = Step(None, commands.cancels(orders), False, undo, (session, request))
         ack = MassCancelAck(symbol=symbol, orders=len(orders))
         step.replies.append(Outgoing(session.identity, ack, session.codec))
         return step
@@ -772,15 +771,6 @@ class Gateway:
         return Step(replies=[Outgoing(session.identity, reply, session.codec)])
 
     # --- helpers -----------------------------------------------------------------------------
-    def _sent(
-        self,
-        session: Session,
-        request: Message,
-        records: bytes,
-        undo: list[Callable[[], None]],
-    ) -> Step:
-        return Step(None, records, False, undo, (session, request))
-
     def _reject_session(self, session: Session, path: str, text: str, request: Message) -> Step:
         return self._reject(session.identity, session.codec, path, text, request)
 
