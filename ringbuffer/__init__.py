@@ -5,10 +5,12 @@ the pipeline uses it. One concept per module, in the LMAX Disruptor's vocabulary
 (lifecycle, wiring the roles), ``producer`` / ``consumer`` (the roles, ``role`` what they
 share), ``barrier`` (``SequenceBarrier``), ``sequence`` (padded cursors and their park
 handshake), ``wait`` (wait strategies), ``peers`` (liveness and role locks), ``layout``,
-``segments``, ``fence``, ``futex``, ``records``.
+``segments``, ``fence``, ``futex`` (parking), ``doorbell`` (the wake-up as a file
+descriptor, for a consumer that sleeps in a poll), ``records``.
 """
 
 from ringbuffer.consumer import Consumer
+from ringbuffer.doorbell import Doorbell
 from ringbuffer.errors import (
     AlertedError,
     AttachError,
@@ -30,6 +32,7 @@ __all__ = [
     "BusySpin",
     "Consumer",
     "ConsumerSpec",
+    "Doorbell",
     "EndOfStreamError",
     "LayoutMismatchError",
     "Parking",

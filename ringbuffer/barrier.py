@@ -84,6 +84,17 @@ class SequenceBarrier:
             stop = self.alerted
         return True
 
+    def arm(self, target: int) -> bool:
+        """``park``'s handshake without the sleep (``Sequence.arm``), on the same sequence:
+        True if ``target`` is available now, or the stream ended, or an alert: do not sleep."""
+        stop = self._finished_or_alerted if self._state is not None else self.alerted
+        for sequence in self._sequences:
+            seen = sequence.get()
+            if seen < target:
+                return sequence.arm(seen, stop)
+            stop = self.alerted
+        return True
+
     def finished(self) -> bool:
         """True once the producer finished its stream (never, without its ``state``)."""
         state = self._state

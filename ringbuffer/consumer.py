@@ -19,6 +19,7 @@ has finished is not waited on any more: its process may exit while this consumer
 from __future__ import annotations
 
 import mmap
+import time
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -143,6 +144,21 @@ class Consumer(Role):
             self._next, self._read_available, self._housekeeping, timeout, self._park
         )
         return self.poll(limit)
+
+    def arm(self) -> bool:
+        """Get ready to sleep somewhere else than in ``wait``: in a poll that includes the
+        ring's ``Doorbell`` (a process serving sockets too). Raises the parked flag on the
+        cursor this consumer waits for, so the next publish rings the doorbell; True if
+        there is no point sleeping (records are available, the stream ended, an alert).
+        Drain the doorbell *before* arming, never after (``doorbell``)."""
+        return self._barrier.arm(self._next)
+
+    def keep_house(self) -> None:
+        """For a consumer that polls and never ``wait``s: refresh its heartbeat and check
+        its peers and the alert as a wait would (the peers at most every ``PEER_CHECK_NS``). Raises
+        ``EndOfStreamError`` once the producer finished and everything was read,
+        ``AlertedError`` or ``PeerDeadError``."""
+        self._housekeeping(time.monotonic_ns())
 
     def release(self) -> None:
         """Give back everything the last ``poll``/``wait`` returned (one release store)."""

@@ -30,6 +30,7 @@ from ringbuffer.sequence import Sequence
 from ringbuffer.wait import WaitStrategy
 
 if TYPE_CHECKING:
+    from ringbuffer.doorbell import Doorbell
     from ringbuffer.ring import Ring
 
 
@@ -187,6 +188,11 @@ class Producer(Role):
             )
             if not self.offer(record):  # pragma: no cover - the wait guarantees space
                 raise AssertionError("slot still busy after the wait")
+
+    def ring_doorbell(self, doorbell: Doorbell) -> None:
+        """Ring ``doorbell`` with every wake-up of this ring's parked consumers, for a
+        consumer that sleeps in a poll on it (``Consumer.arm``, ``doorbell``)."""
+        self._cursor.doorbell = doorbell
 
     def finish(self) -> None:
         """Declare the end of the stream: consumers drain what was published, then stop."""

@@ -44,10 +44,14 @@ from __future__ import annotations
 
 import mmap
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ringbuffer import fence, futex
 from ringbuffer.fence import HARDWARE_ORDERED, cursor_accessors
 from ringbuffer.layout import PARKED_FLAG_DELTA, WAKE_COUNTER_DELTA
+
+if TYPE_CHECKING:
+    from ringbuffer.doorbell import Doorbell
 
 INITIAL = -1
 
@@ -62,8 +66,8 @@ class Sequence:
     """
 
     __slots__ = (
-        "address", "get", "offset", "ordered", "parked", "set", "view", "wake_address",
-        "wakes", "wakes_get", "wakes_set",
+        "address", "doorbell", "get", "offset", "ordered", "parked", "set", "view",
+        "wake_address", "wakes", "wakes_get", "wakes_set",
     )  # fmt: skip
 
     def __init__(self, buf: mmap.mmap, offset: int, address: int) -> None:
@@ -81,6 +85,9 @@ class Sequence:
         self.ordered = HARDWARE_ORDERED and unfenced
         self.get, self.set = cursor_accessors(self.view, address, fenced=not unfenced)
         self.wakes_get, self.wakes_set = cursor_accessors(self.wakes, self.wake_address)
+        #: the writer's side of a ``doorbell.Doorbell``: rung with every wake-up, for a
+        #: waiter that sleeps in a poll instead of on the futex (None: futex only)
+        self.doorbell: Doorbell | None = None
 
     def publish(self, value: int) -> None:
         """Store ``value`` (release) and wake whoever is parked on this sequence (writer only)."""
@@ -103,11 +110,18 @@ class Sequence:
         (``SequenceBarrier.park``), which catches an alert raised before this re-check.
         """
         event = self.wakes_get()  # before raising the flag: any later bump ends the wait
-        self.parked[0] = 1
-        fence.waiter_fence()  # the flag store before the cursor re-check (and W's side)
-        if self.get() != seen or (stop is not None and stop()):
+        if self.arm(seen, stop):
             return True
         return futex.wait(self.wake_address, event, timeout_ns)
+
+    def arm(self, seen: int, stop: Callable[[], bool] | None = None) -> bool:
+        """The waiter's half of the handshake without the sleep: raise the parked flag,
+        fence, re-check. True if the sequence moved away from ``seen`` (or ``stop``): do
+        not sleep. Else the writer's next publish wakes the futex and rings the doorbell,
+        so a waiter may now sleep in a poll on the doorbell (``doorbell``)."""
+        self.parked[0] = 1
+        fence.waiter_fence()  # the flag store before the cursor re-check (and W's side)
+        return self.get() != seen or (stop is not None and stop())
 
     def wake(self) -> None:
         """Wake everyone parked on this sequence. Only its writer may call it: the flag is
@@ -115,6 +129,8 @@ class Sequence:
         self.parked[0] = 0
         self.wakes_set(self.wakes_get() + 1)  # release: after the clear
         futex.wake(self.wake_address)
+        if self.doorbell is not None:
+            self.doorbell.ring()
 
     def nudge(self) -> None:
         """Wake the processes asleep on this sequence now, from any process (``alert``).

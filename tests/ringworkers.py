@@ -175,3 +175,70 @@ def race_for_producer(names: list[str], barrier, results) -> None:
             if producer is not None:
                 producer.close()
             ring.close()
+
+
+def produce_ringing(name: str, doorbell: str, total: int, pause_every: int, results) -> None:
+    """Publish records 0..total-1 one per publish, ringing ``doorbell`` on every wake-up,
+    pausing now and then so the consumer falls asleep; then finish the stream."""
+    import random
+
+    from ringbuffer import Doorbell
+
+    ring = Ring.attach(name, RECORD)
+    bell = Doorbell(doorbell)
+    rng = random.Random(7)
+    try:
+        producer = ring.producer()
+        producer.ring_doorbell(bell)
+        for seq in range(total):
+            for view in producer.claim(1, timeout=60):
+                fill_records(view, seq)
+            producer.publish()
+            if seq % pause_every == 0:
+                time.sleep(rng.random() / 1000)  # let the consumer drain and sleep
+        producer.finish()
+        results.put(("producer", total, None))
+    except Exception as error:
+        results.put(("producer", -1, repr(error)))
+    finally:
+        bell.close()
+        ring.close()
+
+
+def consume_polling(name: str, consumer_name: str, doorbell: str, poll_ms: int, results) -> None:
+    """Read to the end of the stream the way a process serving sockets does: ``poll`` the
+    ring, and when it is empty drain the doorbell, ``arm`` and sleep in ``select.poll`` on
+    it with a timeout far longer than the test allows; report the sleeps that ran out."""
+    import select
+
+    from ringbuffer import Doorbell
+
+    ring = Ring.attach(name, RECORD)
+    bell = Doorbell(doorbell)
+    expected = slept = timed_out = 0
+    try:
+        consumer = ring.consumer(consumer_name)
+        poller = select.poll()
+        poller.register(bell.fileno(), select.POLLIN)
+        while True:
+            views = consumer.poll(5)
+            if views:
+                for view in views:
+                    verify(view, expected)
+                    expected += len(view)
+                consumer.release()
+                continue
+            consumer.keep_house()  # EndOfStreamError once everything was read
+            bell.drain()
+            if consumer.arm():
+                continue
+            slept += 1
+            if not poller.poll(poll_ms):
+                timed_out += 1
+    except EndOfStreamError:
+        results.put((consumer_name, expected, slept, timed_out, None))
+    except Exception as error:
+        results.put((consumer_name, expected, slept, timed_out, repr(error)))
+    finally:
+        bell.close()
+        ring.close()
