@@ -69,7 +69,7 @@ MANIFEST = "pipeline.json"
 PROGRESS_FILE = "output.progress"
 GATEWAY_SOCKET = "gateway.sock"  # clients → the order gateway (the default endpoint)
 MARKET_DATA_SOCKET = "market-data.sock"  # the market-data feed (the default endpoint)
-REPORTS_SOCKET = "reports.sock"  # output → the gateway: released answers
+ANSWERS_DOORBELL = "answers.bell"  # the answers ring's doorbell (output → the gateway)
 RESTART_STATE = "restart-{number}.state"
 RUN_FILES = (
     MANIFEST,
@@ -80,7 +80,7 @@ RUN_FILES = (
     RESTART_STATE.format(number="*"),
     GATEWAY_SOCKET,
     MARKET_DATA_SOCKET,
-    REPORTS_SOCKET,
+    ANSWERS_DOORBELL,
 )
 #: A Unix socket path holds at most 107 bytes (``sun_path`` is 108 with its NUL).
 MAX_IPC_PATH = 107

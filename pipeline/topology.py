@@ -9,8 +9,9 @@ The diagram is in ``docs/architecture.md`` ("Pipeline wiring").
     commands ring  ingest → persistence, risk, output (after persistence: the durable seq)
     checked ring   risk → matching, risk (after matching: how far matching has answered)
     events ring    matching → risk (settlement), output
-    orders ring    gateway → ingest (with load.source = "gateway"; output hands the
-                   released answers back to the gateway over a socket in the run dir)
+    orders ring    gateway → ingest (with load.source = "gateway")
+    answers ring   output → gateway (the released answers; the gateway sleeps in a poll
+                   over its sockets and the ring's doorbell, a pipe in the run directory)
 
 Each stage waits with the strategy its core suits (``waits``): ``backoff`` (spin, yield,
 park) on a core of its own under the CPU plan, ``park`` (a short spin, then park) on a
@@ -28,8 +29,8 @@ import numpy as np
 
 from pipeline import affinity
 from pipeline.config import RunConfig
-from pipeline.control import GATEWAY_SOCKET, MARKET_DATA_SOCKET, REPORTS_SOCKET, ipc_endpoint
-from ringbuffer import ConsumerSpec, Ring
+from pipeline.control import ANSWERS_DOORBELL, GATEWAY_SOCKET, MARKET_DATA_SOCKET, ipc_endpoint
+from ringbuffer import ConsumerSpec, Doorbell, Ring
 from stages.gateway import stage as gateway_stage
 from stages.gateway.stage import GatewayStageConfig
 from stages.ingest import stage as ingest_stage
@@ -45,7 +46,7 @@ from stages.restart import RestartPoint
 from stages.risk import stage as risk_stage
 from stages.risk.stage import RiskStageConfig
 
-COMMANDS, CHECKED, EVENTS, ORDERS = "commands", "checked", "events", "orders"
+COMMANDS, CHECKED, EVENTS, ORDERS, ANSWERS = "commands", "checked", "events", "orders", "answers"
 #: the stages, in the order a supervisor starts them (consumers before their producers)
 STAGES = ("output", "persistence", "matching", "risk", "ingest")
 
@@ -85,6 +86,7 @@ class Topology:
     tag: str = "pipe"
     capacities: dict[str, int] = field(default_factory=dict)
     rings: dict[str, Ring] = field(default_factory=dict)
+    _doorbell: Path | None = field(default=None, repr=False)  # made by create()
 
     def plans(self) -> list[RingPlan]:
         batch = self.config.load.batch
@@ -114,11 +116,23 @@ class Topology:
                 (ConsumerSpec("risk"), ConsumerSpec("output")),
             ),
         ]
-        if self.gateway:  # clients' orders, unsequenced, into ingest
+        if self.gateway:  # clients' orders, unsequenced, into ingest; their answers back
             plans.append(
                 RingPlan(ORDERS, COMMAND_DTYPE, cap.get(ORDERS, default), (ConsumerSpec("ingest"),))
             )
+            plans.append(
+                RingPlan(
+                    ANSWERS, EVENT_DTYPE, cap.get(ANSWERS, 4 * default), (ConsumerSpec("gateway"),)
+                )
+            )
         return plans
+
+    @property
+    def doorbell(self) -> Path | None:
+        """The answers ring's doorbell (a pipe in the run directory), with a gateway."""
+        if not self.gateway:
+            return None
+        return Path(self.config.pipeline.run_dir).expanduser().absolute() / ANSWERS_DOORBELL
 
     @property
     def gateway(self) -> bool:
@@ -132,8 +146,11 @@ class Topology:
 
     # --- lifecycle ----------------------------------------------------------------------
     def create(self) -> dict[str, str]:
-        """Create every ring (this process owns them); return role -> segment name."""
+        """Create every ring and the answers ring's doorbell (this process owns them);
+        return role -> segment name."""
         try:
+            if self.doorbell is not None:
+                self._doorbell = Doorbell.create(self.doorbell)
             for plan in self.plans():
                 self.rings[plan.role] = Ring.create(
                     f"{self.tag}-{plan.role}", plan.dtype, plan.capacity, plan.consumers
@@ -148,11 +165,14 @@ class Topology:
         return {role: ring.name for role, ring in self.rings.items()}
 
     def unlink(self) -> None:
-        """Unmap and remove every ring created (idempotent)."""
+        """Unmap and remove every ring and the doorbell created (idempotent)."""
         for ring in self.rings.values():
             ring.close()
             ring.unlink()
         self.rings.clear()
+        if self._doorbell is not None:
+            Doorbell.unlink(self._doorbell)
+            self._doorbell = None
 
     def __enter__(self) -> Topology:
         self.create()
@@ -207,9 +227,10 @@ class Topology:
                         progress=progress,
                         release_log=release_log,
                         wait=wait["output"],
-                        reports=endpoints.reports if endpoints else "",
+                        answers_doorbell=str(self.doorbell) if endpoints else "",
                     ),
                     "restart": restart,
+                    **({"answers_ring": names[ANSWERS]} if endpoints else {}),
                 },
             ),
             "persistence": StageCall(
@@ -275,7 +296,10 @@ class Topology:
                 gateway_stage.run,
                 {
                     "orders_ring": names[ORDERS],
-                    "config": _gateway_config(config, endpoints, wait["gateway"]),
+                    "answers_ring": names[ANSWERS],
+                    "config": _gateway_config(
+                        config, endpoints, wait["gateway"], str(self.doorbell)
+                    ),
                     "restart": restart,
                 },
             )
@@ -284,12 +308,10 @@ class Topology:
 
 @dataclass(frozen=True)
 class GatewayEndpoints:
-    """Where the gateway listens (``bind``), publishes (``market_data``) and takes the
-    released answers from output (``reports``, always a socket in the run directory)."""
+    """Where the gateway listens (``bind``) and publishes (``market_data``)."""
 
     bind: tuple[str, ...]
     market_data: tuple[str, ...]
-    reports: str
 
 
 def gateway_endpoints(config: RunConfig) -> GatewayEndpoints | None:
@@ -302,12 +324,11 @@ def gateway_endpoints(config: RunConfig) -> GatewayEndpoints | None:
     return GatewayEndpoints(
         tuple(gateway.bind) or (ipc_endpoint(run_dir, GATEWAY_SOCKET),),
         tuple(gateway.market_data) or (ipc_endpoint(run_dir, MARKET_DATA_SOCKET),),
-        ipc_endpoint(run_dir, REPORTS_SOCKET),
     )
 
 
 def _gateway_config(
-    config: RunConfig, endpoints: GatewayEndpoints, wait: str
+    config: RunConfig, endpoints: GatewayEndpoints, wait: str, doorbell: str
 ) -> GatewayStageConfig:
     """The gateway stage's config, CURVE keys read now (a bad key file fails the start)."""
     gateway = config.gateway
@@ -326,7 +347,7 @@ def _gateway_config(
         engine=config.engine,
         bind=list(endpoints.bind),
         market_data=list(endpoints.market_data),
-        reports=endpoints.reports,
+        answers_doorbell=doorbell,
         depth=gateway.depth,
         snapshot_every_s=gateway.snapshot_every_s,
         server_public=public,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import threading
 import warnings
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from pipeline.config import (
 )
 from pipeline.control import find_pipeline
 from pipeline.supervisor import Supervisor
-from ringbuffer import ConsumerSpec, Ring
+from ringbuffer import ConsumerSpec, Doorbell, Ring
 from stages.engine import Engine
 from stages.gateway import protocol as p
 from stages.gateway.codec import sniff
@@ -34,8 +35,9 @@ from stages.gateway.stage import GatewayProcess, GatewayStageConfig
 from stages.marketdata.local_book import LocalBook
 from stages.marketdata.messages import decode as decode_market_data
 from stages.persistence.recovery import replay_journal
-from stages.records import COMMAND_DTYPE
+from stages.records import COMMAND_DTYPE, EVENT_DTYPE, EventType, empty_events
 from tests.gateway_helpers import CODEC, REPLY_MS, Session, gateway_config, order_of
+from tests.ringhelpers import wait_until
 from tests.supervised import running
 
 
@@ -115,7 +117,6 @@ def test_a_full_orders_ring_is_answered_busy_at_once_and_nothing_is_half_sent(tm
             engine=default_engine(),
             bind=[f"ipc://{tmp_path}/gw.sock"],
             market_data=[f"ipc://{tmp_path}/md.sock"],
-            reports=f"ipc://{tmp_path}/reports.sock",
         )
         process = GatewayProcess(config, orders, ring.capacity, None, context)
         client = context.socket(zmq.DEALER)
@@ -188,7 +189,6 @@ def standalone_gateway(tmp_path: Path, capacity: int = 64):
             engine=default_engine(),
             bind=[f"ipc://{tmp_path}/gw.sock"],
             market_data=[f"ipc://{tmp_path}/md.sock"],
-            reports=f"ipc://{tmp_path}/reports.sock",
         )
         process = GatewayProcess(config, ring.producer(), ring.capacity, None, context)
         client = context.socket(zmq.DEALER)
@@ -285,3 +285,71 @@ def test_a_client_that_reads_late_still_gets_every_report(tmp_path):
                 accepted.add(reply.client_order_id)
     finally:
         context.destroy(linger=0)
+
+
+@pytest.mark.timeout(120)
+def test_a_sleeping_gateway_is_woken_by_a_released_answer_and_ends_with_the_ring(tmp_path):
+    """The gateway sleeps in one poll over its ROUTER and the answers ring's doorbell: an
+    answer published while it sleeps ends the sleep (a round of an hour returns), and the
+    ring's end ends its reports. Without the doorbell in the poll it would sleep on."""
+    tag = tmp_path.name[-8:]
+    orders = Ring.create(f"gw-o-{tag}", COMMAND_DTYPE, 64, (ConsumerSpec("ingest"),))
+    answers = Ring.create(f"gw-a-{tag}", EVENT_DTYPE, 64, (ConsumerSpec("gateway"),))
+    bell = Doorbell.create(tmp_path / "answers.bell")
+    context = zmq.Context()
+    process = writer = None
+    try:
+        config = GatewayStageConfig(
+            engine=default_engine(),
+            bind=[f"ipc://{tmp_path}/gw.sock"],
+            market_data=[f"ipc://{tmp_path}/md.sock"],
+            answers_doorbell=str(bell),
+        )
+        process = GatewayProcess(
+            config, orders.producer(), orders.capacity, None, context, answers.consumer("gateway")
+        )
+        output, writer = answers.producer(), Doorbell(bell)
+        output.ring_doorbell(writer)
+        process.round(0)  # start-up's first round (snapshots, expiry)
+
+        def publish_once_asleep(event: np.ndarray) -> threading.Thread:
+            def publish() -> None:
+                wait_until(lambda: answers.status()["consumers_parked"], "the gateway sleeps")
+                output.publish_batch(event)
+
+            thread = threading.Thread(target=publish)
+            thread.start()
+            return thread
+
+        event = empty_events(1)
+        symbol = default_engine().risk.instruments[0].symbol
+        event[["seq", "kind", "order_id", "symbol", "price", "qty", "account"]] = (
+            1, EventType.ACCEPTED, 99, symbol, 10_000, 1, 1
+        )  # fmt: skip
+        thread = publish_once_asleep(event)
+        process.round(3_600_000)
+        thread.join()
+        while process.counters["report_batches"] == 0:  # woken by a request-less wake-up
+            process.round(3_600_000)
+        assert process.counters["report_batches"] == 1
+        assert not process.reports_done
+        finisher = threading.Thread(
+            target=lambda: (
+                wait_until(lambda: answers.status()["consumers_parked"], "asleep"),
+                output.finish(),
+            )
+        )
+        finisher.start()
+        while not process.reports_done:
+            process.round(3_600_000)
+        finisher.join()
+    finally:
+        if process is not None:
+            process.close()
+        if writer is not None:
+            writer.close()
+        context.destroy(linger=0)
+        for ring in (orders, answers):
+            ring.close()
+            ring.unlink()
+        Doorbell.unlink(bell)

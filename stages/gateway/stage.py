@@ -10,12 +10,14 @@ Sockets (ZeroMQ) and rings:
   claim: a full ring is answered ``Busy`` at once (``Gateway.busy`` undoes the step), never
   waited on and never dropped. Cancels of an ending session (logout, heartbeat lapse with
   cancel on disconnect) cannot be refused: they wait in a queue for room.
-* released answers: a PULL bound on ``reports`` where the output stage PUSHes every batch of
-  events it released (only durable answers: output waits for persistence); they become
-  execution reports for the sessions owning the orders (``Gateway.on_events``) and market
-  data (``stages.marketdata.DepthBuilder``): incremental depth, trades and best bid/offer
-  on a PUB bound on every ``market_data`` endpoint, topic per symbol, a full snapshot of
-  every symbol every ``snapshot_every_s``.
+* released answers: the **answers ring** (consumer; output, its producer, publishes every
+  batch of events it released: only durable answers, output waits for persistence); they
+  become execution reports for the sessions owning the orders (``Gateway.on_events``) and
+  market data (``stages.marketdata.DepthBuilder``): incremental depth, trades and best
+  bid/offer on a PUB bound on every ``market_data`` endpoint, topic per symbol, a full
+  snapshot of every symbol every ``snapshot_every_s``. After a restart the answers at the
+  front that left before the crash (``stages.restart.ReleasedBefore``) move the orders and
+  books along but are not reported again.
 * CURVE: with a server key, every ROUTER and PUB endpoint is a CURVE server and a ZAP
   handler admits only the authorised client keys; each connection's accounts come from its
   key (ZeroMQ's ``User-Id`` of each frame), so one key cannot act for another account.
@@ -28,11 +30,13 @@ crash the restarted gateway is ``Gateway.restore``d from the restart state's res
 orders, the journaled commands after it (sent again by ingest) and that log, so clients
 find their orders by client order id again; it then starts a new, compact log.
 
-The loop waits on both sockets at once (``zmq.Poller``), so a round starts as soon as a
-report is released or an order arrives; between rounds it answers the
-control plane, sends heartbeats and expires silent sessions. A ``stop`` finishes the orders
-ring (ingest drains and ends, and the end flows down to output) and refuses new requests;
-the gateway keeps sending reports until output says it is done (an empty frame), then exits.
+The loop sleeps in one ``zmq.Poller`` over the ROUTER and the answers ring's doorbell (a
+pipe output's publishes ring while the gateway sleeps: ``ringbuffer.doorbell``), so a
+round starts as soon as an answer is released or an order arrives; between rounds it
+answers the control plane, sends heartbeats and expires silent sessions. A ``stop``
+finishes the orders ring (ingest drains and ends, and the end flows down to output) and
+refuses new requests; the gateway keeps sending reports until output finishes the answers
+ring and everything in it was taken, then exits.
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ import msgspec
 import numpy as np
 import zmq
 
-from ringbuffer import Ring, wait_strategy
+from ringbuffer import Consumer, Doorbell, EndOfStreamError, Ring, wait_strategy
 from ringbuffer.records import copy_records
 from stages.engine import EngineConfig
 from stages.gateway.codec import MAX_BATCH
@@ -62,12 +66,14 @@ from stages.marketdata.messages import encode as encode_market_data
 from stages.marketdata.messages import topic
 from stages.persistence.journal_reader import JournalReader
 from stages.records import COMMAND_DTYPE, EVENT_DTYPE
-from stages.restart import RestartPoint
+from stages.restart import ReleasedBefore, RestartPoint
 
 #: the longest the loop waits for a frame before it answers control and expires sessions (ms)
 IDLE_MS = 50
-#: requests (or report batches) taken per round, so neither side starves the other
+#: requests taken per round, so neither side starves the other
 ROUND = 256
+#: released answers (events) taken per round, likewise
+ANSWERS_ROUND = 8192
 #: the garbage collector's first-generation threshold in the gateway (Python's is 700):
 #: the gateway allocates a few objects per request and report and makes no cycles in
 #: its loop, and collections every 700 allocations cost ~25 % of its time per request
@@ -94,7 +100,9 @@ class GatewayStageConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True
     engine: EngineConfig
     bind: list[str]
     market_data: list[str]
-    reports: str  # the PULL endpoint output pushes released answers to
+    #: the answers ring's doorbell (a pipe output rings while the gateway sleeps; "": none,
+    #: the loop then looks at the ring every round it wakes for another reason)
+    answers_doorbell: str = ""
     depth: int = 10
     snapshot_every_s: float = 1.0
     server_public: str = ""  # z85 CURVE key pair of the server ("": no CURVE)
@@ -128,9 +136,12 @@ class GatewayProcess:
         capacity: int,
         restart: RestartPoint | None,
         context: zmq.Context,
+        answers: Consumer | None = None,
     ) -> None:
         self.config = config
         self.orders = orders  # Producer of the orders ring
+        self.answers = answers  # Consumer of the answers ring (None: no output runs)
+        self.released_before = ReleasedBefore(restart)
         engine = config.engine
         table = SymbolTable.from_risk(engine.risk)
         symbols = [instrument.symbol for instrument in engine.risk.instruments]
@@ -181,8 +192,7 @@ class GatewayProcess:
         self.auth = None
         self.router = context.socket(zmq.ROUTER)
         self.pub = context.socket(zmq.PUB)
-        self.pull = context.socket(zmq.PULL)
-        for socket in (self.router, self.pub, self.pull):
+        for socket in (self.router, self.pub):
             socket.setsockopt(zmq.LINGER, 0)
         self.router.setsockopt(zmq.ROUTER_MANDATORY, 0)  # a client gone: drop its reply
         # no send high-water mark: a ROUTER silently drops what a full pipe cannot take, and
@@ -192,11 +202,7 @@ class GatewayProcess:
         try:
             if config.server_secret:
                 self._curve(context)
-            for socket, endpoints in (
-                (self.router, config.bind),
-                (self.pub, config.market_data),
-                (self.pull, [config.reports]),
-            ):
+            for socket, endpoints in ((self.router, config.bind), (self.pub, config.market_data)):
                 for endpoint in endpoints:
                     _bind(socket, endpoint)
         except BaseException:  # e.g. a port in use: close what was opened, then say it
@@ -204,7 +210,10 @@ class GatewayProcess:
             raise
         self.poller = zmq.Poller()
         self.poller.register(self.router, zmq.POLLIN)
-        self.poller.register(self.pull, zmq.POLLIN)
+        self.doorbell: Doorbell | None = None
+        if answers is not None and config.answers_doorbell:
+            self.doorbell = Doorbell(config.answers_doorbell)
+            self.poller.register(self.doorbell.fileno(), zmq.POLLIN)
         self._next_expire = 0.0
         self._next_snapshot = 0.0
 
@@ -227,10 +236,14 @@ class GatewayProcess:
         in one frame per connection (a batch when there are several: ``codec``, Batches),
         after one write of the id log (fsynced) holding the round's NEWs and report seqs,
         and after the round's records were published (``_end_round``)."""
-        ready = dict(self.poller.poll(0 if self.pending else timeout_ms))
+        ready = dict(self.poller.poll(0))
+        if not ready and not self.pending and not self._answers_waiting():
+            ready = dict(self.poller.poll(timeout_ms))  # nothing to do: sleep
+        if self.doorbell is not None and self.doorbell.fileno() in ready:
+            self.doorbell.drain()  # rung: else the pipe stays readable and no poll sleeps
         now = time.monotonic()
-        if self.pull in ready:
-            self._take_reports()
+        if self.answers is not None:
+            self._take_answers()
         if self.router in ready:
             self._take_requests(now)
         if self.pending:
@@ -359,28 +372,48 @@ class GatewayProcess:
                     send([identity, frame], zmq.NOBLOCK)
         self.outbox.clear()
 
-    def _take_reports(self) -> None:
-        batches = 0
-        for _ in range(ROUND):
-            try:
-                frames = self.pull.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                break
-            if not frames[0]:
-                self.reports_done = True  # output finished: every answer is here
-                break
-            events = np.frombuffer(frames[0], dtype=EVENT_DTYPE)
+    def _answers_waiting(self) -> bool:
+        """Before sleeping: whether released answers wait in the ring (then do not sleep;
+        under load the loop never gets here: a socket or the doorbell is always ready).
+
+        The doorbell is drained first, then the consumer arms (``arm``: raises its parked flag
+        and looks again): an answer published after that look rings the doorbell, so the
+        poll cannot sleep through it (``ringbuffer.doorbell``)."""
+        if self.doorbell is None:
+            return False
+        self.doorbell.drain()
+        return self.answers.arm()  # type: ignore[union-attr]
+
+    def _take_answers(self) -> None:
+        """The released answers in the ring (up to ``ANSWERS_ROUND``): reports into the
+        round's outbox, market data out; the ring's end means output is done."""
+        answers = self.answers
+        views = answers.poll(ANSWERS_ROUND)  # type: ignore[union-attr]
+        if not views:
+            self._keep_house()
+            return
+        gateway, released_before = self.gateway, self.released_before
+        for events in views:
             # the answers at its front a restart says already left: they move the orders
             # along (and the books) but are not reported again
-            released = int.from_bytes(frames[1], "little") if len(frames) > 1 else 0
+            released = released_before.take(events["seq"]) if released_before.left else 0
             self.counters["report_batches"] += 1
-            batches += 1
-            self.gateway.on_events_into(self.outbox, events, released)
+            gateway.on_events_into(self.outbox, events, released)
             for message in self.depth.process(events):
                 self._publish(message)
-        if batches and self.id_log is not None:  # written before the reports leave
-            self.id_log.note_report_seqs(self.gateway.report_seqs())
-            self.id_log.note_applied(self.gateway.applied)
+        answers.release()  # type: ignore[union-attr]
+        self._keep_house()
+        if self.id_log is not None:  # written before the reports leave
+            self.id_log.note_report_seqs(gateway.report_seqs())
+            self.id_log.note_applied(gateway.applied)
+
+    def _keep_house(self) -> None:
+        """The answers consumer's heartbeat and checks (a wait would make them); the end
+        of the ring once everything in it was taken: output is done."""
+        try:
+            self.answers.keep_house()  # type: ignore[union-attr]
+        except EndOfStreamError:
+            self.reports_done = True
 
     def _publish(self, message: Any) -> None:
         self.counters["md_messages"] += 1
@@ -390,8 +423,10 @@ class GatewayProcess:
         if self.auth is not None:  # first: its thread must not see its sockets vanish
             self.auth.stop()
             self.auth = None
-        for socket in (self.router, self.pub, self.pull):
+        for socket in (self.router, self.pub):
             socket.close()
+        if self.doorbell is not None:
+            self.doorbell.close()
         if self.id_log is not None:
             self.id_log.close()
 
@@ -401,15 +436,23 @@ def run(
     config: GatewayStageConfig,
     control: ControlChannel | None = None,
     restart: RestartPoint | None = None,
+    answers_ring: str = "",
 ) -> StageResult:
-    """Run the gateway until a stop, then until output has sent its last answers."""
+    """Run the gateway until a stop, then until output has finished the answers ring."""
     ring = Ring.attach(orders_ring, COMMAND_DTYPE)
+    answers_ring_ = Ring.attach(answers_ring, EVENT_DTYPE) if answers_ring else None
     context = zmq.Context()
     process = None
     counters = LoopCounters(state="running")
     try:
         orders = ring.producer(wait_strategy(config.wait))
-        process = GatewayProcess(config, orders, ring.capacity, restart, context)
+        answers = None
+        if answers_ring_ is not None:
+            answers = answers_ring_.consumer("gateway", wait_strategy(config.wait))
+        process = GatewayProcess(config, orders, ring.capacity, restart, context, answers)
+        rings = {"orders": ring}
+        if answers_ring_ is not None:
+            rings["answers"] = answers_ring_
         gc.freeze()  # what start-up built lives for the run: never traversed again
         gc.set_threshold(*GC_THRESHOLD)
         last_beat = time.monotonic()
@@ -422,7 +465,7 @@ def run(
                 for request in control.poll():
                     kind = request_kind(request)
                     if kind == "status":
-                        control.reply(request, _status(process, counters, ring))
+                        control.reply(request, _status(process, counters, rings))
                     elif kind == "stop":
                         process.stopping = True
                         counters.state = "draining"
@@ -440,15 +483,21 @@ def run(
         counters.records = process.counters["requests"]
         details = {**process.counters, **process.gateway.counters, **_restored(process)}
         orders.close()
+        if answers is not None:
+            answers.close()
         return StageResult("gateway", counters, "stop", details)
     finally:
         if process is not None:
             process.close()
         context.destroy(linger=0)  # closes the sockets a failed start left open (term waits)
         ring.close()
+        if answers_ring_ is not None:
+            answers_ring_.close()
 
 
-def _status(process: GatewayProcess, counters: LoopCounters, ring: Ring) -> dict[str, Any]:
+def _status(
+    process: GatewayProcess, counters: LoopCounters, rings: dict[str, Ring]
+) -> dict[str, Any]:
     return {
         **counters.as_dict(),
         "records": process.counters["requests"],
@@ -456,7 +505,7 @@ def _status(process: GatewayProcess, counters: LoopCounters, ring: Ring) -> dict
         **process.counters,
         **{f"gateway_{k}": v for k, v in process.gateway.counters.items()},
         **_restored(process),
-        "rings": ring_positions({"orders": ring}),
+        "rings": ring_positions(rings),
     }
 
 

@@ -14,8 +14,11 @@ again after a restart are not timed), and a check
 that every command is answered once, in order: event seqs never go back and never skip a
 command.
 
-With an order gateway (``load.source = "gateway"``) every released batch also goes to it
-(``GatewaySink``): execution reports for its clients and market data.
+With an order gateway (``load.source = "gateway"``) every released batch also goes to it,
+whole, through the **answers ring** (output its producer, the gateway its consumer, which
+sleeps in a poll over its sockets and the ring's doorbell: ``ringbuffer.doorbell``): the
+gateway makes execution reports for its clients and market data of it. A full ring holds
+output up (back-pressure; nothing is dropped), and output's end finishes the ring.
 
 How far it released, for a restart: after each batch the seq of the last answer released
 and how many answers of that seq left so far go to the ``progress`` file (16 bytes written
@@ -37,14 +40,13 @@ from typing import Any
 
 import msgspec
 import numpy as np
-import zmq
 
-from ringbuffer import Consumer, Ring, WaitTimeoutError, wait_strategy
+from ringbuffer import Consumer, Doorbell, Ring, WaitTimeoutError, wait_strategy
 from stages.latency import HopLatency
 from stages.loop import ControlChannel, StageLoop, StageResult, Views, ring_positions
 from stages.outcomes import Outcomes
 from stages.records import COMMAND_DTYPE, EVENT_DTYPE
-from stages.restart import RestartPoint
+from stages.restart import ReleasedBefore, RestartPoint
 
 CONSUMER = "output"
 DURABLE_WAIT = 0.05
@@ -56,33 +58,8 @@ class OutputConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     wait: str = "backoff"
     progress: str = ""  # the progress file ("": none is kept)
     release_log: str = ""  # append every released answer here (EVENT_DTYPE records)
-    reports: str = ""  # the gateway's endpoint for released answers ("": no gateway)
-
-
-class GatewaySink:
-    """Hands every released batch to the gateway (a PUSH to its PULL, one frame per batch,
-    plus how many answers at its front a restart says already left: the gateway applies
-    them to its market-data books but does not report them again). A slow gateway holds
-    output up (a blocking send): back-pressure, never a dropped answer. ``close`` sends the
-    end (an empty frame) and lingers until it is delivered."""
-
-    LINGER_MS = 5000
-
-    def __init__(self, endpoint: str) -> None:
-        self.context = zmq.Context()
-        self.socket = self.context.socket(zmq.PUSH)
-        self.socket.setsockopt(zmq.LINGER, self.LINGER_MS)
-        self.socket.connect(endpoint)
-
-    def __call__(self, events: np.ndarray, dropped: int) -> None:
-        self.socket.send_multipart([events.tobytes(), dropped.to_bytes(8, "little")])
-
-    def finish(self) -> None:
-        self.socket.send(b"")
-
-    def close(self) -> None:
-        self.socket.close()
-        self.context.term()
+    #: the answers ring's doorbell (``answers_ring`` given: the gateway sleeps on it)
+    answers_doorbell: str = ""
 
 
 def trim_release_log(path: str | os.PathLike[str], seq: int, count: int) -> int:
@@ -120,7 +97,7 @@ class Releaser:
         restart: RestartPoint | None = None,
         progress: str = "",
         release_log: str = "",
-        sink: Callable[[np.ndarray, int], None] | None = None,
+        sink: Callable[[np.ndarray], None] | None = None,
     ) -> None:
         self.durable_in = durable_in
         self.sink = sink
@@ -134,13 +111,12 @@ class Releaser:
         self.gaps = 0  # commands skipped (never answered)
         self.out_of_order = 0  # events of a command already left behind
         self.events = 0
-        self.skip = 0  # answers already released before a restart
+        self.released_before = ReleasedBefore(restart)  # left before a restart: dropped
         self.tail = (0, 0)  # (last seq released, answers of it released)
         if restart is not None:
             self.last_seq = restart.state_seq
-            self.skip = restart.released_of_first
-            if self.skip:
-                self.tail = (restart.state_seq + 1, self.skip)
+            if restart.released_of_first:
+                self.tail = (restart.state_seq + 1, restart.released_of_first)
         self._log = -1
         if release_log:
             self._log = os.open(release_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -166,26 +142,12 @@ class Releaser:
             while self.durable_seq < need:
                 with contextlib.suppress(WaitTimeoutError):
                     self._follow_durable(True)
-            full, dropped = view, 0
-            if self.skip:
-                view = self._drop_released(view)
-                dropped = len(full) - len(view)
-            if self.sink is not None:
-                self.sink(full, dropped)
+            if self.sink is not None:  # whole: the gateway counts off what left itself
+                self.sink(view)
+            if self.released_before.left:
+                view = view[self.released_before.take(view["seq"]) :]
             if len(view):
                 self._release(view)
-
-    def _drop_released(self, view: np.ndarray) -> np.ndarray:
-        """Drop the answers a restart says already left (all of the first command resent)."""
-        n = min(self.skip, len(view))
-        first = self.tail[0]
-        if (view["seq"][:n] != first).any():
-            raise RuntimeError(
-                f"restart: the first {self.skip} answers should be of seq {first}, but "
-                f"seq {int(view['seq'][0])}..{int(view['seq'][n - 1])} came"
-            )
-        self.skip -= n
-        return view[n:]
 
     def _release(self, events: np.ndarray) -> None:
         now = time.perf_counter_ns()
@@ -247,8 +209,12 @@ def run(
     config: OutputConfig | None = None,
     control: ControlChannel | None = None,
     restart: RestartPoint | None = None,
+    answers_ring: str = "",
 ) -> StageResult:
     """Run the output stage until matching finishes the events ring.
+
+    ``answers_ring``: the ring to the order gateway (its producer; "": no gateway), whose
+    doorbell ``config.answers_doorbell`` rings when the gateway sleeps.
 
     ``details``: ``events``, ``answered`` (distinct commands), ``last_seq``, ``gaps`` and
     ``out_of_order`` (both 0 when every command was answered once, in order),
@@ -258,36 +224,44 @@ def run(
     config = config if config is not None else OutputConfig()
     commands = Ring.attach(commands_ring, COMMAND_DTYPE)
     events = Ring.attach(events_ring, EVENT_DTYPE)
+    answers = Ring.attach(answers_ring, EVENT_DTYPE) if answers_ring else None
+    doorbell = None
     releaser = None
     try:
         events_in = events.consumer(CONSUMER, wait_strategy(config.wait))
         durable_in = commands.consumer(CONSUMER, wait_strategy(config.wait))
-        sink = GatewaySink(config.reports) if config.reports else None
+        outputs = []
+        if answers is not None:
+            answers_out = answers.producer(wait_strategy(config.wait))
+            if config.answers_doorbell:
+                doorbell = Doorbell(config.answers_doorbell)
+                answers_out.ring_doorbell(doorbell)
+            outputs.append(answers_out)  # finished with the loop: the gateway's end
+        sink = outputs[0].publish_batch if outputs else None  # a full ring: wait, never drop
         releaser = Releaser(durable_in, restart, config.progress, config.release_log, sink)
+        rings = {"commands": commands, "events": events}
+        if answers is not None:
+            rings["answers"] = answers
 
         def status() -> dict[str, Any]:
-            return {
-                **releaser.counters(),
-                "rings": ring_positions({"commands": commands, "events": events}),
-            }
+            return {**releaser.counters(), "rings": ring_positions(rings)}
 
         loop = StageLoop(
-            events_in,
-            releaser.handle,
-            control=control,
-            idle=releaser.idle,
-            status=status,
-            finish=sink.finish if sink is not None else None,
+            events_in, releaser.handle, outputs, control=control, idle=releaser.idle, status=status
         )
         stopped_by = loop.run()
         details = releaser.details()
         events_in.close()
         durable_in.close()
+        for producer in outputs:
+            producer.close()
         return StageResult("output", loop.counters, stopped_by, details)
     finally:
         if releaser is not None:
             releaser.close()
-            if releaser.sink is not None:
-                releaser.sink.close()
+        if doorbell is not None:
+            doorbell.close()
         commands.close()
         events.close()
+        if answers is not None:
+            answers.close()
