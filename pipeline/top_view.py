@@ -31,12 +31,12 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 
 from pipeline import control_messages as m
-from pipeline.topology import CHECKED, COMMANDS, EVENTS, STAGES
+from pipeline.topology import ANSWERS, CHECKED, COMMANDS, EVENTS, ORDERS, STAGES
 
 #: the stages in the order records flow through them (``STAGES`` is the start order:
 #: consumers before their producers)
 FLOW_ORDER = tuple(reversed(STAGES))
-RING_ORDER = (COMMANDS, CHECKED, EVENTS)
+RING_ORDER = (ORDERS, COMMANDS, CHECKED, EVENTS, ANSWERS)
 NO_ANSWER = "no answer"
 _HOP = re.compile(r"hop_(?P<name>.+)_p(?P<pct>50|99)_ns")
 

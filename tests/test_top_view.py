@@ -111,6 +111,25 @@ def test_a_stage_lists_its_fullest_input_ring_and_positions_never_give_negative_
     assert [r.ring for r in shown.rings] == ["checked", "events"]  # flow order
 
 
+def test_the_gateways_rings_come_first_and_last_and_its_backlog_is_the_answers_ring() -> None:
+    gateway_rings = {
+        "orders.published": 40,
+        "orders.capacity": 64,
+        "answers.published": 96,
+        "answers.capacity": 128,
+        "answers.gateway": 32,
+    }
+    ingest_rings = {"orders.ingest": 40, "commands.published": 8, "commands.capacity": 16}
+    shown = frame(
+        None,
+        pipeline(reply("gateway", 1, rings=gateway_rings), reply("ingest", 1, rings=ingest_rings)),
+        0.0,
+    )
+    assert [r.ring for r in shown.rings] == ["orders", "commands", "answers"]  # flow order
+    assert row(shown, "gateway").backlog == ("answers", 0.5)
+    assert row(shown, "ingest").backlog == ("orders", 0.0)
+
+
 def test_ring_positions_missing_parts_show_dashes_and_odd_keys_are_ignored() -> None:
     rings = {"events.risk": 5, "nodot": 3, ".capacity": 9}  # no published, no capacity
     shown = frame(None, pipeline(reply("risk", 1, rings=rings)), 0.0)
