@@ -51,7 +51,9 @@ def test_following_in_small_steps_reaches_the_engines_state_and_snapshots_on_sch
         follower.advance(durable, budget=500)
         assert follower.applied <= durable  # never past what is durable
     assert follower.engine.state_hash() == reference.state_hash()
-    assert len(follower.snapshots) == len(store.paths()) >= last // 2000 - 1
+    assert len(follower.snapshots) == len(store.paths())
+    seqs = [int(path.stem.split("-")[1]) for path in follower.snapshots]
+    assert seqs == list(range(2000, last + 1, 2000))  # each at the seq it fell due at
     for path in follower.snapshots:  # each one a start a replay arrives from at the same end
         seq = int(path.stem.split("-")[1])
         replayed = replay_journal(journal, store.directory, Engine, snapshot_max_seq=seq)
@@ -78,3 +80,31 @@ def test_nothing_durable_yet_applies_nothing(tmp_path):
     journal = _journal(tmp_path, _batches(3))
     follower = JournalFollower(journal, Engine(), Snapshotter(SnapshotStore(tmp_path), 10))
     assert follower.advance(0) == 0 and follower.applied == 0
+
+
+def test_a_step_is_one_engine_pass_per_snapshot_period_it_touches(tmp_path):
+    """Not one pass per journal block: each pass costs kernel dispatches, and per block
+    they were most of the replica's time."""
+    batches = _batches(60)
+    journal = _journal(tmp_path, batches)
+    last = int(batches[-1]["seq"][-1])
+    engine = Engine()
+    passes: list[int] = []
+    process = engine.process
+
+    def counted(commands: np.ndarray) -> np.ndarray:
+        passes.append(len(commands))
+        return process(commands)
+
+    engine.process = counted  # type: ignore[method-assign]
+    store = SnapshotStore(tmp_path / "snapshots", keep=100)
+    every = last // 2
+    follower = JournalFollower(journal, engine, Snapshotter(store, every_records=every))
+    assert follower.advance(last, budget=last) == last
+    periods = last // every + (1 if last % every else 0)  # up to each snapshot seq, the rest
+    assert len(batches) > 50 and len(passes) == periods
+    assert sum(passes) == last
+    reference = Engine()
+    for batch in batches:
+        reference.process(batch.copy())
+    assert engine.state_hash() == reference.state_hash()
