@@ -440,19 +440,19 @@ def run(
 ) -> StageResult:
     """Run the gateway until a stop, then until output has finished the answers ring."""
     ring = Ring.attach(orders_ring, COMMAND_DTYPE)
-    answers_ring_ = Ring.attach(answers_ring, EVENT_DTYPE) if answers_ring else None
+    answers_segment = Ring.attach(answers_ring, EVENT_DTYPE) if answers_ring else None
     context = zmq.Context()
     process = None
     counters = LoopCounters(state="running")
     try:
         orders = ring.producer(wait_strategy(config.wait))
         answers = None
-        if answers_ring_ is not None:
-            answers = answers_ring_.consumer("gateway", wait_strategy(config.wait))
+        if answers_segment is not None:
+            answers = answers_segment.consumer("gateway", wait_strategy(config.wait))
         process = GatewayProcess(config, orders, ring.capacity, restart, context, answers)
         rings = {"orders": ring}
-        if answers_ring_ is not None:
-            rings["answers"] = answers_ring_
+        if answers_segment is not None:
+            rings["answers"] = answers_segment
         gc.freeze()  # what start-up built lives for the run: never traversed again
         gc.set_threshold(*GC_THRESHOLD)
         last_beat = time.monotonic()
@@ -491,8 +491,8 @@ def run(
             process.close()
         context.destroy(linger=0)  # closes the sockets a failed start left open (term waits)
         ring.close()
-        if answers_ring_ is not None:
-            answers_ring_.close()
+        if answers_segment is not None:
+            answers_segment.close()
 
 
 def _status(
