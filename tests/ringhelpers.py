@@ -50,3 +50,13 @@ def wait_until(condition: Callable[[], object], what: str, timeout: float = 60) 
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting until {what}"
         time.sleep(0.001)
+
+
+def reap(processes: list) -> None:
+    """Join every process a test started (30 s each), killing any still alive: a failed
+    test leaves nothing running."""
+    for process in processes:
+        process.join(30)
+        if process.is_alive():
+            process.kill()
+            process.join()

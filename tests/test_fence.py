@@ -10,7 +10,7 @@ import pytest
 
 from ringbuffer import Ring, fence
 from tests import ringworkers
-from tests.ringhelpers import RECORD
+from tests.ringhelpers import RECORD, reap
 
 ATOMIC_STORE = re.compile(r"store atomic i64 %\S+, ptr %\S+ (\w+), align 8")
 ATOMIC_LOAD = re.compile(r"load atomic i64, ptr %\S+ (\w+), align 8")
@@ -70,11 +70,7 @@ def test_stream_through_the_compiled_fence_path_between_processes(monkeypatch):
         try:
             assert results.get(timeout=240) == ("c", total, None)
         finally:
-            for process in (producer, consumer):
-                process.join(30)
-                if process.is_alive():
-                    process.kill()
-                    process.join()
+            reap([producer, consumer])
     # and the children really ran the compiled path, not the x86 plain stores
     modes = spawn.Queue()
     probe = spawn.Process(target=ringworkers.report_fence_mode, args=(modes,))

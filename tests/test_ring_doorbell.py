@@ -11,7 +11,7 @@ import pytest
 
 from ringbuffer import Doorbell, EndOfStreamError, Ring
 from tests import ringworkers
-from tests.ringhelpers import RECORD, make_records
+from tests.ringhelpers import RECORD, make_records, reap
 
 SPAWN = multiprocessing.get_context("spawn")
 
@@ -116,11 +116,7 @@ def test_a_consumer_sleeping_on_the_doorbell_is_always_woken(bell_path):
                 role, *figures = results.get(timeout=100)
                 reports[role] = figures
         finally:
-            for process in processes:
-                process.join(30)
-                if process.is_alive():
-                    process.kill()
-                    process.join()
+            reap(processes)
     assert reports["producer"] == [total, None]
     count, slept, timed_out, error = reports["c"]
     assert error is None, error

@@ -11,7 +11,7 @@ import pytest
 
 from ringbuffer import ConsumerSpec, EndOfStreamError, PeerDeadError, Ring, WaitTimeoutError
 from tests import ringworkers
-from tests.ringhelpers import RECORD, make_records, wait_until
+from tests.ringhelpers import RECORD, make_records, reap, wait_until
 
 pytestmark = [pytest.mark.slow]
 
@@ -246,11 +246,7 @@ def test_producers_attaching_at_the_same_moment_exactly_one_wins():
         try:
             outcomes = [results.get(timeout=120) for _ in range(contenders * rounds)]
         finally:
-            for process in processes:
-                process.join(30)
-                if process.is_alive():
-                    process.kill()
-                    process.join()
+            reap(processes)
     for name in names:
         mine = [outcome[1:] for outcome in outcomes if outcome[0] == name]
         winners = [pid for outcome, pid, _ in mine if outcome == "attached"]

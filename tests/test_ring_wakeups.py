@@ -9,7 +9,7 @@ import pytest
 
 from ringbuffer import Ring
 from tests import ringworkers
-from tests.ringhelpers import RECORD
+from tests.ringhelpers import RECORD, reap
 
 SPAWN = multiprocessing.get_context("spawn")
 PARK_NS = 20_000_000_000  # 20 s: a waiter that sleeps through a publish is unmistakable
@@ -50,11 +50,7 @@ def test_parked_waiters_are_always_woken_while_records_flow(fences, monkeypatch)
                 role, count, woken, timed_out, error = results.get(timeout=240)
                 reports[role] = (count, woken, timed_out, error)
         finally:
-            for process in processes:
-                process.join(30)
-                if process.is_alive():
-                    process.kill()
-                    process.join()
+            reap(processes)
     for role, (count, _woken, timed_out, error) in reports.items():
         assert error is None, f"{role}: {error}"
         assert count == TOTAL, f"{role} got {count} of {TOTAL} records"
