@@ -539,7 +539,7 @@ def test_random_flows_crashed_anywhere_restore_the_engines_view(
 
 @pytest.mark.slow
 @settings(
-    max_examples=1500,
+    max_examples=900,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )

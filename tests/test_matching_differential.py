@@ -82,7 +82,7 @@ def test_process_into_small_buffer_resumes_exactly(seed, n, out_size):
 
 
 @pytest.mark.slow
-@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=350, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=seeds, n=st.integers(1, 2000), odd=odd_rates, cuts=cut_lists,
        capacity=st.sampled_from([1, 2, 64]))  # fmt: skip
 def test_engine_matches_reference_long(seed, n, odd, cuts, capacity):
