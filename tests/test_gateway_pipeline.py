@@ -31,7 +31,7 @@ from ringbuffer import ConsumerSpec, Doorbell, Ring
 from stages.engine import Engine
 from stages.gateway import protocol as p
 from stages.gateway.codec import sniff
-from stages.gateway.stage import GatewayProcess, GatewayStageConfig
+from stages.gateway.stage import GatewayBindError, GatewayProcess, GatewayStageConfig
 from stages.marketdata.local_book import LocalBook
 from stages.marketdata.messages import decode as decode_market_data
 from stages.persistence.recovery import replay_journal
@@ -353,3 +353,22 @@ def test_a_sleeping_gateway_is_woken_by_a_released_answer_and_ends_with_the_ring
             ring.close()
             ring.unlink()
         Doorbell.unlink(bell)
+
+
+def test_an_endpoint_the_gateway_cannot_bind_is_said_as_such(tmp_path):
+    """The bind error names the endpoint (the process closes what it opened first)."""
+    (tmp_path / "gw.sock").mkdir()  # a directory where the socket should go
+    ring = Ring.create(f"gw-bind-{tmp_path.name[-8:]}", COMMAND_DTYPE, 4, (ConsumerSpec("ingest"),))
+    context = zmq.Context()
+    try:
+        config = GatewayStageConfig(
+            engine=default_engine(),
+            bind=[f"ipc://{tmp_path}/gw.sock"],
+            market_data=[f"ipc://{tmp_path}/md.sock"],
+        )
+        with pytest.raises(GatewayBindError, match=r"cannot listen on ipc://.*gw\.sock"):
+            GatewayProcess(config, ring.producer(), ring.capacity, None, context)
+    finally:
+        context.destroy(linger=0)
+        ring.close()
+        ring.unlink()

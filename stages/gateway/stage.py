@@ -190,6 +190,7 @@ class GatewayProcess:
         self.capacity = capacity
         self.counters = {"requests": 0, "report_batches": 0, "md_messages": 0}
         self.auth = None
+        self.doorbell: Doorbell | None = None  # opened once the sockets are bound (close)
         self.router = context.socket(zmq.ROUTER)
         self.pub = context.socket(zmq.PUB)
         for socket in (self.router, self.pub):
@@ -210,7 +211,6 @@ class GatewayProcess:
             raise
         self.poller = zmq.Poller()
         self.poller.register(self.router, zmq.POLLIN)
-        self.doorbell: Doorbell | None = None
         if answers is not None and config.answers_doorbell:
             self.doorbell = Doorbell(config.answers_doorbell)
             self.poller.register(self.doorbell.fileno(), zmq.POLLIN)
