@@ -26,6 +26,7 @@ non-blocking, which on Linux never blocks and never fails for want of the other 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 from pathlib import Path
@@ -47,10 +48,15 @@ class Doorbell:
             raise ValueError(f"doorbell {str(self.path)!r} is not a named pipe")
         self._fd = os.open(self.path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
 
-    @classmethod
-    def create(cls, path: str | os.PathLike[str]) -> Path:
-        """Make the pipe (0600); refuses a path that exists. Returns the path."""
-        os.mkfifo(path, 0o600)
+    @staticmethod
+    def create(path: str | os.PathLike[str]) -> Path:
+        """Make the pipe (0600); refuses a path that exists (``FileExistsError`` naming it:
+        ``os.mkfifo``'s own does not). Returns the path."""
+        try:
+            os.mkfifo(path, 0o600)
+        except FileExistsError:
+            text = "File exists: a doorbell pipe cannot be made there"
+            raise FileExistsError(errno.EEXIST, text, os.fspath(path)) from None
         return Path(path)
 
     @staticmethod

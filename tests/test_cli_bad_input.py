@@ -276,6 +276,17 @@ RUN_CASES: list[Case] = [
         ),
     ),
     Case(
+        "run-gateway-doorbell-path-taken",
+        _run_config,
+        ExitStatus.FAILED,
+        r"rd/answers\.bell: File exists: a doorbell pipe cannot be made there",
+        lambda tmp: (
+            _config('[load]\nsource = "gateway"\n[pipeline]\nrun_dir = "rd"\n')(tmp),
+            (tmp / "rd").mkdir(mode=0o700),
+            (tmp / "rd" / "answers.bell").mkdir(),  # not ours: kept, and the run refused
+        ),
+    ),
+    Case(
         "run-pipeline-run-dir-is-a-file",
         lambda tmp: [*_run_config(tmp), "--pipeline"],  # the flag: still accepted
         ExitStatus.USAGE,

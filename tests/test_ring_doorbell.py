@@ -30,8 +30,9 @@ def bell_path(tmp_path):
 def test_create_refuses_an_existing_path_and_open_refuses_what_is_not_a_pipe(tmp_path):
     plain = tmp_path / "plain"
     plain.write_bytes(b"")
-    with pytest.raises(FileExistsError):
+    with pytest.raises(FileExistsError) as refused:
         Doorbell.create(plain)
+    assert refused.value.filename == str(plain)  # named: os.mkfifo's own error is not
     with pytest.raises(ValueError, match="not a named pipe"):
         Doorbell(plain)
     with pytest.raises(FileNotFoundError, match="does not exist"):
