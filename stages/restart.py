@@ -9,7 +9,8 @@ journaled commands after ``state_seq`` again, as they were journaled (same seq, 
 stamps, so throttles and settlement windows decide alike), then the operator's queue and
 its source, which skips the ``source_taken`` commands the journal already holds. Output
 drops the first ``released_of_first`` answers of the first command sent again: they left
-before the crash (``ReleasedBefore``; the gateway counts them off the same way). Persistence appends only what is new (it skips seqs it already holds).
+before the crash (``ReleasedBefore``; the gateway counts them off the same way).
+Persistence appends only what is new (it skips seqs it already holds).
 
 A plain msgspec Struct: it crosses into every stage process as a keyword argument.
 """
